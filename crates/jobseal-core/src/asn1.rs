@@ -100,6 +100,33 @@ impl JobBinding {
     }
 }
 
+/// The keyUsage bits of an encoded KeyUsage extension value, bit 0
+/// (digitalSignature) as the lowest bit; `None` if malformed.
+pub fn key_usage_bits(ext_value: &[u8]) -> Option<u16> {
+    let bits = crate::tlv::read_all(ext_value)?;
+    if bits.tag != 0x03 {
+        return None;
+    }
+    let (&unused, bytes) = bits.value.split_first()?;
+    if unused > 7 || bytes.len() > 2 || (bytes.is_empty() && unused != 0) {
+        return None;
+    }
+    let mut out = 0u16;
+    for (i, b) in bytes.iter().enumerate() {
+        for bit in 0..8 {
+            if b & (0x80 >> bit) != 0 {
+                out |= 1 << (i * 8 + bit);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// keyUsage digitalSignature.
+pub const KU_DIGITAL_SIGNATURE: u16 = 1 << 0;
+/// keyUsage keyCertSign.
+pub const KU_KEY_CERT_SIGN: u16 = 1 << 5;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +157,9 @@ mod tests {
             ..pci
         };
         let der = with_len.to_der().unwrap();
-        assert_eq!(ProxyCertInfo::from_der(&der).unwrap().path_len_constraint, Some(0));
+        assert_eq!(
+            ProxyCertInfo::from_der(&der).unwrap().path_len_constraint,
+            Some(0)
+        );
     }
 }

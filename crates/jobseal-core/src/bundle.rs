@@ -24,7 +24,10 @@ impl Bundle {
         if text.len() > limits::MAX_BUNDLE_BYTES {
             return Err(Error::new(
                 Reason::LimitExceeded,
-                format!("the bundle is larger than {} bytes", limits::MAX_BUNDLE_BYTES),
+                format!(
+                    "the bundle is larger than {} bytes",
+                    limits::MAX_BUNDLE_BYTES
+                ),
             ));
         }
         let blocks = parse_blocks(text).map_err(|e| Error::new(Reason::BundleMalformed, e.0))?;
@@ -34,7 +37,10 @@ impl Bundle {
             match block.label.as_str() {
                 "CERTIFICATE" => {
                     if block.der.len() > limits::MAX_CERT_BYTES {
-                        return Err(Error::new(Reason::LimitExceeded, "a certificate is larger than 64 KiB"));
+                        return Err(Error::new(
+                            Reason::LimitExceeded,
+                            "a certificate is larger than 64 KiB",
+                        ));
                     }
                     certificates.push(block.der);
                 }
@@ -54,12 +60,18 @@ impl Bundle {
             }
         }
         if certificates.is_empty() {
-            return Err(Error::new(Reason::BundleMalformed, "the bundle holds no certificate"));
+            return Err(Error::new(
+                Reason::BundleMalformed,
+                "the bundle holds no certificate",
+            ));
         }
         if certificates.len() > limits::MAX_CHAIN_CERTS {
             return Err(Error::new(
                 Reason::LimitExceeded,
-                format!("the bundle holds more than {} certificates", limits::MAX_CHAIN_CERTS),
+                format!(
+                    "the bundle holds more than {} certificates",
+                    limits::MAX_CHAIN_CERTS
+                ),
             ));
         }
         let manifest = match <[Vec<u8>; 1]>::try_from(manifests) {
@@ -67,14 +79,23 @@ impl Bundle {
             Err(m) => {
                 return Err(Error::new(
                     Reason::BundleManifestCount,
-                    format!("the bundle holds {} {MANIFEST_LABEL} blocks, expected exactly one", m.len()),
+                    format!(
+                        "the bundle holds {} {MANIFEST_LABEL} blocks, expected exactly one",
+                        m.len()
+                    ),
                 ));
             }
         };
         if manifest.len() > limits::MAX_MANIFEST_BYTES {
-            return Err(Error::new(Reason::LimitExceeded, "the signed manifest is too large"));
+            return Err(Error::new(
+                Reason::LimitExceeded,
+                "the signed manifest is too large",
+            ));
         }
-        Ok(Self { certificates, manifest })
+        Ok(Self {
+            certificates,
+            manifest,
+        })
     }
 
     /// PEM text: certificates leaf first, then the manifest.

@@ -161,7 +161,12 @@ mod tests {
                 .algorithm(alg.iana())
                 .content_type(CONTENT_TYPE.to_string())
                 .build();
-            assert_eq!(h.to_vec().unwrap(), alg.protected_header(), "{}", alg.name());
+            assert_eq!(
+                h.to_vec().unwrap(),
+                alg.protected_header(),
+                "{}",
+                alg.name()
+            );
         }
     }
 

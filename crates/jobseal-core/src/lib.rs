@@ -14,10 +14,13 @@ pub mod bundle;
 pub mod cose;
 pub mod limits;
 pub mod manifest;
+pub mod name;
 pub mod oid;
 pub mod pem;
 pub mod reason;
 pub mod time;
+pub mod tlv;
+pub mod voms;
 
 pub use reason::{Error, Reason};
 

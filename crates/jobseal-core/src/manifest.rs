@@ -137,7 +137,10 @@ impl Manifest {
     /// Decode and validate a manifest. Only the deterministic encoding of a
     /// schema-valid manifest is accepted.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, Error> {
-        let mut d = Decoder { input: bytes, pos: 0 };
+        let mut d = Decoder {
+            input: bytes,
+            pos: 0,
+        };
         let value = d.value(0)?;
         if d.pos != bytes.len() {
             return Err(malformed("trailing bytes after the manifest"));
@@ -158,10 +161,16 @@ impl Manifest {
             Some(Value::Uint(v)) => {
                 return Err(Error::new(
                     Reason::ManifestUnsupportedVersion,
-                    format!("manifest version {v} is not supported (this verifier reads version {MANIFEST_VERSION})"),
+                    format!(
+                        "manifest version {v} is not supported (this verifier reads version {MANIFEST_VERSION})"
+                    ),
                 ));
             }
-            _ => return Err(malformed("the manifest version is missing or not an integer")),
+            _ => {
+                return Err(malformed(
+                    "the manifest version is missing or not an integer",
+                ));
+            }
         }
         let mut take = |k: u64| fields.remove(&k);
         let job_id = bytes_field(take(key::JOB_ID), "job id")?;
@@ -185,7 +194,11 @@ impl Manifest {
                         (Value::Text(k), Value::Text(v)) if !k.is_empty() && !k.contains('=') => {
                             env.insert(k, v);
                         }
-                        _ => return Err(malformed("environment entries must be NAME => value text strings")),
+                        _ => {
+                            return Err(malformed(
+                                "environment entries must be NAME => value text strings",
+                            ));
+                        }
                     }
                 }
                 Some(env)
@@ -214,8 +227,13 @@ impl Manifest {
             Some(_) => return Err(malformed("the VO must be a non-empty text string")),
         };
         let sites = text_list(take(key::SITES), "sites", limits::MAX_SITES)?;
-        if sites.as_ref().is_some_and(|s| s.is_empty() || s.iter().any(String::is_empty)) {
-            return Err(malformed("target sites, when present, must be non-empty names"));
+        if sites
+            .as_ref()
+            .is_some_and(|s| s.is_empty() || s.iter().any(String::is_empty))
+        {
+            return Err(malformed(
+                "target sites, when present, must be non-empty names",
+            ));
         }
         let not_before = uint_field(take(key::NOT_BEFORE), "not-before")?;
         let not_after = uint_field(take(key::NOT_AFTER), "not-after")?;
@@ -270,7 +288,9 @@ pub fn check_input_name(name: &str) -> Result<(), Error> {
     let bad = name.is_empty()
         || name.starts_with('/')
         || name.contains('\0')
-        || name.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+        || name
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..");
     if bad {
         return Err(malformed(format!(
             "bad input name {name:?}: inputs are relative paths without '.' or '..' components"
@@ -290,14 +310,18 @@ fn limit(msg: impl Into<String>) -> Error {
 fn uint_field(v: Option<Value>, what: &str) -> Result<u64, Error> {
     match v {
         Some(Value::Uint(n)) => Ok(n),
-        _ => Err(malformed(format!("the {what} field is missing or not an unsigned integer"))),
+        _ => Err(malformed(format!(
+            "the {what} field is missing or not an unsigned integer"
+        ))),
     }
 }
 
 fn bytes_field(v: Option<Value>, what: &str) -> Result<Vec<u8>, Error> {
     match v {
         Some(Value::Bytes(b)) => Ok(b),
-        _ => Err(malformed(format!("the {what} field is missing or not a byte string"))),
+        _ => Err(malformed(format!(
+            "the {what} field is missing or not a byte string"
+        ))),
     }
 }
 
@@ -341,22 +365,30 @@ fn file_field(v: Option<Value>, what: &str) -> Result<FileDigest, Error> {
                     format!("the {what} has unknown field {k}"),
                 ));
             }
-            _ => return Err(malformed(format!("the {what} has a field of the wrong type"))),
+            _ => {
+                return Err(malformed(format!(
+                    "the {what} has a field of the wrong type"
+                )));
+            }
         }
     }
     match (name, size, sha) {
         (Some(name), Some(size), Some(sha256)) => Ok(FileDigest { name, size, sha256 }),
-        _ => Err(malformed(format!("the {what} needs a name, a size and a SHA-256"))),
+        _ => Err(malformed(format!(
+            "the {what} needs a name, a size and a SHA-256"
+        ))),
     }
 }
 
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[derive(Default)]
@@ -368,22 +400,18 @@ impl Encoder {
     /// A CBOR head with the shortest argument encoding.
     fn head(&mut self, major: u8, arg: u64) {
         let m = major << 5;
-        match arg {
-            0..=23 => self.out.push(m | arg as u8),
-            24..=0xff => self.out.extend_from_slice(&[m | 24, arg as u8]),
-            0x100..=0xffff => {
-                self.out.push(m | 25);
-                self.out.extend_from_slice(&(arg as u16).to_be_bytes());
-            }
-            0x1_0000..=0xffff_ffff => {
-                self.out.push(m | 26);
-                self.out.extend_from_slice(&(arg as u32).to_be_bytes());
-            }
-            _ => {
-                self.out.push(m | 27);
-                self.out.extend_from_slice(&arg.to_be_bytes());
-            }
-        }
+        let be = arg.to_be_bytes();
+        // (additional information, number of argument bytes)
+        let (info, len) = match arg {
+            0..=23 => (u8::try_from(arg).unwrap_or(0), 0),
+            24..=0xff => (24, 1),
+            0x100..=0xffff => (25, 2),
+            0x1_0000..=0xffff_ffff => (26, 4),
+            _ => (27, 8),
+        };
+        self.out.push(m | info);
+        self.out
+            .extend_from_slice(be.get(8 - len..).unwrap_or_default());
     }
     fn uint_key(&mut self, k: u64) {
         self.head(0, k);
@@ -429,14 +457,20 @@ impl Decoder<'_> {
             .checked_add(n)
             .filter(|&e| e <= self.input.len())
             .ok_or_else(|| malformed("truncated CBOR"))?;
-        let s = self.input.get(self.pos..end).ok_or_else(|| malformed("truncated CBOR"))?;
+        let s = self
+            .input
+            .get(self.pos..end)
+            .ok_or_else(|| malformed("truncated CBOR"))?;
         self.pos = end;
         Ok(s)
     }
 
     /// Read a head; refuse non-shortest arguments and indefinite lengths.
     fn head(&mut self) -> Result<(u8, u64), Error> {
-        let first = *self.take(1)?.first().ok_or_else(|| malformed("truncated CBOR"))?;
+        let first = *self
+            .take(1)?
+            .first()
+            .ok_or_else(|| malformed("truncated CBOR"))?;
         let (major, info) = (first >> 5, first & 0x1f);
         let arg = match info {
             0..=23 => u64::from(info),
@@ -532,7 +566,9 @@ impl Decoder<'_> {
             6 => Err(malformed("CBOR tags are not used by the manifest")),
             _ => {
                 let _ = start;
-                Err(malformed("floats and simple values are not used by the manifest"))
+                Err(malformed(
+                    "floats and simple values are not used by the manifest",
+                ))
             }
         }
     }
@@ -626,7 +662,10 @@ mod tests {
     fn trailing_bytes_and_truncation_are_refused() {
         let mut bytes = sample().to_cbor();
         bytes.push(0);
-        assert_eq!(Manifest::from_cbor(&bytes).unwrap_err().reason, Reason::ManifestMalformed);
+        assert_eq!(
+            Manifest::from_cbor(&bytes).unwrap_err().reason,
+            Reason::ManifestMalformed
+        );
         let bytes = sample().to_cbor();
         for cut in 0..bytes.len() {
             assert!(Manifest::from_cbor(&bytes[..cut]).is_err());
@@ -644,6 +683,9 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_without_recursion() {
         let deep = vec![0x81u8; 10_000];
-        assert_eq!(Manifest::from_cbor(&deep).unwrap_err().reason, Reason::LimitExceeded);
+        assert_eq!(
+            Manifest::from_cbor(&deep).unwrap_err().reason,
+            Reason::LimitExceeded
+        );
     }
 }

@@ -30,7 +30,8 @@ impl std::error::Error for PemError {}
 /// OpenSSL does); a block that is not closed, whose END label differs, or
 /// whose body is not base64 is an error.
 pub fn parse_blocks(text: &[u8]) -> Result<Vec<PemBlock>, PemError> {
-    let text = std::str::from_utf8(text).map_err(|_| PemError("the file is not text (PEM expected)".into()))?;
+    let text = std::str::from_utf8(text)
+        .map_err(|_| PemError("the file is not text (PEM expected)".into()))?;
     let mut blocks = Vec::new();
     let mut lines = text.lines().map(str::trim_end);
     while let Some(line) = lines.next() {
@@ -47,9 +48,14 @@ pub fn parse_blocks(text: &[u8]) -> Result<Vec<PemBlock>, PemError> {
         let mut in_headers = true;
         for line in lines.by_ref() {
             let line = line.trim();
-            if let Some(end) = line.strip_prefix("-----END ").and_then(|l| l.strip_suffix("-----")) {
+            if let Some(end) = line
+                .strip_prefix("-----END ")
+                .and_then(|l| l.strip_suffix("-----"))
+            {
                 if end != label {
-                    return Err(PemError(format!("PEM block BEGIN {label} closed by END {end}")));
+                    return Err(PemError(format!(
+                        "PEM block BEGIN {label} closed by END {end}"
+                    )));
                 }
                 closed = true;
                 break;
@@ -113,7 +119,10 @@ mod tests {
         let blocks = parse_blocks(text.as_bytes()).unwrap();
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0].der, vec![1, 2, 3]);
-        assert_eq!(blocks[1].headers[0], ("Proc-Type".into(), "4,ENCRYPTED".into()));
+        assert_eq!(
+            blocks[1].headers[0],
+            ("Proc-Type".into(), "4,ENCRYPTED".into())
+        );
         assert_eq!(blocks[1].der, vec![0, 1, 2]);
     }
 

@@ -72,7 +72,10 @@ impl UnixTime {
             return None;
         }
         let year = u16::try_from(num(0..4)?).ok()?;
-        let (month, day) = (u8::try_from(num(5..7)?).ok()?, u8::try_from(num(8..10)?).ok()?);
+        let (month, day) = (
+            u8::try_from(num(5..7)?).ok()?,
+            u8::try_from(num(8..10)?).ok()?,
+        );
         let (hour, min, sec) = (
             u8::try_from(num(11..13)?).ok()?,
             u8::try_from(num(14..16)?).ok()?,
@@ -116,7 +119,11 @@ pub fn parse_duration(s: &str) -> Option<u64> {
     let mut num: Option<u64> = None;
     for c in s.chars() {
         if let Some(d) = c.to_digit(10) {
-            num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(u64::from(d))?);
+            num = Some(
+                num.unwrap_or(0)
+                    .checked_mul(10)?
+                    .checked_add(u64::from(d))?,
+            );
             continue;
         }
         let unit = match c {
@@ -137,7 +144,12 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 
 /// Human form of a number of seconds: `1d 2h 3m 4s`.
 pub fn format_duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
     let mut parts = Vec::new();
     if d > 0 {
         parts.push(format!("{d}d"));

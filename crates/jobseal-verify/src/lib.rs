@@ -1,1 +1,167 @@
+//! The jobseal verifier: decide, right before a payload starts on a worker
+//! node, whether a job bundle may run it.
+//!
+//! The checks run in the fixed order of `spec/jobseal.md` §6, one module per
+//! step: [`parse`] → [`path`] → [`binding`] → [`manifest`] → [`payload`]. The
+//! first failing check decides, with a stable [`Reason`]. Every error, every
+//! unparseable input and every internal fault is a deny.
+//!
+//! The crate has no global state and does no printing; a [`Verifier`] is
+//! `Send + Sync` and can be shared by threads. Checking has no side effects.
 #![forbid(unsafe_code)]
+
+pub mod binding;
+pub mod decision;
+pub mod manifest;
+pub mod parse;
+pub mod path;
+pub mod payload;
+pub mod sig;
+pub mod trust;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+pub use decision::{Decision, Identity, JobInfo, Outcome, VomsInfo};
+pub use jobseal_core::time::UnixTime;
+pub use jobseal_core::{Error, Reason};
+
+/// Default tolerance for clocks that run behind: a notBefore up to this many
+/// seconds in the future is accepted. It never extends an expiry.
+pub const DEFAULT_CLOCK_SKEW: u64 = 300;
+
+/// Default CA directory of grid hosts.
+pub const DEFAULT_CA_DIR: &str = "/etc/grid-security/certificates";
+/// Default VOMS directory of grid hosts.
+pub const DEFAULT_VOMS_DIR: &str = "/etc/grid-security/vomsdir";
+
+/// Verifier settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// IGTF-style CA directory (`<hash>.N` files).
+    pub ca_dir: PathBuf,
+    /// VOMS LSC directory. Version 1 reads VOMS ACs but does not yet verify
+    /// them; their attributes are reported with `verified: false`.
+    pub voms_dir: PathBuf,
+    /// Seconds a notBefore may lie in the future.
+    pub clock_skew: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ca_dir: PathBuf::from(DEFAULT_CA_DIR),
+            voms_dir: PathBuf::from(DEFAULT_VOMS_DIR),
+            clock_skew: DEFAULT_CLOCK_SKEW,
+        }
+    }
+}
+
+/// What is about to be executed.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// The executable file.
+    pub executable: PathBuf,
+    /// Its arguments (argv\[1..\]).
+    pub arguments: Vec<OsString>,
+    /// The directory input names are resolved against.
+    pub job_dir: PathBuf,
+}
+
+/// A verifier over one trust configuration.
+#[derive(Debug)]
+pub struct Verifier {
+    config: Config,
+    trust: trust::TrustStore,
+}
+
+impl Verifier {
+    /// A verifier over `config`; fails if the CA directory is unusable.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let trust = trust::TrustStore::open(&config.ca_dir)?;
+        Ok(Self { config, trust })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Check the bundle in `path` (side-effect free).
+    pub fn check_file(&self, path: &Path, invocation: &Invocation, at: UnixTime) -> Decision {
+        match read_bounded(path) {
+            Ok(bytes) => self.check(&bytes, invocation, at),
+            Err(e) => Decision::deny(e, decision::Partial::default()),
+        }
+    }
+
+    /// Check bundle bytes against an invocation at time `at` (side-effect
+    /// free). Any internal fault, even a panic, is a deny.
+    pub fn check(&self, bundle: &[u8], invocation: &Invocation, at: UnixTime) -> Decision {
+        let run = std::panic::AssertUnwindSafe(|| self.check_inner(bundle, invocation, at));
+        std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            Decision::deny(
+                Error::new(Reason::Internal, "internal fault while verifying; denied"),
+                decision::Partial::default(),
+            )
+        })
+    }
+
+    fn check_inner(&self, bundle: &[u8], invocation: &Invocation, at: UnixTime) -> Decision {
+        let mut partial = decision::Partial::default();
+        match self.steps(bundle, invocation, at, &mut partial) {
+            Ok(()) => Decision::permit(partial),
+            Err(e) => Decision::deny(e, partial),
+        }
+    }
+
+    fn steps(
+        &self,
+        bundle: &[u8],
+        invocation: &Invocation,
+        at: UnixTime,
+        partial: &mut decision::Partial,
+    ) -> Result<(), Error> {
+        let skew = self.config.clock_skew;
+        // 1. Parse.
+        let parsed = parse::parse(bundle)?;
+        // 2. Path validation.
+        let path = path::validate(&parsed, &self.trust, at, skew)?;
+        partial.identity = Some(path.identity.clone());
+        // 3. Binding.
+        let bound = binding::check(&parsed)?;
+        partial.manifest_sha256 = Some(bound.digest);
+        // 4. Manifest.
+        let manifest = manifest::check(&parsed, at, skew)?;
+        partial.job = Some(JobInfo::new(&manifest, &bound.digest));
+        // 5. Payload.
+        payload::check(&manifest, invocation)?;
+        Ok(())
+    }
+}
+
+/// Read a file, refusing one larger than a bundle may be.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let limit = jobseal_core::limits::MAX_BUNDLE_BYTES as u64;
+    let f = std::fs::File::open(path).map_err(|e| {
+        Error::new(
+            Reason::BundleMalformed,
+            format!("cannot read the bundle {}: {e}", path.display()),
+        )
+    })?;
+    let mut out = Vec::new();
+    f.take(limit + 1).read_to_end(&mut out).map_err(|e| {
+        Error::new(
+            Reason::BundleMalformed,
+            format!("cannot read the bundle {}: {e}", path.display()),
+        )
+    })?;
+    if out.len() as u64 > limit {
+        return Err(Error::new(
+            Reason::LimitExceeded,
+            "the bundle file is larger than 32 MiB",
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,290 @@
+//! Distinguished names: OpenSSL's canonical form and subject hash (the key of
+//! an IGTF CA directory), comparison, and the `/DC=…/CN=…` text grid tools
+//! print.
+
+use crate::tlv;
+
+const SET: u8 = 0x31;
+const SEQUENCE: u8 = 0x30;
+const OID: u8 = 0x06;
+const UTF8_STRING: u8 = 0x0c;
+const PRINTABLE_STRING: u8 = 0x13;
+const T61_STRING: u8 = 0x14;
+const IA5_STRING: u8 = 0x16;
+const VISIBLE_STRING: u8 = 0x1a;
+const UNIVERSAL_STRING: u8 = 0x1c;
+const BMP_STRING: u8 = 0x1e;
+
+/// One attribute of a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attribute<'a> {
+    /// OID contents bytes.
+    pub oid: &'a [u8],
+    /// The value element as encoded.
+    pub value: tlv::Tlv<'a>,
+}
+
+/// The RDNs of a `Name` element, each a set of attributes; `None` if the
+/// encoding is not a Name.
+pub fn rdns(name: &[u8]) -> Option<Vec<Vec<Attribute<'_>>>> {
+    let seq = tlv::read_all(name)?;
+    if seq.tag != SEQUENCE {
+        return None;
+    }
+    let mut out = Vec::new();
+    for set in tlv::children(seq.value)? {
+        if set.tag != SET {
+            return None;
+        }
+        let mut attrs = Vec::new();
+        for atv in tlv::children(set.value)? {
+            let parts = tlv::children(atv.value)?;
+            match (atv.tag, parts.as_slice()) {
+                (SEQUENCE, [oid, value]) if oid.tag == OID => attrs.push(Attribute {
+                    oid: oid.value,
+                    value: *value,
+                }),
+                _ => return None,
+            }
+        }
+        if attrs.is_empty() {
+            return None;
+        }
+        out.push(attrs);
+    }
+    Some(out)
+}
+
+/// Decode a directory string to UTF-8, as OpenSSL's `ASN1_STRING_to_UTF8`.
+pub fn string_value(v: &tlv::Tlv<'_>) -> Option<String> {
+    match v.tag {
+        UTF8_STRING | PRINTABLE_STRING | IA5_STRING | VISIBLE_STRING => {
+            std::str::from_utf8(v.value).ok().map(str::to_string)
+        }
+        T61_STRING => Some(v.value.iter().map(|&b| char::from(b)).collect()),
+        BMP_STRING => {
+            let units: Vec<u16> = v
+                .value
+                .chunks(2)
+                .map(|c| match c {
+                    [a, b] => Some(u16::from_be_bytes([*a, *b])),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?;
+            String::from_utf16(&units).ok()
+        }
+        UNIVERSAL_STRING => v
+            .value
+            .chunks(4)
+            .map(|c| match c {
+                [a, b, c, d] => char::from_u32(u32::from_be_bytes([*a, *b, *c, *d])),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// OpenSSL's canonical encoding of a name (`x509_name_canon`): string values
+/// converted to UTF-8, trimmed, inner whitespace collapsed, ASCII lowercased
+/// and re-tagged UTF8String; the RDN sets concatenated without the outer
+/// SEQUENCE. Two names match iff their canonical encodings are equal.
+pub fn canonical(name: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for rdn in rdns(name)? {
+        let mut set = Vec::new();
+        for attr in rdn {
+            let value = match string_value(&attr.value) {
+                Some(s) => {
+                    let canon = canonical_string(&s);
+                    let mut v = tlv::header(UTF8_STRING, canon.len());
+                    v.extend_from_slice(canon.as_bytes());
+                    v
+                }
+                _ => attr.value.raw.to_vec(),
+            };
+            let mut oid = tlv::header(OID, attr.oid.len());
+            oid.extend_from_slice(attr.oid);
+            let mut atv = tlv::header(SEQUENCE, oid.len() + value.len());
+            atv.extend_from_slice(&oid);
+            atv.extend_from_slice(&value);
+            set.push(atv);
+        }
+        // DER SET OF: elements sorted by their encodings (OpenSSL re-encodes).
+        set.sort();
+        let body: Vec<u8> = set.concat();
+        out.extend_from_slice(&tlv::header(SET, body.len()));
+        out.extend_from_slice(&body);
+    }
+    Some(out)
+}
+
+fn canonical_string(s: &str) -> String {
+    let is_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r');
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    for c in s.trim_matches(is_space).chars() {
+        if is_space(c) {
+            pending_space = true;
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// OpenSSL's `X509_NAME_hash` (the file name stem of an IGTF CA directory).
+pub fn openssl_hash(name: &[u8]) -> Option<u32> {
+    let canon = canonical(name)?;
+    let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &canon);
+    let b = d.as_ref();
+    Some(u32::from_le_bytes([
+        *b.first()?,
+        *b.get(1)?,
+        *b.get(2)?,
+        *b.get(3)?,
+    ]))
+}
+
+/// Whether two encoded names match (canonical comparison, as OpenSSL).
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a == b || matches!((canonical(a), canonical(b)), (Some(x), Some(y)) if x == y)
+}
+
+fn short_name(oid: &[u8]) -> Option<&'static str> {
+    Some(match oid {
+        [0x55, 0x04, 0x03] => "CN",
+        [0x55, 0x04, 0x06] => "C",
+        [0x55, 0x04, 0x07] => "L",
+        [0x55, 0x04, 0x08] => "ST",
+        [0x55, 0x04, 0x0a] => "O",
+        [0x55, 0x04, 0x0b] => "OU",
+        [0x55, 0x04, 0x05] => "serialNumber",
+        [0x55, 0x04, 0x2a] => "GN",
+        [0x55, 0x04, 0x04] => "SN",
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19] => "DC",
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01] => "UID",
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01] => "emailAddress",
+        _ => return None,
+    })
+}
+
+/// The `/DC=org/DC=example/CN=Jane Doe` form grid tools print.
+pub fn to_slash_string(name: &[u8]) -> String {
+    let Some(rdns) = rdns(name) else {
+        return "<malformed name>".into();
+    };
+    let mut out = String::new();
+    for rdn in rdns {
+        for (i, attr) in rdn.iter().enumerate() {
+            out.push(if i == 0 { '/' } else { '+' });
+            match short_name(attr.oid) {
+                Some(s) => out.push_str(s),
+                None => match der::asn1::ObjectIdentifier::from_bytes(attr.oid) {
+                    Ok(o) => out.push_str(&o.to_string()),
+                    Err(_) => out.push('?'),
+                },
+            }
+            out.push('=');
+            match string_value(&attr.value) {
+                Some(s) => out.push_str(&s),
+                None => out.push_str("#<binary>"),
+            }
+        }
+    }
+    out
+}
+
+/// If the last RDN of `name` is a single CN, return the name without it and
+/// the CN text.
+pub fn split_last_cn(name: &[u8]) -> Option<(Vec<u8>, String)> {
+    let seq = tlv::read_all(name)?;
+    let sets = tlv::children(seq.value)?;
+    let (last, init) = sets.split_last()?;
+    let atvs = tlv::children(last.value)?;
+    let [atv] = atvs.as_slice() else { return None };
+    let parts = tlv::children(atv.value)?;
+    let [oid, value] = parts.as_slice() else {
+        return None;
+    };
+    if oid.tag != OID || oid.value != [0x55, 0x04, 0x03] {
+        return None;
+    }
+    let cn = string_value(value)?;
+    let body: Vec<u8> = init.iter().flat_map(|t| t.raw.iter().copied()).collect();
+    let mut parent = tlv::header(SEQUENCE, body.len());
+    parent.extend_from_slice(&body);
+    Some((parent, cn))
+}
+
+/// `name` with one more RDN holding a single CN (PrintableString if possible).
+pub fn append_cn(name: &[u8], cn: &str) -> Option<Vec<u8>> {
+    let seq = tlv::read_all(name)?;
+    let printable = cn
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b));
+    let mut value = tlv::header(
+        if printable {
+            PRINTABLE_STRING
+        } else {
+            UTF8_STRING
+        },
+        cn.len(),
+    );
+    value.extend_from_slice(cn.as_bytes());
+    let mut atv_body = vec![OID, 3, 0x55, 0x04, 0x03];
+    atv_body.extend_from_slice(&value);
+    let mut atv = tlv::header(SEQUENCE, atv_body.len());
+    atv.extend_from_slice(&atv_body);
+    let mut set = tlv::header(SET, atv.len());
+    set.extend_from_slice(&atv);
+    let body_len = seq.value.len() + set.len();
+    let mut out = tlv::header(SEQUENCE, body_len);
+    out.extend_from_slice(seq.value);
+    out.extend_from_slice(&set);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::Encode;
+
+    fn enc(s: &str) -> Vec<u8> {
+        let n: x509_cert::name::Name = s.parse().unwrap();
+        n.to_der().unwrap()
+    }
+
+    #[test]
+    fn canonical_matching_ignores_case_and_spacing() {
+        assert!(same(
+            &enc("CN=Jane  Doe,O=Example"),
+            &enc("CN=jane doe,O=EXAMPLE")
+        ));
+        assert!(!same(
+            &enc("CN=Jane Doe,O=Example"),
+            &enc("CN=John Doe,O=Example")
+        ));
+    }
+
+    #[test]
+    fn slash_form_is_in_encoding_order() {
+        // RFC 4514 text lists the last RDN first.
+        let n = enc("CN=Jane Doe,O=Example,DC=org");
+        assert_eq!(to_slash_string(&n), "/DC=org/O=Example/CN=Jane Doe");
+    }
+
+    #[test]
+    fn append_then_split_cn() {
+        let n = enc("CN=Jane Doe,O=Example");
+        let p = append_cn(&n, "12345").unwrap();
+        assert_eq!(to_slash_string(&p), "/O=Example/CN=Jane Doe/CN=12345");
+        let (parent, cn) = split_last_cn(&p).unwrap();
+        assert_eq!(parent, n);
+        assert_eq!(cn, "12345");
+    }
+}

@@ -1,0 +1,135 @@
+//! The decision and what it says about the job: who, what, when.
+
+use jobseal_core::manifest::{Manifest, hex};
+use jobseal_core::time::UnixTime;
+use jobseal_core::{Error, Reason};
+
+/// Permit or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Permit,
+    Deny,
+}
+
+/// VOMS attributes found in the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VomsInfo {
+    pub vo: String,
+    pub fqans: Vec<String>,
+    /// The AA that issued them.
+    pub issuer: String,
+    pub not_after: UnixTime,
+    /// Whether the AC signature and the AA were verified. Version 1 does not
+    /// verify ACs: always `false`, and the attributes must not be used to
+    /// authorise anything.
+    pub verified: bool,
+}
+
+/// Who: established by path validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The user (end-entity certificate subject).
+    pub end_entity: String,
+    /// The job-bound proxy's subject.
+    pub subject: String,
+    /// The job-bound proxy's issuer.
+    pub issuer: String,
+    /// The trust anchor.
+    pub ca: String,
+    pub voms: Vec<VomsInfo>,
+    /// Intersection of the chain's validity periods.
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
+}
+
+/// What and when: from the verified manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobInfo {
+    pub job_id: String,
+    pub manifest_sha256: String,
+    pub executable: String,
+    pub executable_sha256: String,
+    pub arguments: Vec<String>,
+    pub inputs: usize,
+    pub vo: Option<String>,
+    pub sites: Option<Vec<String>>,
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
+    pub allowed_uses: u64,
+}
+
+impl JobInfo {
+    pub fn new(m: &Manifest, digest: &[u8; 32]) -> Self {
+        Self {
+            job_id: m.job_id_hex(),
+            manifest_sha256: hex(digest),
+            executable: m.executable.name.clone(),
+            executable_sha256: hex(&m.executable.sha256),
+            arguments: m.arguments.clone(),
+            inputs: m.inputs.len(),
+            vo: m.vo.clone(),
+            sites: m.sites.clone(),
+            not_before: UnixTime(m.not_before),
+            not_after: UnixTime(m.not_after),
+            allowed_uses: m.allowed_uses,
+        }
+    }
+}
+
+/// What the steps established before deciding.
+#[derive(Clone, Debug, Default)]
+pub struct Partial {
+    pub identity: Option<Identity>,
+    pub manifest_sha256: Option<[u8; 32]>,
+    pub job: Option<JobInfo>,
+}
+
+/// The verifier's answer.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// Why it was denied (`None` on permit).
+    pub reason: Option<Reason>,
+    /// One line for people.
+    pub message: String,
+    /// Who, if path validation got that far.
+    pub identity: Option<Identity>,
+    /// The bound manifest digest, if the binding was checked.
+    pub manifest_sha256: Option<String>,
+    /// What and when, if the manifest was verified.
+    pub job: Option<JobInfo>,
+}
+
+impl Decision {
+    pub(crate) fn permit(p: Partial) -> Self {
+        Self {
+            outcome: Outcome::Permit,
+            reason: None,
+            message: "the job may run".into(),
+            identity: p.identity,
+            manifest_sha256: p.manifest_sha256.as_ref().map(|d| hex(d)),
+            job: p.job,
+        }
+    }
+
+    pub(crate) fn deny(e: Error, p: Partial) -> Self {
+        Self {
+            outcome: Outcome::Deny,
+            reason: Some(e.reason),
+            message: e.message,
+            identity: p.identity,
+            manifest_sha256: p.manifest_sha256.as_ref().map(|d| hex(d)),
+            job: p.job,
+        }
+    }
+
+    /// Whether the job may run.
+    pub fn is_permit(&self) -> bool {
+        self.outcome == Outcome::Permit
+    }
+
+    /// The reason code, or `"permit"`.
+    pub fn code(&self) -> &'static str {
+        self.reason.map_or("permit", Reason::code)
+    }
+}

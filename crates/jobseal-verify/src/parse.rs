@@ -1,0 +1,136 @@
+//! Step 1: parse the bundle, its certificates and the COSE envelope.
+
+use der::Decode;
+use jobseal_core::bundle::Bundle;
+use jobseal_core::cose::{self, Envelope};
+use jobseal_core::{Error, Reason, tlv};
+use x509_cert::Certificate;
+use x509_cert::ext::Extension;
+
+/// A certificate with the raw bytes the checks need.
+#[derive(Debug)]
+pub struct ParsedCert {
+    pub der: Vec<u8>,
+    pub cert: Certificate,
+    /// Byte ranges into `der`.
+    tbs: std::ops::Range<usize>,
+    issuer: std::ops::Range<usize>,
+    subject: std::ops::Range<usize>,
+    spki: std::ops::Range<usize>,
+}
+
+fn range_of(outer: &[u8], inner: &[u8]) -> std::ops::Range<usize> {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    start..start + inner.len()
+}
+
+impl ParsedCert {
+    /// Parse one DER certificate; `index` 0 is the leaf (for messages).
+    pub fn from_der(der: Vec<u8>, index: usize) -> Result<Self, Error> {
+        let malformed = |e: &dyn std::fmt::Display| {
+            Error::new(
+                Reason::CertMalformed,
+                format!("certificate {index} of the bundle is malformed: {e}"),
+            )
+        };
+        let cert = Certificate::from_der(&der).map_err(|e| malformed(&e))?;
+        let raw = tlv::RawCert::split(&der).ok_or_else(|| malformed(&"cannot locate its parts"))?;
+        let (tbs, issuer, subject, spki) = (
+            range_of(&der, raw.tbs),
+            range_of(&der, raw.issuer),
+            range_of(&der, raw.subject),
+            range_of(&der, raw.spki),
+        );
+        Ok(Self {
+            der,
+            cert,
+            tbs,
+            issuer,
+            subject,
+            spki,
+        })
+    }
+
+    fn slice(&self, r: &std::ops::Range<usize>) -> &[u8] {
+        self.der.get(r.clone()).unwrap_or_default()
+    }
+    /// The signed `TBSCertificate` bytes.
+    pub fn tbs(&self) -> &[u8] {
+        self.slice(&self.tbs)
+    }
+    /// The issuer `Name` element as encoded.
+    pub fn issuer(&self) -> &[u8] {
+        self.slice(&self.issuer)
+    }
+    /// The subject `Name` element as encoded.
+    pub fn subject(&self) -> &[u8] {
+        self.slice(&self.subject)
+    }
+    /// The `SubjectPublicKeyInfo` element as encoded.
+    pub fn spki(&self) -> &[u8] {
+        self.slice(&self.spki)
+    }
+    /// The subject in `/DC=…/CN=…` form.
+    pub fn subject_dn(&self) -> String {
+        jobseal_core::name::to_slash_string(self.subject())
+    }
+    /// The extensions (empty if none).
+    pub fn extensions(&self) -> &[Extension] {
+        self.cert
+            .tbs_certificate()
+            .extensions()
+            .map(|e| e.as_slice())
+            .unwrap_or_default()
+    }
+    /// All extensions with this OID.
+    pub fn extensions_with(
+        &self,
+        id: der::asn1::ObjectIdentifier,
+    ) -> impl Iterator<Item = &Extension> {
+        self.extensions().iter().filter(move |e| e.extn_id == id)
+    }
+    /// The single extension with this OID (`Err` if repeated).
+    pub fn extension(
+        &self,
+        id: der::asn1::ObjectIdentifier,
+    ) -> Result<Option<&Extension>, RepeatedExtension> {
+        let mut it = self.extensions_with(id);
+        let first = it.next();
+        if it.next().is_some() {
+            Err(RepeatedExtension)
+        } else {
+            Ok(first)
+        }
+    }
+    /// Validity as Unix seconds.
+    pub fn validity(&self) -> (u64, u64) {
+        let v = self.cert.tbs_certificate().validity();
+        let secs = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs();
+        (secs(&v.not_before), secs(&v.not_after))
+    }
+}
+
+/// An extension appears more than once (RFC 5280 §4.2 forbids it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepeatedExtension;
+
+/// A parsed bundle.
+#[derive(Debug)]
+pub struct ParsedBundle {
+    /// Leaf first.
+    pub certs: Vec<ParsedCert>,
+    pub envelope: Envelope,
+}
+
+/// Step 1.
+pub fn parse(bytes: &[u8]) -> Result<ParsedBundle, Error> {
+    let bundle = Bundle::parse(bytes)?;
+    let certs = bundle
+        .certificates
+        .into_iter()
+        .enumerate()
+        .map(|(i, der)| ParsedCert::from_der(der, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envelope = cose::parse(&bundle.manifest)?;
+    Ok(ParsedBundle { certs, envelope })
+}

@@ -1,0 +1,470 @@
+//! Step 2: path validation. RFC 5280 for the end-entity chain, RFC 3820 for
+//! every proxy, from the trust anchor down to the leaf.
+
+use der::Decode;
+use jobseal_core::asn1::{self, ProxyCertInfo};
+use jobseal_core::time::UnixTime;
+use jobseal_core::{Error, Reason, name, oid};
+use x509_cert::ext::pkix::BasicConstraints;
+
+use crate::decision::{Identity, VomsInfo};
+use crate::parse::{ParsedBundle, ParsedCert};
+use crate::sig;
+use crate::trust::TrustStore;
+
+/// What path validation established.
+#[derive(Debug)]
+pub struct ValidatedPath {
+    pub identity: Identity,
+    /// Index of the end-entity certificate in the bundle.
+    pub end_entity: usize,
+}
+
+/// The role a certificate plays in the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Ca,
+    EndEntity,
+    Proxy,
+}
+
+fn err(reason: Reason, msg: impl Into<String>) -> Error {
+    Error::new(reason, msg)
+}
+
+/// Extensions this verifier processes; a critical one not listed here denies.
+fn handled(id: der::asn1::ObjectIdentifier, role: Role, is_leaf: bool) -> bool {
+    match role {
+        Role::Proxy => {
+            id == oid::KEY_USAGE
+                || id == oid::BASIC_CONSTRAINTS
+                || id == oid::PROXY_CERT_INFO
+                || id == oid::EXTENDED_KEY_USAGE
+                || (is_leaf && id == oid::JOB_BINDING)
+        }
+        Role::EndEntity | Role::Ca => {
+            id == oid::KEY_USAGE
+                || id == oid::BASIC_CONSTRAINTS
+                || id == oid::EXTENDED_KEY_USAGE
+                || id == oid::SUBJECT_ALT_NAME
+                // Any policy is acceptable (initial-policy-set = anyPolicy).
+                || id == oid::CERTIFICATE_POLICIES
+        }
+    }
+}
+
+fn basic_constraints(c: &ParsedCert, dn: &str) -> Result<Option<BasicConstraints>, Error> {
+    match c.extension(oid::BASIC_CONSTRAINTS) {
+        Err(_) => Err(err(
+            Reason::CertMalformed,
+            format!("{dn} repeats basicConstraints"),
+        )),
+        Ok(None) => Ok(None),
+        Ok(Some(e)) => BasicConstraints::from_der(e.extn_value.as_bytes())
+            .map(Some)
+            .map_err(|_| {
+                err(
+                    Reason::CertMalformed,
+                    format!("{dn} has a malformed basicConstraints"),
+                )
+            }),
+    }
+}
+
+fn key_usage(c: &ParsedCert, dn: &str) -> Result<Option<u16>, Error> {
+    match c.extension(oid::KEY_USAGE) {
+        Err(_) => Err(err(Reason::CertMalformed, format!("{dn} repeats keyUsage"))),
+        Ok(None) => Ok(None),
+        Ok(Some(e)) => asn1::key_usage_bits(e.extn_value.as_bytes())
+            .map(Some)
+            .ok_or_else(|| {
+                err(
+                    Reason::CertMalformed,
+                    format!("{dn} has a malformed keyUsage"),
+                )
+            }),
+    }
+}
+
+fn is_ca(c: &ParsedCert, dn: &str) -> Result<bool, Error> {
+    Ok(basic_constraints(c, dn)?.is_some_and(|bc| bc.ca))
+}
+
+/// Whether `c` looks like a legacy Globus proxy (`CN=proxy` / `CN=limited
+/// proxy` appended to its issuer's name, no ProxyCertInfo).
+fn is_legacy_proxy(c: &ParsedCert) -> bool {
+    if c.extension(oid::PROXY_CERT_INFO_GT3)
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        return true;
+    }
+    matches!(name::split_last_cn(c.subject()),
+        Some((parent, cn)) if (cn == "proxy" || cn == "limited proxy") && name::same(&parent, c.issuer()))
+}
+
+fn check_time(c: &ParsedCert, dn: &str, at: UnixTime, skew: u64) -> Result<(u64, u64), Error> {
+    let (nb, na) = c.validity();
+    if at.0 > na {
+        return Err(err(
+            Reason::TimeExpired,
+            format!("{dn} expired at {}", UnixTime(na).to_rfc3339()),
+        ));
+    }
+    if at.plus(skew).0 < nb {
+        return Err(err(
+            Reason::TimeNotYetValid,
+            format!("{dn} is not valid before {}", UnixTime(nb).to_rfc3339()),
+        ));
+    }
+    Ok((nb, na))
+}
+
+fn check_signature(c: &ParsedCert, issuer_spki: &[u8], dn: &str) -> Result<(), Error> {
+    let tbs_alg = c.cert.tbs_certificate().signature();
+    let outer_alg = c.cert.signature_algorithm();
+    if tbs_alg != outer_alg {
+        return Err(err(
+            Reason::CertMalformed,
+            format!("{dn}: the two signature algorithm fields differ"),
+        ));
+    }
+    let signature = c.cert.signature().as_bytes().ok_or_else(|| {
+        err(
+            Reason::CertMalformed,
+            format!("{dn}: the signature is not whole bytes"),
+        )
+    })?;
+    sig::verify_certificate(outer_alg, issuer_spki, c.tbs(), signature, dn)
+}
+
+fn check_critical(c: &ParsedCert, dn: &str, role: Role, is_leaf: bool) -> Result<(), Error> {
+    for e in c.extensions() {
+        if e.critical && !handled(e.extn_id, role, is_leaf) {
+            return Err(err(
+                Reason::ChainUnhandledCritical,
+                format!(
+                    "{dn} carries critical extension {} which this verifier does not process",
+                    e.extn_id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step 2.
+pub fn validate(
+    bundle: &ParsedBundle,
+    trust: &TrustStore,
+    at: UnixTime,
+    skew: u64,
+) -> Result<ValidatedPath, Error> {
+    let certs = &bundle.certs;
+    // 2.1 Each certificate is issued by the next one.
+    for pair in certs.windows(2) {
+        if let [child, parent] = pair {
+            if !name::same(child.issuer(), parent.subject()) {
+                return Err(err(
+                    Reason::ChainBroken,
+                    format!(
+                        "{} is not issued by the next certificate of the bundle, {}",
+                        child.subject_dn(),
+                        parent.subject_dn()
+                    ),
+                ));
+            }
+        }
+    }
+    // 2.2 A trust anchor from the CA directory issued the topmost certificate.
+    // A copy of the anchor at the end of the bundle is ignored.
+    let mut chain: &[ParsedCert] = certs;
+    let top = chain
+        .last()
+        .ok_or_else(|| err(Reason::BundleMalformed, "no certificate"))?;
+    let top_is_anchor = name::same(top.subject(), top.issuer())
+        && trust
+            .candidates(top.subject())
+            .iter()
+            .any(|(_, a)| a.der == top.der);
+    if top_is_anchor && chain.len() > 1 {
+        chain = chain.get(..chain.len() - 1).unwrap_or_default();
+    }
+    let top = chain
+        .last()
+        .ok_or_else(|| err(Reason::BundleMalformed, "no certificate"))?;
+    let top_dn = top.subject_dn();
+    let candidates = trust.candidates(top.issuer());
+    let anchor = candidates
+        .iter()
+        .map(|(_, a)| a)
+        .find(|a| check_signature(top, a.spki(), &top_dn).is_ok())
+        .ok_or_else(|| {
+            let issuer = name::to_slash_string(top.issuer());
+            let hash = name::openssl_hash(top.issuer()).unwrap_or(0);
+            let why = if candidates.is_empty() {
+                format!("no {hash:08x}.N file in {} holds it", trust.dir().display())
+            } else {
+                "none of its certificates there verifies the signature".to_string()
+            };
+            err(
+                Reason::ChainUntrusted,
+                format!("the issuer {issuer} of {top_dn} is not a trusted CA: {why}"),
+            )
+        })?;
+    let anchor_dn = anchor.subject_dn();
+    check_time(anchor, &anchor_dn, at, skew)?;
+    if !is_ca(anchor, &anchor_dn)? {
+        return Err(err(
+            Reason::ChainNotCa,
+            format!("the trust anchor {anchor_dn} is not a CA"),
+        ));
+    }
+    let mut ca_path_len =
+        basic_constraints(anchor, &anchor_dn)?.and_then(|bc| bc.path_len_constraint);
+
+    // 2.3 From the top down: CAs, then the end entity, then proxies.
+    let mut role = Role::Ca;
+    let mut end_entity = None;
+    let mut not_before = 0u64;
+    let mut not_after = u64::MAX;
+    let mut voms = Vec::new();
+    // (index, pCPathLenConstraint) of every proxy above the current one.
+    let mut proxy_limits: Vec<(usize, u32)> = Vec::new();
+    let mut issuer_spki = anchor.spki().to_vec();
+    let mut issuer_ku = key_usage(anchor, &anchor_dn)?;
+    let mut issuer_dn = anchor_dn.clone();
+    let last = chain.len().saturating_sub(1);
+    for (depth_from_top, c) in chain.iter().rev().enumerate() {
+        let index = last - depth_from_top;
+        let dn = c.subject_dn();
+        let is_leaf = index == 0;
+        // Role of this certificate.
+        let pci_ext = c.extension(oid::PROXY_CERT_INFO).map_err(|_| {
+            err(
+                Reason::ProxyMalformed,
+                format!("{dn} carries ProxyCertInfo more than once"),
+            )
+        })?;
+        role = match role {
+            Role::Ca if is_ca(c, &dn)? => Role::Ca,
+            Role::Ca | Role::EndEntity | Role::Proxy => {
+                if is_legacy_proxy(c) {
+                    return Err(err(
+                        Reason::ProxyLegacy,
+                        format!(
+                            "{dn} is a legacy (pre-RFC 3820) proxy; only RFC 3820 proxies are accepted"
+                        ),
+                    ));
+                }
+                match (role, pci_ext.is_some()) {
+                    (Role::Ca, false) => Role::EndEntity,
+                    (Role::Ca, true) => {
+                        return Err(err(
+                            Reason::ProxyMalformed,
+                            format!("{dn} is a proxy issued directly by a CA"),
+                        ));
+                    }
+                    (_, true) => Role::Proxy,
+                    (_, false) => {
+                        return Err(err(
+                            Reason::ProxyMalformed,
+                            format!(
+                                "{dn} is issued by an end entity or proxy but carries no ProxyCertInfo"
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        // Common checks: algorithm and signature, validity, critical extensions.
+        check_signature(c, &issuer_spki, &dn)?;
+        let (nb, na) = check_time(c, &dn, at, skew)?;
+        not_before = not_before.max(nb);
+        not_after = not_after.min(na);
+        check_critical(c, &dn, role, is_leaf)?;
+        let ku = key_usage(c, &dn)?;
+        match role {
+            Role::Ca => {
+                if issuer_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN == 0) {
+                    return Err(err(
+                        Reason::ChainNotCa,
+                        format!("{issuer_dn} may not sign certificates (keyUsage)"),
+                    ));
+                }
+                match ca_path_len {
+                    Some(0) => {
+                        return Err(err(
+                            Reason::ChainPathLength,
+                            format!("{dn} exceeds the CA path length constraint"),
+                        ));
+                    }
+                    Some(n) => ca_path_len = Some(n - 1),
+                    None => {}
+                }
+                if let Some(own) = basic_constraints(c, &dn)?.and_then(|bc| bc.path_len_constraint)
+                {
+                    ca_path_len = Some(ca_path_len.map_or(own, |n| n.min(own)));
+                }
+            }
+            Role::EndEntity => {
+                if issuer_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN == 0) {
+                    return Err(err(
+                        Reason::ChainNotCa,
+                        format!("{issuer_dn} may not sign certificates (keyUsage)"),
+                    ));
+                }
+                end_entity = Some(index);
+            }
+            Role::Proxy => {
+                check_proxy(
+                    c,
+                    &dn,
+                    issuer_ku,
+                    &issuer_dn,
+                    index,
+                    is_leaf,
+                    &mut proxy_limits,
+                )?;
+                if let Some(acs) = jobseal_core::voms::from_certificate(&c.cert) {
+                    voms.extend(acs.into_iter().map(|ac| VomsInfo {
+                        vo: ac.vo,
+                        fqans: ac.fqans,
+                        issuer: ac.issuer,
+                        not_after: UnixTime(ac.not_after.0),
+                        verified: false,
+                    }));
+                }
+            }
+        }
+        issuer_spki = c.spki().to_vec();
+        issuer_ku = ku;
+        issuer_dn = dn;
+    }
+    let end_entity = end_entity.ok_or_else(|| {
+        err(
+            Reason::ChainBroken,
+            "the bundle does not contain the end-entity (user) certificate",
+        )
+    })?;
+    let eec = chain
+        .get(end_entity)
+        .ok_or_else(|| err(Reason::Internal, "end entity index"))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| err(Reason::Internal, "no leaf"))?;
+    Ok(ValidatedPath {
+        identity: Identity {
+            end_entity: eec.subject_dn(),
+            subject: leaf.subject_dn(),
+            issuer: name::to_slash_string(leaf.issuer()),
+            ca: anchor_dn,
+            voms,
+            not_before: UnixTime(not_before),
+            not_after: UnixTime(not_after),
+        },
+        end_entity,
+    })
+}
+
+/// RFC 3820 rules for one proxy.
+fn check_proxy(
+    c: &ParsedCert,
+    dn: &str,
+    issuer_ku: Option<u16>,
+    issuer_dn: &str,
+    index: usize,
+    is_leaf: bool,
+    proxy_limits: &mut Vec<(usize, u32)>,
+) -> Result<(), Error> {
+    // Subject = issuer subject + one single-valued CN.
+    match name::split_last_cn(c.subject()) {
+        Some((parent, _)) if name::same(&parent, c.issuer()) => {}
+        _ => {
+            return Err(err(
+                Reason::ProxyBadSubject,
+                format!("{dn}: a proxy's subject must be its issuer's subject plus one CN"),
+            ));
+        }
+    }
+    if c.extensions_with(oid::SUBJECT_ALT_NAME).next().is_some()
+        || c.extensions_with(oid::ISSUER_ALT_NAME).next().is_some()
+    {
+        return Err(err(
+            Reason::ProxyMalformed,
+            format!("{dn}: a proxy must not carry subject or issuer alternative names"),
+        ));
+    }
+    if is_ca(c, dn)? {
+        return Err(err(
+            Reason::ProxyMalformed,
+            format!("{dn}: a proxy must not be a CA"),
+        ));
+    }
+    let ext = c
+        .extension(oid::PROXY_CERT_INFO)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            err(
+                Reason::ProxyMalformed,
+                format!("{dn}: ProxyCertInfo is missing"),
+            )
+        })?;
+    if !ext.critical {
+        return Err(err(
+            Reason::ProxyMalformed,
+            format!("{dn}: ProxyCertInfo must be critical"),
+        ));
+    }
+    let pci = ProxyCertInfo::from_der(ext.extn_value.as_bytes()).map_err(|_| {
+        err(
+            Reason::ProxyMalformed,
+            format!("{dn}: malformed ProxyCertInfo"),
+        )
+    })?;
+    if issuer_ku.is_some_and(|k| k & asn1::KU_DIGITAL_SIGNATURE == 0) {
+        return Err(err(
+            Reason::ProxyIssuerKeyUsage,
+            format!("{issuer_dn} issued a proxy but lacks the digitalSignature key usage"),
+        ));
+    }
+    // Every proxy above limits how many proxies may follow it.
+    for &(above, limit) in proxy_limits.iter() {
+        let below = above - index; // proxies from that one down to this one
+        if below > limit as usize {
+            return Err(err(
+                Reason::ProxyPathLength,
+                format!("{dn} exceeds the proxy path length {limit} set above it"),
+            ));
+        }
+    }
+    if let Some(limit) = pci.path_len_constraint {
+        proxy_limits.push((index, limit));
+    }
+    let lang = pci.proxy_policy.policy_language;
+    if !is_leaf {
+        if lang == oid::PPL_LIMITED {
+            return Err(err(
+                Reason::ProxyPolicyRefused,
+                format!("{dn} is a limited proxy: nothing issued under it may authorise execution"),
+            ));
+        }
+        if lang == oid::PPL_INDEPENDENT {
+            return Err(err(
+                Reason::ProxyPolicyRefused,
+                format!("{dn} is an independent proxy: it does not carry the user's identity"),
+            ));
+        }
+        if lang != oid::PPL_INHERIT_ALL {
+            return Err(err(
+                Reason::ProxyPolicyRefused,
+                format!(
+                    "{dn} has proxy policy language {lang}, which may not issue a job-bound proxy"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
