@@ -1,1 +1,68 @@
-fn main() {}
+//! `jobseal`: seal a job on a laptop, verify it on a worker node.
+#![forbid(unsafe_code)]
+// A command-line tool prints by design.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod demo;
+mod inspect;
+mod json;
+mod passphrase;
+mod sign;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Restricted delegation for grid jobs: job-bound proxies and signed job manifests.
+#[derive(Parser, Debug)]
+#[command(name = "jobseal", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole flow on a throwaway PKI: make a CA and a user, seal a job,
+    /// verify it, and show tampered jobs being denied.
+    Demo(demo::DemoArgs),
+    /// Seal jobs: hash, sign the manifest, issue the job-bound proxy, write the bundle.
+    Sign(sign::SignArgs),
+    /// Make a plain RFC 3820 proxy (like `grid-proxy-init -rfc`).
+    Proxy(sign::ProxyArgs),
+    /// Show what a proxy, certificate or bundle holds (like `voms-proxy-info -all`).
+    Inspect(inspect::InspectArgs),
+    /// Check a bundle against the command about to run (no side effects).
+    /// Exit 0: permit; 1: deny; 2: usage error.
+    Verify(verify::VerifyArgs),
+}
+
+/// Where the user's credential comes from.
+#[derive(Args, Debug, Default, Clone)]
+pub struct CredentialArgs {
+    /// A proxy file (certificate, key, chain), e.g. from voms-proxy-init.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "key"])]
+    proxy: Option<PathBuf>,
+    /// The user certificate (PEM), or a .p12 file.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The user key (PEM: PKCS#1, PKCS#8, encrypted or not).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Read the passphrase from the first line of standard input.
+    #[arg(long)]
+    pwstdin: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(a) => demo::run(&a),
+        Command::Sign(a) => sign::run_sign(&a),
+        Command::Proxy(a) => sign::run_proxy(&a),
+        Command::Inspect(a) => inspect::run(&a),
+        Command::Verify(a) => verify::run(&a),
+    }
+}

@@ -12,6 +12,7 @@ pub mod plain;
 pub mod proxy;
 mod rng;
 pub mod signer;
+pub mod throwaway;
 
 use std::path::{Path, PathBuf};
 

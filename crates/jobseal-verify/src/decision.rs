@@ -133,3 +133,11 @@ impl Decision {
         self.reason.map_or("permit", Reason::code)
     }
 }
+
+impl Decision {
+    /// A deny from an error found before verification started (e.g. an
+    /// unusable configuration).
+    pub fn from_error(e: Error) -> Self {
+        Self::deny(e, Partial::default())
+    }
+}

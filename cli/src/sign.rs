@@ -1,0 +1,158 @@
+//! `jobseal sign` and `jobseal proxy`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use jobseal_core::time::{UnixTime, format_duration, parse_duration};
+use jobseal_issue::credential::{self, Credential, Environment, Explicit};
+use jobseal_issue::{IssueError, JobSpec, SealParams, fsutil, seal};
+
+use crate::CredentialArgs;
+use crate::passphrase::prompter;
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// Job descriptions (TOML).
+    #[arg(required = true, value_name = "JOB.toml")]
+    jobs: Vec<PathBuf>,
+    /// Output bundle (one job).
+    #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
+    out: Option<PathBuf>,
+    /// Output directory (several jobs): one `<job>.bundle.pem` each.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    #[command(flatten)]
+    credential: CredentialArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Where to write the proxy (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Validity, e.g. `12h` or `2d`.
+    #[arg(long, default_value = "12h")]
+    valid: String,
+    /// Limit further delegation (pCPathLenConstraint).
+    #[arg(long, value_name = "N")]
+    path_length: Option<u32>,
+    #[command(flatten)]
+    credential: CredentialArgs,
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("jobseal: {e}");
+    ExitCode::FAILURE
+}
+
+fn load_credential(args: &CredentialArgs) -> Result<Credential, IssueError> {
+    let explicit = Explicit {
+        proxy: args.proxy.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+    };
+    let source = credential::find_source(&explicit, &Environment::from_process())?;
+    let mut prompt = prompter(args.pwstdin);
+    Credential::load(source, &mut prompt)
+}
+
+pub fn run_sign(args: &SignArgs) -> ExitCode {
+    match sign(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn output_for(args: &SignArgs, job: &Path) -> Result<PathBuf, IssueError> {
+    match (&args.out, &args.out_dir, args.jobs.len()) {
+        (Some(out), None, 1) => Ok(out.clone()),
+        (Some(_), _, _) => Err(IssueError::Job(
+            "with several jobs, use --out-dir DIR".into(),
+        )),
+        (None, Some(dir), _) => {
+            let stem = job.file_stem().and_then(|s| s.to_str()).unwrap_or("job");
+            Ok(dir.join(format!("{stem}.bundle.pem")))
+        }
+        (None, None, _) => Err(IssueError::Job(
+            "say where to write: --out FILE (one job) or --out-dir DIR".into(),
+        )),
+    }
+}
+
+fn sign(args: &SignArgs) -> Result<(), IssueError> {
+    // Read every job first: a typo in job 900 should not waste a passphrase prompt.
+    let mut jobs = Vec::with_capacity(args.jobs.len());
+    for path in &args.jobs {
+        jobs.push((JobSpec::from_toml_file(path)?, output_for(args, path)?));
+    }
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| IssueError::io(dir, e))?;
+    }
+    let cred = load_credential(&args.credential)?;
+    let now = UnixTime::now();
+    let issuer = credential::check_issuer(&cred, now)?;
+    for (job, out) in &jobs {
+        let sealed = seal(&cred, &issuer, job, &SealParams::random(now)?)?;
+        fsutil::write_atomic(out, sealed.bundle.to_pem().as_bytes(), 0o644)?;
+        let m = &sealed.manifest;
+        eprintln!(
+            "sealed job {} ({} {} argument(s), {} input(s)) for {} -> {} (valid {})",
+            m.job_id_hex(),
+            m.executable.name,
+            m.arguments.len(),
+            m.inputs.len(),
+            issuer.end_entity,
+            out.display(),
+            format_duration(m.not_after.saturating_sub(now.0)),
+        );
+        if let Some(note) = &sealed.capped {
+            eprintln!("jobseal: note: {note}");
+        }
+    }
+    Ok(())
+}
+
+pub fn run_proxy(args: &ProxyArgs) -> ExitCode {
+    match proxy(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn proxy(args: &ProxyArgs) -> Result<(), IssueError> {
+    let valid = parse_duration(&args.valid)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            IssueError::Job(format!(
+                "--valid {:?} is not a duration such as 12h or 2d",
+                args.valid
+            ))
+        })?;
+    let cred = load_credential(&args.credential)?;
+    let now = UnixTime::now();
+    let issuer = credential::check_issuer(&cred, now)?;
+    let mut not_after = now.plus(valid);
+    if not_after > issuer.expires {
+        eprintln!(
+            "jobseal: note: validity capped to {} because {} then",
+            issuer.expires.to_rfc3339(),
+            issuer.expires_because
+        );
+        not_after = issuer.expires;
+    }
+    let proxy = jobseal_issue::plain::issue_plain_proxy(
+        &cred,
+        now.minus(300),
+        not_after,
+        args.path_length,
+    )?;
+    fsutil::write_atomic(&args.out, proxy.pem.as_bytes(), 0o600)?;
+    eprintln!(
+        "proxy for {} written to {} (valid until {})",
+        issuer.end_entity,
+        args.out.display(),
+        not_after.to_rfc3339()
+    );
+    Ok(())
+}
