@@ -32,10 +32,11 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
-/// An Ed25519 key from a 32-byte seed: (key, PKCS#8, SPKI DER).
-pub fn ed25519_from_seed(
-    seed: &[u8; 32],
-) -> Result<(SigningKey, zeroize::Zeroizing<Vec<u8>>, Vec<u8>), IssueError> {
+/// A key, its PKCS#8 and its SubjectPublicKeyInfo DER.
+pub type KeyMaterial = (SigningKey, zeroize::Zeroizing<Vec<u8>>, Vec<u8>);
+
+/// An Ed25519 key from a 32-byte seed.
+pub fn ed25519_from_seed(seed: &[u8; 32]) -> Result<KeyMaterial, IssueError> {
     let mut pkcs8 = zeroize::Zeroizing::new(ED25519_PKCS8_PREFIX.to_vec());
     pkcs8.extend_from_slice(seed);
     let key = SigningKey::from_key_der(&KeyDer::Pkcs8(pkcs8.clone()))?;
