@@ -140,7 +140,17 @@ impl CertTemplate {
 
     /// Sign the template with the issuer's key; returns the DER certificate.
     pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, IssueError> {
-        let algorithm = key.x509_algorithm();
+        self.sign_claiming(key, key.x509_algorithm())
+    }
+
+    /// Sign, but name `algorithm` in the certificate whatever the key really
+    /// uses. Only negative test vectors want this.
+    #[doc(hidden)]
+    pub fn sign_claiming(
+        &self,
+        key: &SigningKey,
+        algorithm: AlgorithmIdentifierOwned,
+    ) -> Result<Vec<u8>, IssueError> {
         let any = |b: &[u8]| Any::from_der(b).map_err(encoding);
         let tbs = TbsCertificate {
             version: 2,

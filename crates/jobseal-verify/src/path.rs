@@ -33,14 +33,15 @@ fn err(reason: Reason, msg: impl Into<String>) -> Error {
 }
 
 /// Extensions this verifier processes; a critical one not listed here denies.
-fn handled(id: der::asn1::ObjectIdentifier, role: Role, is_leaf: bool) -> bool {
+fn handled(id: der::asn1::ObjectIdentifier, role: Role) -> bool {
     match role {
         Role::Proxy => {
             id == oid::KEY_USAGE
                 || id == oid::BASIC_CONSTRAINTS
                 || id == oid::PROXY_CERT_INFO
                 || id == oid::EXTENDED_KEY_USAGE
-                || (is_leaf && id == oid::JOB_BINDING)
+                // Placement is step 3's to judge (binding.misplaced).
+                || id == oid::JOB_BINDING
         }
         Role::EndEntity | Role::Ca => {
             id == oid::KEY_USAGE
@@ -139,9 +140,9 @@ fn check_signature(c: &ParsedCert, issuer_spki: &[u8], dn: &str) -> Result<(), E
     sig::verify_certificate(outer_alg, issuer_spki, c.tbs(), signature, dn)
 }
 
-fn check_critical(c: &ParsedCert, dn: &str, role: Role, is_leaf: bool) -> Result<(), Error> {
+fn check_critical(c: &ParsedCert, dn: &str, role: Role) -> Result<(), Error> {
     for e in c.extensions() {
-        if e.critical && !handled(e.extn_id, role, is_leaf) {
+        if e.critical && !handled(e.extn_id, role) {
             return Err(err(
                 Reason::ChainUnhandledCritical,
                 format!(
@@ -196,23 +197,38 @@ pub fn validate(
         .ok_or_else(|| err(Reason::BundleMalformed, "no certificate"))?;
     let top_dn = top.subject_dn();
     let candidates = trust.candidates(top.issuer());
-    let anchor = candidates
-        .iter()
-        .map(|(_, a)| a)
-        .find(|a| check_signature(top, a.spki(), &top_dn).is_ok())
-        .ok_or_else(|| {
-            let issuer = name::to_slash_string(top.issuer());
-            let hash = name::openssl_hash(top.issuer()).unwrap_or(0);
-            let why = if candidates.is_empty() {
-                format!("no {hash:08x}.N file in {} holds it", trust.dir().display())
-            } else {
-                "none of its certificates there verifies the signature".to_string()
-            };
-            err(
-                Reason::ChainUntrusted,
-                format!("the issuer {issuer} of {top_dn} is not a trusted CA: {why}"),
-            )
-        })?;
+    if candidates.is_empty() {
+        let issuer = name::to_slash_string(top.issuer());
+        let hash = name::openssl_hash(top.issuer()).unwrap_or(0);
+        return Err(err(
+            Reason::ChainUntrusted,
+            format!(
+                "the issuer {issuer} of {top_dn} is not a trusted CA: no {hash:08x}.N file in {} holds it",
+                trust.dir().display()
+            ),
+        ));
+    }
+    // Several anchors may share a name (key rollover): the one whose key
+    // verifies the signature is the issuer. If none does, the first
+    // candidate's error says why (weak algorithm, or a bad signature).
+    let mut first_error = None;
+    let mut anchor = None;
+    for (_, a) in &candidates {
+        match check_signature(top, a.spki(), &top_dn) {
+            Ok(()) => {
+                anchor = Some(a);
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let anchor = match (anchor, first_error) {
+        (Some(a), _) => a,
+        (None, Some(e)) => return Err(e),
+        (None, None) => return Err(err(Reason::Internal, "no anchor candidate")),
+    };
     let anchor_dn = anchor.subject_dn();
     check_time(anchor, &anchor_dn, at, skew)?;
     if !is_ca(anchor, &anchor_dn)? {
@@ -283,7 +299,7 @@ pub fn validate(
         let (nb, na) = check_time(c, &dn, at, skew)?;
         not_before = not_before.max(nb);
         not_after = not_after.min(na);
-        check_critical(c, &dn, role, is_leaf)?;
+        check_critical(c, &dn, role)?;
         let ku = key_usage(c, &dn)?;
         match role {
             Role::Ca => {

@@ -1,0 +1,32 @@
+//! Regenerate `test-vectors/`: `cargo run -p jobseal-testkit --bin gen-vectors -- test-vectors`.
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
+        eprintln!("usage: gen-vectors DIR");
+        return ExitCode::from(2);
+    };
+    let fixture = match jobseal_testkit::generate() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gen-vectors: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Start from an empty directory so that removed vectors disappear.
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = jobseal_testkit::write_dir(&fixture, &dir) {
+        eprintln!("gen-vectors: {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "gen-vectors: {} vectors written to {}",
+        fixture.vectors.len(),
+        dir.display()
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,193 @@
+//! Every known-answer vector gives exactly its expected decision, every
+//! reason code has a vector, and the checked-in `test-vectors/` are what the
+//! generator makes today.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stderr
+)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use jobseal_testkit::{Expected, VECTOR_TIME, generate, write_dir};
+use jobseal_verify::{Config, Invocation, Reason, Verifier};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn verify_dir(dir: &Path) -> (usize, Vec<String>, BTreeSet<&'static str>) {
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("vectors.json")).unwrap()).unwrap();
+    let at = jobseal_verify::UnixTime::parse_rfc3339(index["verify_at"].as_str().unwrap()).unwrap();
+    let verifier = Verifier::new(Config {
+        ca_dir: dir.join(index["ca_dir"].as_str().unwrap()),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut failures = Vec::new();
+    let mut seen = BTreeSet::new();
+    let vectors = index["vectors"].as_array().unwrap();
+    for v in vectors {
+        let inv = Invocation {
+            executable: dir.join(v["executable"].as_str().unwrap()),
+            arguments: v["arguments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().into())
+                .collect(),
+            job_dir: dir.join(v["job_dir"].as_str().unwrap()),
+        };
+        let d = verifier.check_file(&dir.join(v["bundle"].as_str().unwrap()), &inv, at);
+        let expected = v["expected"].as_str().unwrap();
+        if d.code() != expected {
+            failures.push(format!(
+                "{}: expected {expected}, got {} ({})",
+                v["name"],
+                d.code(),
+                d.message
+            ));
+        }
+        seen.insert(d.code());
+    }
+    (vectors.len(), failures, seen)
+}
+
+#[test]
+fn every_vector_gives_its_expected_decision() {
+    let fixture = generate().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    write_dir(&fixture, tmp.path()).unwrap();
+    let (n, failures, _) = verify_dir(tmp.path());
+    eprintln!(
+        "vectors: {n} run, {} agree, {} disagree",
+        n - failures.len(),
+        failures.len()
+    );
+    assert!(n >= 50, "only {n} vectors");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_reason_code_has_a_vector() {
+    let fixture = generate().unwrap();
+    let covered: BTreeSet<&str> = fixture.vectors.iter().map(|v| v.expected.code()).collect();
+    // config.invalid is a property of the verifier, not of a bundle (tested
+    // below); internal.error has no input that reaches it by design.
+    let exempt = [Reason::ConfigInvalid, Reason::Internal];
+    let missing: Vec<&str> = Reason::ALL
+        .iter()
+        .filter(|r| !exempt.contains(r) && !covered.contains(r.code()))
+        .map(|r| r.code())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "reason codes without a vector: {missing:?}"
+    );
+    assert!(
+        fixture
+            .vectors
+            .iter()
+            .any(|v| v.expected == Expected::Permit)
+    );
+}
+
+#[test]
+fn vector_names_are_unique_and_say_their_outcome() {
+    let fixture = generate().unwrap();
+    let mut names = BTreeSet::new();
+    for v in &fixture.vectors {
+        assert!(names.insert(v.name.clone()), "duplicate vector {}", v.name);
+        let prefix = if v.expected == Expected::Permit {
+            "permit-"
+        } else {
+            "deny-"
+        };
+        assert!(
+            v.name.starts_with(prefix),
+            "{} should start with {prefix}",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let a = generate().unwrap();
+    let b = generate().unwrap();
+    assert_eq!(a.vectors.len(), b.vectors.len());
+    for (x, y) in a.vectors.iter().zip(&b.vectors) {
+        assert_eq!(x.bundle, y.bundle, "{} differs between two runs", x.name);
+    }
+}
+
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "README.md") {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn checked_in_vectors_are_current_and_verify() {
+    let checked_in = repo_root().join("test-vectors");
+    assert!(
+        checked_in.join("vectors.json").is_file(),
+        "test-vectors/vectors.json is missing: run `cargo run -p jobseal-testkit --bin gen-vectors -- test-vectors`"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    write_dir(&generate().unwrap(), tmp.path()).unwrap();
+    let (fresh, old) = (tree(tmp.path()), tree(&checked_in));
+    let names = |t: &[(PathBuf, Vec<u8>)]| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&old),
+        names(&fresh),
+        "test-vectors/ lists other files than the generator makes: regenerate"
+    );
+    for ((p, a), (_, b)) in old.iter().zip(&fresh) {
+        assert!(
+            a == b,
+            "test-vectors/{} is stale: regenerate with gen-vectors",
+            p.display()
+        );
+    }
+    let (n, failures, _) = verify_dir(&checked_in);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!(
+        "checked-in vectors: {n} verified as expected at {}",
+        VECTOR_TIME.to_rfc3339()
+    );
+}
+
+#[test]
+fn a_missing_ca_directory_is_a_configuration_error() {
+    let err = Verifier::new(Config {
+        ca_dir: PathBuf::from("/nonexistent/jobseal/certificates"),
+        ..Config::default()
+    })
+    .unwrap_err();
+    assert_eq!(err.reason, Reason::ConfigInvalid);
+}
+
+#[test]
+fn verifier_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Verifier>();
+}
