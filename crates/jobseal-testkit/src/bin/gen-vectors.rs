@@ -17,8 +17,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Start from an empty directory so that removed vectors disappear.
-    let _ = std::fs::remove_dir_all(&dir);
+    // Start afresh so that removed vectors disappear; keep the README.
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else if e.file_name() != "README.md" {
+                std::fs::remove_file(&p)
+            } else {
+                Ok(())
+            };
+            if let Err(err) = removed {
+                eprintln!("gen-vectors: cannot remove {}: {err}", p.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Err(e) = jobseal_testkit::write_dir(&fixture, &dir) {
         eprintln!("gen-vectors: {}: {e}", dir.display());
         return ExitCode::FAILURE;
