@@ -149,10 +149,10 @@ fn require(tool: &str, package: &str) -> PathBuf {
     let extra = [PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
     for dir in std::env::split_paths(&path).chain(extra) {
         let candidate = dir.join(tool);
-        if let Ok(meta) = fs::metadata(&candidate)
-            && meta.is_file()
-            && meta.permissions().mode() & 0o111 != 0
-        {
+        let executable = fs::metadata(&candidate)
+            .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        if executable {
             return candidate;
         }
     }
@@ -639,7 +639,7 @@ fn a2_voms_proxy_fake_proxy_signs_verify_permits_and_shows_unverified_voms_fqan(
         text.contains(FQAN),
         "jobseal inspect does not show the FQAN:\n{text}"
     );
-    let ij = parse_json(&run(pki.jobseal().args(["inspect", "--json"]).arg(&bundle)).assert_ok());
+    let ij = parse_json(run(pki.jobseal().args(["inspect", "--json"]).arg(&bundle)).assert_ok());
     assert_eq!(ij["voms"][0]["vo"], VO, "{ij}");
     println!(
         "a2: voms-proxy-fake -rfc -voms {VO} -> jobseal sign --proxy -> verify: permit, voms vo {VO} fqan {FQAN} verified:false; inspect shows VO {VO}"
@@ -660,7 +660,7 @@ fn a3_sign_with_user_cert_and_rsa_key_ps256_manifest_and_verify_permits() {
         "the job-bound proxy is issued by the EEC:\n{out}"
     );
 
-    let ij = parse_json(&run(pki.jobseal().args(["inspect", "--json"]).arg(&bundle)).assert_ok());
+    let ij = parse_json(run(pki.jobseal().args(["inspect", "--json"]).arg(&bundle)).assert_ok());
     assert_eq!(ij["job"]["algorithm"], "PS256", "{ij}");
     assert_eq!(ij["private_key"], false, "{ij}");
     assert!(
@@ -922,6 +922,10 @@ fn d_xrootd_gsi_accepts_plain_jobseal_proxy_and_rejects_bundle_without_private_k
     let xrdcp = require("xrdcp", "xrootd-client");
     let pki = Pki::new();
 
+    // XRootD 5.5 has no listen-address directive: it binds the wildcard address, and
+    // `xrd.allow host localhost` makes it refuse every connection not from the loopback
+    // interface ("XrdAccept: Unable to accept TCP connection from ...; permission denied").
+    //
     // Server files, owned by the (non-root) user xrootd runs as.
     let srv = pki.path("srv");
     let export = srv.join("export");
@@ -1083,7 +1087,7 @@ fn d_xrootd_gsi_accepts_plain_jobseal_proxy_and_rejects_bundle_without_private_k
     );
     drop(server);
     println!(
-        "d: xrootd (GSI only, 127.0.0.1/localhost:{port}, uid {}) : xrdfs ls + xrdcp with a jobseal proxy OK; with the job bundle: Auth failed (invalid key pair)",
+        "d: xrootd (GSI only, port {port}, loopback clients only, uid {}): xrdfs ls + xrdcp with a jobseal proxy OK; with the job bundle: Auth failed (invalid key pair)",
         if uid == 0 { 65534 } else { uid }
     );
 }
