@@ -37,7 +37,11 @@ pub fn decision(d: &Decision, at: UnixTime) -> Value {
         "sites": job.and_then(|j| j.sites.as_ref()),
         "allowed_uses": job.map(|j| j.allowed_uses),
         "validity": {
-            "not_before": job.map(|j| time(j.not_before)).or(identity.map(|i| time(i.not_before))),
+            "not_before": match (job, identity) {
+                (Some(j), Some(i)) => Some(time(j.not_before.max(i.not_before))),
+                (None, Some(i)) => Some(time(i.not_before)),
+                _ => None,
+            },
             "not_after": match (job, identity) {
                 (Some(j), Some(i)) => Some(time(j.not_after.min(i.not_after))),
                 (None, Some(i)) => Some(time(i.not_after)),

@@ -1,6 +1,12 @@
 //! The `jobseal` command line: exit codes, messages, and that a failure
 //! leaves no output file behind.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stderr
+)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,18 +25,63 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let now = UnixTime::now();
-        let ca = throwaway::ca(&[1; 32], "CN=CLI Test CA,O=jobseal", now.minus(86_400), now.plus(365 * 86_400)).unwrap();
-        let user = throwaway::user(&ca, &[2; 32], "CN=Jane Doe,O=jobseal", 2, now.minus(86_400), now.plus(30 * 86_400)).unwrap();
-        let expired = throwaway::user(&ca, &[2; 32], "CN=Jane Doe,O=jobseal", 3, now.minus(86_400), now.minus(60)).unwrap();
-        let other = throwaway::user(&ca, &[3; 32], "CN=Other,O=jobseal", 4, now.minus(86_400), now.plus(86_400)).unwrap();
+        let ca = throwaway::ca(
+            &[1; 32],
+            "CN=CLI Test CA,O=jobseal",
+            now.minus(86_400),
+            now.plus(365 * 86_400),
+        )
+        .unwrap();
+        let user = throwaway::user(
+            &ca,
+            &[2; 32],
+            "CN=Jane Doe,O=jobseal",
+            2,
+            now.minus(86_400),
+            now.plus(30 * 86_400),
+        )
+        .unwrap();
+        let expired = throwaway::user(
+            &ca,
+            &[2; 32],
+            "CN=Jane Doe,O=jobseal",
+            3,
+            now.minus(86_400),
+            now.minus(60),
+        )
+        .unwrap();
+        let other = throwaway::user(
+            &ca,
+            &[3; 32],
+            "CN=Other,O=jobseal",
+            4,
+            now.minus(86_400),
+            now.plus(86_400),
+        )
+        .unwrap();
         throwaway::install_ca(&dir.path().join("ca"), &ca.cert).unwrap();
         let w = |name: &str, data: &[u8]| std::fs::write(dir.path().join(name), data).unwrap();
-        w("usercert.pem", encode_block("CERTIFICATE", &user.cert).as_bytes());
-        w("expiredcert.pem", encode_block("CERTIFICATE", &expired.cert).as_bytes());
-        w("othercert.pem", encode_block("CERTIFICATE", &other.cert).as_bytes());
-        w("userkey.pem", encode_block("PRIVATE KEY", &user.pkcs8).as_bytes());
+        w(
+            "usercert.pem",
+            encode_block("CERTIFICATE", &user.cert).as_bytes(),
+        );
+        w(
+            "expiredcert.pem",
+            encode_block("CERTIFICATE", &expired.cert).as_bytes(),
+        );
+        w(
+            "othercert.pem",
+            encode_block("CERTIFICATE", &other.cert).as_bytes(),
+        );
+        w(
+            "userkey.pem",
+            encode_block("PRIVATE KEY", &user.pkcs8).as_bytes(),
+        );
         w("run.sh", b"#!/bin/sh\necho hi\n");
-        w("job.toml", b"executable = \"run.sh\"\narguments = [\"a\", \"b c\"]\nvalid = \"1h\"\n");
+        w(
+            "job.toml",
+            b"executable = \"run.sh\"\narguments = [\"a\", \"b c\"]\nvalid = \"1h\"\n",
+        );
         w("job2.toml", b"executable = \"run.sh\"\n");
         Self { dir }
     }
@@ -39,7 +90,10 @@ impl Fixture {
     }
     fn jobseal(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_jobseal"));
-        c.current_dir(self.dir.path()).env_clear().env("HOME", self.dir.path()).env("PATH", "/usr/bin:/bin");
+        c.current_dir(self.dir.path())
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("PATH", "/usr/bin:/bin");
         c
     }
     fn encrypt_key(&self, pass: &str) -> PathBuf {
@@ -64,8 +118,18 @@ fn run(c: &mut Command) -> Output {
 
 fn run_with_stdin(c: &mut Command, input: &str) -> Output {
     use std::io::Write;
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -76,17 +140,38 @@ fn stderr(o: &Output) -> String {
 fn no_stray_files(dir: &Path) {
     for e in std::fs::read_dir(dir).unwrap() {
         let n = e.unwrap().file_name();
-        assert!(!n.to_string_lossy().starts_with(".jobseal-"), "temporary file {n:?} left behind");
+        assert!(
+            !n.to_string_lossy().starts_with(".jobseal-"),
+            "temporary file {n:?} left behind"
+        );
     }
 }
 
 #[test]
 fn sign_then_verify_permits_and_exit_codes_follow_the_spec() {
     let f = Fixture::new();
-    let o = run(f.jobseal().args(["sign", "job.toml", "--out", "b.pem", "--cert", "usercert.pem", "--key", "userkey.pem"]));
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "b.pem",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::metadata(f.path("b.pem")).unwrap().permissions().mode() & 0o777, 0o644);
-    let o = run(f.jobseal().args(["verify", "b.pem", "--ca-dir", "ca", "--json", "--", "./run.sh", "a", "b c"]));
+    assert_eq!(
+        std::fs::metadata(f.path("b.pem"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    let o = run(f.jobseal().args([
+        "verify", "b.pem", "--ca-dir", "ca", "--json", "--", "./run.sh", "a", "b c",
+    ]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["decision"], "permit");
@@ -95,20 +180,48 @@ fn sign_then_verify_permits_and_exit_codes_follow_the_spec() {
     assert_eq!(j["job_id"].as_str().unwrap().len(), 32);
     assert_eq!(j["manifest_sha256"].as_str().unwrap().len(), 64);
     // Deny: exit 1, one line `code: message` on stderr.
-    let o = run(f.jobseal().args(["verify", "b.pem", "--ca-dir", "ca", "--", "./run.sh", "a", "b", "c"]));
+    let o = run(f.jobseal().args([
+        "verify", "b.pem", "--ca-dir", "ca", "--", "./run.sh", "a", "b", "c",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.starts_with("payload.arguments-mismatch: "), "{e}");
     // Usage error: exit 2.
-    let o = run(f.jobseal().args(["verify", "b.pem", "--ca-dir", "ca", "--at", "yesterday", "--", "./run.sh"]));
+    let o = run(f.jobseal().args([
+        "verify",
+        "b.pem",
+        "--ca-dir",
+        "ca",
+        "--at",
+        "yesterday",
+        "--",
+        "./run.sh",
+    ]));
     assert_eq!(o.status.code(), Some(2));
     // --at in the past of the job: not yet valid.
-    let o = run(f.jobseal().args(["verify", "b.pem", "--ca-dir", "ca", "--at", "2001-01-01T00:00:00Z", "--", "./run.sh", "a", "b c"]));
+    let o = run(f.jobseal().args([
+        "verify",
+        "b.pem",
+        "--ca-dir",
+        "ca",
+        "--at",
+        "2001-01-01T00:00:00Z",
+        "--",
+        "./run.sh",
+        "a",
+        "b c",
+    ]));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).starts_with("time.not-yet-valid"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("time.not-yet-valid"),
+        "{}",
+        stderr(&o)
+    );
     // A missing CA directory is a deny with config.invalid.
-    let o = run(f.jobseal().args(["verify", "b.pem", "--ca-dir", "nope", "--", "./run.sh", "a", "b c"]));
+    let o = run(f.jobseal().args([
+        "verify", "b.pem", "--ca-dir", "nope", "--", "./run.sh", "a", "b c",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("config.invalid"), "{}", stderr(&o));
 }
@@ -118,15 +231,39 @@ fn wrong_passphrase_says_so_and_writes_nothing() {
     let f = Fixture::new();
     f.encrypt_key("right horse battery");
     let o = run_with_stdin(
-        f.jobseal().args(["sign", "job.toml", "--out", "b.pem", "--cert", "usercert.pem", "--key", "userkey.enc.pem", "--pwstdin"]),
+        f.jobseal().args([
+            "sign",
+            "job.toml",
+            "--out",
+            "b.pem",
+            "--cert",
+            "usercert.pem",
+            "--key",
+            "userkey.enc.pem",
+            "--pwstdin",
+        ]),
         "wrong\n",
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("wrong passphrase for userkey.enc.pem"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("wrong passphrase for userkey.enc.pem"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!f.path("b.pem").exists());
     no_stray_files(f.dir.path());
     let o = run_with_stdin(
-        f.jobseal().args(["sign", "job.toml", "--out", "b.pem", "--cert", "usercert.pem", "--key", "userkey.enc.pem", "--pwstdin"]),
+        f.jobseal().args([
+            "sign",
+            "job.toml",
+            "--out",
+            "b.pem",
+            "--cert",
+            "usercert.pem",
+            "--key",
+            "userkey.enc.pem",
+            "--pwstdin",
+        ]),
         "right horse battery\n",
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -138,12 +275,33 @@ fn many_jobs_take_one_passphrase() {
     f.encrypt_key("pw");
     // Only one line on stdin: a second prompt would read EOF and fail.
     let o = run_with_stdin(
-        f.jobseal().args(["sign", "job.toml", "job2.toml", "--out-dir", "out", "--cert", "usercert.pem", "--key", "userkey.enc.pem", "--pwstdin"]),
+        f.jobseal().args([
+            "sign",
+            "job.toml",
+            "job2.toml",
+            "--out-dir",
+            "out",
+            "--cert",
+            "usercert.pem",
+            "--key",
+            "userkey.enc.pem",
+            "--pwstdin",
+        ]),
         "pw\n",
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(f.path("out/job.bundle.pem").is_file() && f.path("out/job2.bundle.pem").is_file());
-    let o = run(f.jobseal().args(["sign", "job.toml", "job2.toml", "--out", "x.pem", "--cert", "usercert.pem", "--key", "userkey.pem"]));
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "job2.toml",
+        "--out",
+        "x.pem",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--out-dir"), "{}", stderr(&o));
 }
@@ -151,13 +309,44 @@ fn many_jobs_take_one_passphrase() {
 #[test]
 fn a_key_that_does_not_match_and_an_expired_certificate_are_refused() {
     let f = Fixture::new();
-    let o = run(f.jobseal().args(["sign", "job.toml", "--out", "b.pem", "--cert", "othercert.pem", "--key", "userkey.pem"]));
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "b.pem",
+        "--cert",
+        "othercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("does not match the certificate"), "{}", stderr(&o));
-    let o = run(f.jobseal().args(["sign", "job.toml", "--out", "b.pem", "--cert", "expiredcert.pem", "--key", "userkey.pem"]));
+    assert!(
+        stderr(&o).contains("does not match the certificate"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "b.pem",
+        "--cert",
+        "expiredcert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("expired at"), "{}", stderr(&o));
-    let o = run(f.jobseal().args(["sign", "job.toml", "--out", "b.pem", "--cert", "missing.pem", "--key", "userkey.pem"]));
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "b.pem",
+        "--cert",
+        "missing.pem",
+        "--key",
+        "userkey.pem",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("missing.pem"), "{}", stderr(&o));
     assert!(!f.path("b.pem").exists());
@@ -170,11 +359,23 @@ fn credential_from_home_globus_and_proxy_mode() {
     std::fs::create_dir_all(f.path(".globus")).unwrap();
     std::fs::copy(f.path("usercert.pem"), f.path(".globus/usercert.pem")).unwrap();
     std::fs::copy(f.path("userkey.pem"), f.path(".globus/userkey.pem")).unwrap();
-    let o = run(f.jobseal().args(["proxy", "--out", "x509up", "--valid", "2h"]));
+    let o = run(f
+        .jobseal()
+        .args(["proxy", "--out", "x509up", "--valid", "2h"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::metadata(f.path("x509up")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(f.path("x509up"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     // The proxy signs jobs in turn (found through X509_USER_PROXY).
-    let o = run(f.jobseal().env("X509_USER_PROXY", f.path("x509up")).args(["sign", "job.toml", "--out", "b.pem"]));
+    let o = run(f
+        .jobseal()
+        .env("X509_USER_PROXY", f.path("x509up"))
+        .args(["sign", "job.toml", "--out", "b.pem"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(f.jobseal().args(["inspect", "--json", "b.pem"]));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -182,14 +383,27 @@ fn credential_from_home_globus_and_proxy_mode() {
     assert_eq!(j["private_key"], false);
     assert_eq!(j["job"]["binding_matches"], true);
     assert_eq!(j["certificates"].as_array().unwrap().len(), 3);
-    let o = run(f.jobseal().args(["verify", "b.pem", "--ca-dir", "ca", "--", "./run.sh", "a", "b c"]));
+    let o = run(f.jobseal().args([
+        "verify", "b.pem", "--ca-dir", "ca", "--", "./run.sh", "a", "b c",
+    ]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]
 fn demo_runs() {
-    let o = Command::new(env!("CARGO_BIN_EXE_jobseal")).arg("demo").output().unwrap();
-    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_jobseal"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("PERMIT permit") && out.contains("binding.digest-mismatch"), "{out}");
+    assert!(
+        out.contains("PERMIT permit") && out.contains("binding.digest-mismatch"),
+        "{out}"
+    );
 }

@@ -68,6 +68,25 @@ mod tests {
         assert_ne!(a, derive(&[2u8; 32]).unwrap());
     }
 
+    /// Known answers of `spec/jobseal.md` Appendix A.1, computed there by an
+    /// independent implementation.
+    #[test]
+    fn known_answers_from_the_spec() {
+        let hex = |k: [u8; 32]| crate::manifest::hex(&k);
+        assert_eq!(
+            hex(derive(&[0u8; 32]).unwrap()),
+            "8955f3a6cf1556b65eda326623c7f56197e989e8c2af654ab9f188437abd398b"
+        );
+        assert_eq!(
+            hex(derive(&[1u8; 32]).unwrap()),
+            "78b36a8aa2539d1680ebefdba03acfbf8125a00118506756f8c920eb661461d1"
+        );
+        assert_eq!(
+            hex(derive(&crate::sha256(b"")).unwrap()),
+            "5d369ca466d2d1c081119dda649dad239c0e2463c66770b07cb2199832efd1c3"
+        );
+    }
+
     #[test]
     fn derived_key_is_a_prime_order_subgroup_point() {
         for i in 0..64u8 {

@@ -43,6 +43,8 @@ reasons! {
     LimitExceeded => "limits.exceeded",
     /// A certificate is not valid DER X.509.
     CertMalformed => "cert.malformed",
+    /// The COSE_Sign1 envelope or its header breaks the profile.
+    ManifestBadEnvelope => "manifest.bad-envelope",
     // Step 2: path
     /// No trust anchor in the CA directory issued the chain.
     ChainUntrusted => "chain.untrusted",
@@ -60,7 +62,7 @@ reasons! {
     ChainPathLength => "chain.path-length",
     /// A certificate is outside its validity period.
     TimeExpired => "time.expired",
-    /// A certificate or the manifest is not yet valid.
+    /// A certificate is not yet valid.
     TimeNotYetValid => "time.not-yet-valid",
     /// Legacy Globus (`CN=proxy`) or GT3-draft proxies are not accepted.
     ProxyLegacy => "proxy.legacy-unsupported",
@@ -93,8 +95,6 @@ reasons! {
     /// SHA-256 of the manifest differs from the bound digest.
     BindingDigestMismatch => "binding.digest-mismatch",
     // Step 4: manifest
-    /// The COSE_Sign1 envelope or its header breaks the profile.
-    ManifestBadEnvelope => "manifest.bad-envelope",
     /// The COSE signature does not verify under the proxy issuer's key.
     ManifestBadSignature => "manifest.bad-signature",
     /// The manifest payload is not valid deterministic CBOR of the schema.

@@ -821,6 +821,81 @@ pub fn generate() -> Result<Fixture, IssueError> {
         );
     }
     {
+        // keyUsage digitalSignature|keyCertSign on a proxy.
+        let p = proxy_of(
+            &pki.user.cert,
+            &pki.user.key,
+            21,
+            &ProxyKind::InheritAll { path_len: None },
+            |t| replace_ext(t, oid::KEY_USAGE, true, &[0x03, 0x02, 0x02, 0x84]),
+        )?;
+        add(
+            "deny-proxy-asserts-key-cert-sign",
+            "an intermediate proxy asserts keyCertSign",
+            Build::new(Issuer {
+                key: &p.key,
+                chain: vec![p.cert.clone(), pki.user.cert.clone()],
+            })
+            .bundle()?,
+            Deny(Reason::ProxyMalformed),
+        );
+        let p = proxy_of(
+            &pki.user.cert,
+            &pki.user.key,
+            22,
+            &ProxyKind::InheritAll { path_len: None },
+            |t| {
+                let with_policy = ProxyCertInfo {
+                    path_len_constraint: None,
+                    proxy_policy: ProxyPolicy {
+                        policy_language: oid::PPL_INHERIT_ALL,
+                        policy: Some(
+                            der::asn1::OctetString::new(b"anything".to_vec())
+                                .map_err(|e| IssueError::Internal(e.to_string()))?,
+                        ),
+                    },
+                };
+                replace_ext(
+                    t,
+                    oid::PROXY_CERT_INFO,
+                    true,
+                    &with_policy
+                        .to_der()
+                        .map_err(|e| IssueError::Internal(e.to_string()))?,
+                )
+            },
+        )?;
+        add(
+            "deny-proxy-inherit-all-with-policy",
+            "an inheritAll proxy carries a policy",
+            Build::new(Issuer {
+                key: &p.key,
+                chain: vec![p.cert.clone(), pki.user.cert.clone()],
+            })
+            .bundle()?,
+            Deny(Reason::ProxyMalformed),
+        );
+        let u = user_variant(&pki.ca, USER, |t| {
+            let ku = t
+                .extensions
+                .first()
+                .cloned()
+                .ok_or_else(|| IssueError::Internal("no keyUsage".into()))?;
+            t.extensions.push(ku);
+            Ok(())
+        })?;
+        add(
+            "deny-cert-repeated-extension",
+            "the user certificate carries keyUsage twice",
+            Build::new(Issuer {
+                key: &u.key,
+                chain: vec![u.cert.clone()],
+            })
+            .bundle()?,
+            Deny(Reason::CertMalformed),
+        );
+    }
+    {
         let u = user_variant(&pki.ca, USER, |t| {
             // keyUsage keyEncipherment only (bit 2).
             replace_ext(t, oid::KEY_USAGE, true, &[0x03, 0x02, 0x05, 0x20])

@@ -141,7 +141,19 @@ fn check_signature(c: &ParsedCert, issuer_spki: &[u8], dn: &str) -> Result<(), E
 }
 
 fn check_critical(c: &ParsedCert, dn: &str, role: Role) -> Result<(), Error> {
-    for e in c.extensions() {
+    // RFC 5280 §4.2: no extension appears twice. A repeated JobBinding is
+    // step 3's to report (binding.misplaced).
+    let exts = c.extensions();
+    for (i, e) in exts.iter().enumerate() {
+        let repeated = exts.iter().skip(i + 1).any(|o| o.extn_id == e.extn_id);
+        if repeated && e.extn_id != oid::JOB_BINDING {
+            return Err(err(
+                Reason::CertMalformed,
+                format!("{dn} carries extension {} twice", e.extn_id),
+            ));
+        }
+    }
+    for e in exts {
         if e.critical && !handled(e.extn_id, role) {
             return Err(err(
                 Reason::ChainUnhandledCritical,
@@ -309,7 +321,11 @@ pub fn validate(
                         format!("{issuer_dn} may not sign certificates (keyUsage)"),
                     ));
                 }
+                // Self-issued CA certificates (key rollover) do not count
+                // against path length constraints (RFC 5280 §6.1.4 (l)).
+                let self_issued = name::same(c.subject(), c.issuer());
                 match ca_path_len {
+                    _ if self_issued => {}
                     Some(0) => {
                         return Err(err(
                             Reason::ChainPathLength,
@@ -440,6 +456,28 @@ fn check_proxy(
             format!("{dn}: malformed ProxyCertInfo"),
         )
     })?;
+    let lang = pci.proxy_policy.policy_language;
+    // RFC 3820 §3.8: inheritAll and independent carry no policy.
+    if (lang == oid::PPL_INHERIT_ALL || lang == oid::PPL_INDEPENDENT)
+        && pci.proxy_policy.policy.is_some()
+    {
+        return Err(err(
+            Reason::ProxyMalformed,
+            format!("{dn}: policy language {lang} must not carry a policy"),
+        ));
+    }
+    // A proxy is not a CA: it never asserts keyCertSign.
+    let own_ku = c
+        .extension(oid::KEY_USAGE)
+        .ok()
+        .flatten()
+        .and_then(|e| asn1::key_usage_bits(e.extn_value.as_bytes()));
+    if own_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN != 0) {
+        return Err(err(
+            Reason::ProxyMalformed,
+            format!("{dn}: a proxy must not assert keyCertSign"),
+        ));
+    }
     if issuer_ku.is_some_and(|k| k & asn1::KU_DIGITAL_SIGNATURE == 0) {
         return Err(err(
             Reason::ProxyIssuerKeyUsage,
@@ -459,7 +497,6 @@ fn check_proxy(
     if let Some(limit) = pci.path_len_constraint {
         proxy_limits.push((index, limit));
     }
-    let lang = pci.proxy_policy.policy_language;
     if !is_leaf {
         if lang == oid::PPL_LIMITED {
             return Err(err(

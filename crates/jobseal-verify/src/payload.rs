@@ -10,7 +10,16 @@ use crate::Invocation;
 
 /// Size and SHA-256 of a file, streamed.
 pub fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
+    // A FIFO would block on open and a device never end: only regular
+    // files, checked before opening and again on what was opened.
+    let not_regular = || std::io::Error::other("not a regular file");
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
     let mut f = std::fs::File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(not_regular());
+    }
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
