@@ -221,26 +221,15 @@ pub fn validate(
         ));
     }
     // Several anchors may share a name (key rollover): the one whose key
-    // verifies the signature is the issuer. If none does, the first
-    // candidate's error says why (weak algorithm, or a bad signature).
-    let mut first_error = None;
-    let mut anchor = None;
-    for (_, a) in &candidates {
-        match check_signature(top, a.spki(), &top_dn) {
-            Ok(()) => {
-                anchor = Some(a);
-                break;
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    let anchor = match (anchor, first_error) {
-        (Some(a), _) => a,
-        (None, Some(e)) => return Err(e),
-        (None, None) => return Err(err(Reason::Internal, "no anchor candidate")),
-    };
+    // verifies the signature is the issuer. If none does, the first one is
+    // taken and step 2d.2 reports why (weak algorithm, bad signature).
+    let verified_by = candidates
+        .iter()
+        .position(|(_, a)| check_signature(top, a.spki(), &top_dn).is_ok());
+    let (_, anchor) = candidates
+        .get(verified_by.unwrap_or(0))
+        .ok_or_else(|| err(Reason::Internal, "no anchor candidate"))?;
+    let top_verified = verified_by.is_some();
     let anchor_dn = anchor.subject_dn();
     check_time(anchor, &anchor_dn, at, skew)?;
     if !is_ca(anchor, &anchor_dn)? {
@@ -307,7 +296,10 @@ pub fn validate(
             }
         };
         // Common checks: algorithm and signature, validity, critical extensions.
-        check_signature(c, &issuer_spki, &dn)?;
+        // The topmost signature was verified when choosing the anchor.
+        if !(index == last && top_verified) {
+            check_signature(c, &issuer_spki, &dn)?;
+        }
         let (nb, na) = check_time(c, &dn, at, skew)?;
         not_before = not_before.max(nb);
         not_after = not_after.min(na);
