@@ -126,7 +126,7 @@ impl Verifier {
         // 1. Parse.
         let parsed = parse::parse(bundle)?;
         // 2. Path validation.
-        let path = path::validate(&parsed, &self.trust, at, skew)?;
+        let path = path::validate(&parsed.certs, &self.trust, at, skew)?;
         partial.identity = Some(path.identity.clone());
         // 3. Binding.
         let bound = binding::check(&parsed)?;

@@ -8,7 +8,7 @@ use jobseal_core::{Error, Reason, name, oid};
 use x509_cert::ext::pkix::BasicConstraints;
 
 use crate::decision::{Identity, VomsInfo};
-use crate::parse::{ParsedBundle, ParsedCert};
+use crate::parse::ParsedCert;
 use crate::sig;
 use crate::trust::TrustStore;
 
@@ -167,14 +167,13 @@ fn check_critical(c: &ParsedCert, dn: &str, role: Role) -> Result<(), Error> {
     Ok(())
 }
 
-/// Step 2.
+/// Step 2, over certificates ordered leaf first (the bundle's order).
 pub fn validate(
-    bundle: &ParsedBundle,
+    certs: &[ParsedCert],
     trust: &TrustStore,
     at: UnixTime,
     skew: u64,
 ) -> Result<ValidatedPath, Error> {
-    let certs = &bundle.certs;
     // 2.1 Each certificate is issued by the next one.
     for pair in certs.windows(2) {
         if let [child, parent] = pair {
