@@ -99,7 +99,22 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         }
         ExitCode::SUCCESS
     } else {
-        eprintln!("{}: {}", decision.code(), decision.message);
+        eprintln!("{}: {}", decision.code(), one_line(&decision.message));
         ExitCode::from(EXIT_DENY)
     }
+}
+
+/// The deny line is exactly one line: control characters a hostile bundle
+/// could put in a message (a proxy CN, a file name) are escaped.
+fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\x{:02X}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

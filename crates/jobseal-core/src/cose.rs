@@ -84,33 +84,109 @@ fn bad(msg: impl Into<String>) -> Error {
 }
 
 /// Parse a tagged COSE_Sign1 and check it against the profile.
+///
+/// The envelope has one shape only, so it is read byte by byte without a
+/// general CBOR decoder: `d2 84 <bstr protected> a0 <bstr payload>
+/// <bstr signature>`. Nothing is allocated for hostile structure, and the
+/// byte strings are taken exactly as carried.
 pub fn parse(bytes: &[u8]) -> Result<Envelope, Error> {
-    let sign1 = CoseSign1::from_tagged_slice(bytes)
-        .map_err(|e| bad(format!("the manifest is not a tagged COSE_Sign1 ({e})")))?;
-    if !sign1.unprotected.is_empty() {
-        return Err(bad("the COSE unprotected header must be empty"));
-    }
-    let protected = sign1
-        .protected
-        .original_data
-        .as_deref()
-        .ok_or_else(|| bad("the COSE protected header is missing"))?;
+    let rest = bytes
+        .strip_prefix(&[0xd2])
+        .ok_or_else(|| bad("the manifest is not a tagged COSE_Sign1 (tag 18 expected)"))?;
+    let rest = rest
+        .strip_prefix(&[0x84])
+        .ok_or_else(|| bad("the COSE_Sign1 is not an array of four items"))?;
+    let (protected, rest) = byte_string(rest, "protected header")?;
     let algorithm = SignatureAlgorithm::ALL
         .into_iter()
         .find(|a| a.protected_header() == protected)
         .ok_or_else(|| {
             bad("the COSE protected header is not {alg, content type} with an algorithm of the profile")
         })?;
-    let Some(payload) = sign1.payload.clone() else {
-        return Err(bad("the COSE payload is detached; it must be attached"));
+    let rest = match rest.split_first() {
+        Some((0xa0, rest)) => rest,
+        Some((0xf6, _)) => return Err(bad("the COSE unprotected header must be an empty map")),
+        _ => return Err(bad("the COSE unprotected header must be empty")),
     };
-    let to_be_signed = sign1.tbs_data(b"");
+    if rest.first() == Some(&0xf6) {
+        return Err(bad("the COSE payload is detached; it must be attached"));
+    }
+    let (payload, rest) = byte_string(rest, "payload")?;
+    let (signature, rest) = byte_string(rest, "signature")?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after the COSE_Sign1"));
+    }
     Ok(Envelope {
         algorithm,
-        payload,
-        to_be_signed,
-        signature: sign1.signature,
+        to_be_signed: sig_structure(protected, payload),
+        payload: payload.to_vec(),
+        signature: signature.to_vec(),
     })
+}
+
+/// A definite-length byte string with its shortest head; returns it and the rest.
+fn byte_string<'a>(input: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]), Error> {
+    let err = || {
+        bad(format!(
+            "the COSE {what} is not a definite-length byte string"
+        ))
+    };
+    let (&first, rest) = input.split_first().ok_or_else(err)?;
+    if first >> 5 != 2 {
+        return Err(err());
+    }
+    let (len, rest) = match first & 0x1f {
+        n @ 0..=23 => (u64::from(n), rest),
+        n @ 24..=27 => {
+            let width = 1usize << (n - 24);
+            let (head, rest) = rest.split_at_checked(width).ok_or_else(err)?;
+            let len = head.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            let min = match n {
+                24 => 24,
+                25 => 0x100,
+                26 => 0x1_0000,
+                _ => 0x1_0000_0000,
+            };
+            if len < min {
+                return Err(bad(format!(
+                    "the COSE {what} length is not in its shortest form"
+                )));
+            }
+            (len, rest)
+        }
+        _ => return Err(err()),
+    };
+    let len = usize::try_from(len).map_err(|_| err())?;
+    rest.split_at_checked(len)
+        .ok_or_else(|| bad(format!("the COSE {what} is truncated")))
+}
+
+/// `Sig_structure = ["Signature1", protected, external_aad = h'', payload]`
+/// (RFC 9052 §4.4), encoded deterministically.
+fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(protected.len() + payload.len() + 32);
+    out.push(0x84);
+    out.push(0x6a);
+    out.extend_from_slice(b"Signature1");
+    push_bstr(&mut out, protected);
+    out.push(0x40);
+    push_bstr(&mut out, payload);
+    out
+}
+
+fn push_bstr(out: &mut Vec<u8>, b: &[u8]) {
+    let len = b.len() as u64;
+    let be = len.to_be_bytes();
+    let (info, width) = match len {
+        0..=23 => (u8::try_from(len).unwrap_or(0), 0),
+        24..=0xff => (24, 1),
+        0x100..=0xffff => (25, 2),
+        0x1_0000..=0xffff_ffff => (26, 4),
+        _ => (27, 8),
+    };
+    out.push(0x40 | info);
+    out.extend_from_slice(be.get(8 - width..).unwrap_or_default());
+    out.extend_from_slice(b);
 }
 
 /// Build a tagged COSE_Sign1 over `payload`, signing with `sign`, which
@@ -167,6 +243,51 @@ mod tests {
                 "{}",
                 alg.name()
             );
+        }
+    }
+
+    #[test]
+    fn sig_structure_matches_coset() {
+        for len in [0usize, 23, 24, 255, 256, 70_000] {
+            let out = build::<Error>(SignatureAlgorithm::Ps256, vec![7; len], |_| {
+                Ok(vec![1; 256])
+            })
+            .unwrap();
+            let env = parse(&out).unwrap();
+            let theirs = CoseSign1::from_tagged_slice(&out).unwrap().tbs_data(b"");
+            assert_eq!(env.to_be_signed, theirs);
+        }
+    }
+
+    #[test]
+    fn hostile_structure_is_refused_without_decoding_it() {
+        // Tag, then an array of 2^32 empty arrays: refused at the second byte.
+        let mut bomb = vec![0xd2, 0x9a, 0xff, 0xff, 0xff, 0xff];
+        bomb.extend(std::iter::repeat_n(0x80, 1 << 20));
+        assert_eq!(
+            parse(&bomb).unwrap_err().reason,
+            Reason::ManifestBadEnvelope
+        );
+        let good = build::<Error>(SignatureAlgorithm::EdDsa, vec![1, 2, 3], |_| {
+            Ok(vec![9; 64])
+        })
+        .unwrap();
+        // Untagged, trailing bytes, non-empty unprotected header, detached payload.
+        assert!(parse(&good[1..]).is_err());
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(parse(&trailing).is_err());
+        let p = good.iter().position(|&b| b == 0xa0).unwrap();
+        let mut unprotected = good.clone();
+        unprotected.splice(p..=p, [0xa1, 0x04, 0x41, 0x00]);
+        assert!(parse(&unprotected).is_err());
+        let mut detached = good[..=p].to_vec();
+        detached.push(0xf6);
+        detached.extend_from_slice(&[0x58, 0x40]);
+        detached.extend_from_slice(&[9; 64]);
+        assert!(parse(&detached).unwrap_err().message.contains("detached"));
+        for cut in 0..good.len() {
+            assert!(parse(&good[..cut]).is_err());
         }
     }
 

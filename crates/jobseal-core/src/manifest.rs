@@ -445,6 +445,9 @@ enum Value {
     Map(Vec<(Value, Value)>),
 }
 
+/// Most elements reserved ahead of reading them.
+const PREALLOCATE: usize = 1024;
+
 struct Decoder<'a> {
     input: &'a [u8],
     pos: usize,
@@ -534,7 +537,14 @@ impl Decoder<'_> {
             }
             4 => {
                 let n = self.len(arg)?;
-                let mut items = Vec::with_capacity(n);
+                // No array of the schema is longer than the inputs list:
+                // refuse before reading (or reserving for) its elements.
+                if n > limits::MAX_INPUTS {
+                    return Err(limit(format!(
+                        "a CBOR array of {n} items is longer than any the schema allows"
+                    )));
+                }
+                let mut items = Vec::with_capacity(n.min(PREALLOCATE));
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }
@@ -542,7 +552,12 @@ impl Decoder<'_> {
             }
             5 => {
                 let n = self.len(arg)?;
-                let mut entries = Vec::with_capacity(n);
+                if n > limits::MAX_ENVIRONMENT {
+                    return Err(limit(format!(
+                        "a CBOR map of {n} entries is larger than any the schema allows"
+                    )));
+                }
+                let mut entries = Vec::with_capacity(n.min(PREALLOCATE));
                 let mut previous: Option<&[u8]> = None;
                 let input = self.input;
                 for _ in 0..n {
@@ -678,6 +693,23 @@ mod tests {
             assert!(check_input_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(check_input_name("data/in.root").is_ok());
+    }
+
+    #[test]
+    fn huge_counts_are_refused_before_allocation() {
+        // A map claiming 2^32-1 entries, an array claiming 2^20 items.
+        assert_eq!(
+            Manifest::from_cbor(&[0xba, 0xff, 0xff, 0xff, 0xff])
+                .unwrap_err()
+                .reason,
+            Reason::ManifestMalformed
+        );
+        let mut big = vec![0xa1, 0x04, 0x9a, 0x00, 0x10, 0x00, 0x00];
+        big.extend(std::iter::repeat_n(0x60, 1 << 20));
+        assert_eq!(
+            Manifest::from_cbor(&big).unwrap_err().reason,
+            Reason::LimitExceeded
+        );
     }
 
     #[test]

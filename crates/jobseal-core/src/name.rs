@@ -55,24 +55,24 @@ pub fn rdns(name: &[u8]) -> Option<Vec<Vec<Attribute<'_>>>> {
     Some(out)
 }
 
-/// Decode a directory string to UTF-8, as OpenSSL's `ASN1_STRING_to_UTF8`.
+/// Decode a directory string to UTF-8, as OpenSSL's `ASN1_STRING_to_UTF8`:
+/// UTF8String as UTF-8, the one-byte string types byte for byte (Latin-1),
+/// BMPString as strict UCS-2 (no surrogates), UniversalString as UCS-4.
+/// `None` if the value cannot be converted.
 pub fn string_value(v: &tlv::Tlv<'_>) -> Option<String> {
     match v.tag {
-        UTF8_STRING | PRINTABLE_STRING | IA5_STRING | VISIBLE_STRING => {
-            std::str::from_utf8(v.value).ok().map(str::to_string)
+        UTF8_STRING => std::str::from_utf8(v.value).ok().map(str::to_string),
+        PRINTABLE_STRING | IA5_STRING | VISIBLE_STRING | T61_STRING => {
+            Some(v.value.iter().map(|&b| char::from(b)).collect())
         }
-        T61_STRING => Some(v.value.iter().map(|&b| char::from(b)).collect()),
-        BMP_STRING => {
-            let units: Vec<u16> = v
-                .value
-                .chunks(2)
-                .map(|c| match c {
-                    [a, b] => Some(u16::from_be_bytes([*a, *b])),
-                    _ => None,
-                })
-                .collect::<Option<_>>()?;
-            String::from_utf16(&units).ok()
-        }
+        BMP_STRING => v
+            .value
+            .chunks(2)
+            .map(|c| match c {
+                [a, b] => char::from_u32(u32::from(u16::from_be_bytes([*a, *b]))),
+                _ => None,
+            })
+            .collect(),
         UNIVERSAL_STRING => v
             .value
             .chunks(4)
@@ -85,6 +85,20 @@ pub fn string_value(v: &tlv::Tlv<'_>) -> Option<String> {
     }
 }
 
+/// Whether the tag is one of the string types OpenSSL canonicalises.
+fn is_string_type(tag: u8) -> bool {
+    matches!(
+        tag,
+        UTF8_STRING
+            | PRINTABLE_STRING
+            | IA5_STRING
+            | VISIBLE_STRING
+            | T61_STRING
+            | BMP_STRING
+            | UNIVERSAL_STRING
+    )
+}
+
 /// OpenSSL's canonical encoding of a name (`x509_name_canon`): string values
 /// converted to UTF-8, trimmed, inner whitespace collapsed, ASCII lowercased
 /// and re-tagged UTF8String; the RDN sets concatenated without the outer
@@ -95,6 +109,8 @@ pub fn canonical(name: &[u8]) -> Option<Vec<u8>> {
         let mut set = Vec::new();
         for attr in rdn {
             let value = match string_value(&attr.value) {
+                // A string type that cannot be converted: the name cannot be read.
+                None if is_string_type(attr.value.tag) => return None,
                 Some(s) => {
                     let canon = canonical_string(&s);
                     let mut v = tlv::header(UTF8_STRING, canon.len());
@@ -191,7 +207,16 @@ pub fn to_slash_string(name: &[u8]) -> String {
             }
             out.push('=');
             match string_value(&attr.value) {
-                Some(s) => out.push_str(&s),
+                // Control characters would let a name forge log lines.
+                Some(s) => {
+                    for ch in s.chars() {
+                        if ch.is_control() {
+                            out.push_str(&format!("\\x{:02X}", u32::from(ch)));
+                        } else {
+                            out.push(ch);
+                        }
+                    }
+                }
                 None => out.push_str("#<binary>"),
             }
         }
@@ -276,6 +301,26 @@ mod tests {
         // RFC 4514 text lists the last RDN first.
         let n = enc("CN=Jane Doe,O=Example,DC=org");
         assert_eq!(to_slash_string(&n), "/DC=org/O=Example/CN=Jane Doe");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_text() {
+        let n = enc("CN=x,O=Example");
+        let evil = append_cn(&n, "1\npermit: forged").unwrap();
+        let text = to_slash_string(&evil);
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.ends_with("/CN=1\\x0Apermit: forged"), "{text}");
+    }
+
+    #[test]
+    fn bmp_surrogates_make_a_name_unreadable() {
+        // SEQUENCE { SET { SEQUENCE { CN, BMPString D800 } } }
+        let name = [
+            0x30, 0x0d, 0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x03, 0x1e, 0x02, 0xd8,
+            0x00,
+        ];
+        assert_eq!(canonical(&name), None);
+        assert_eq!(openssl_hash(&name), None);
     }
 
     #[test]

@@ -1030,6 +1030,23 @@ pub fn generate() -> Result<Fixture, IssueError> {
             .bundle()?,
             Deny(Reason::BindingMisplaced),
         );
+        let u = user_variant(&pki.ca, USER, |t| {
+            let b = JobBinding::for_identity_switch(&digest)
+                .map_err(|e| IssueError::Internal(e.to_string()))?;
+            t.extensions
+                .push(extension(oid::JOB_BINDING, true, &binding_der(&b)?)?);
+            Ok(())
+        })?;
+        add(
+            "deny-binding-on-user-certificate",
+            "a critical JobBinding on the user certificate",
+            Build::new(Issuer {
+                key: &u.key,
+                chain: vec![u.cert.clone()],
+            })
+            .bundle()?,
+            Deny(Reason::BindingMisplaced),
+        );
     }
     let binding_edit = |f: BindingEdit| {
         move |t: &mut CertTemplate| -> Result<(), IssueError> {

@@ -50,6 +50,8 @@ fn handled(id: der::asn1::ObjectIdentifier, role: Role) -> bool {
                 || id == oid::SUBJECT_ALT_NAME
                 // Any policy is acceptable (initial-policy-set = anyPolicy).
                 || id == oid::CERTIFICATE_POLICIES
+                // Placement is step 3's to judge (binding.misplaced).
+                || id == oid::JOB_BINDING
         }
     }
 }
@@ -256,7 +258,9 @@ pub fn validate(
         let index = last - depth_from_top;
         let dn = c.subject_dn();
         let is_leaf = index == 0;
-        // Role of this certificate.
+        // Role of this certificate: basicConstraints first (repeated or
+        // malformed → cert.malformed), then ProxyCertInfo.
+        let cert_is_ca = is_ca(c, &dn)?;
         let pci_ext = c.extension(oid::PROXY_CERT_INFO).map_err(|_| {
             err(
                 Reason::ProxyMalformed,
@@ -264,7 +268,7 @@ pub fn validate(
             )
         })?;
         role = match role {
-            Role::Ca if is_ca(c, &dn)? => Role::Ca,
+            Role::Ca if cert_is_ca => Role::Ca,
             Role::Ca | Role::EndEntity | Role::Proxy => {
                 if is_legacy_proxy(c) {
                     return Err(err(

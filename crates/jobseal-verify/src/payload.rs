@@ -8,18 +8,25 @@ use jobseal_core::{Error, Reason};
 
 use crate::Invocation;
 
-/// Size and SHA-256 of a file, streamed.
-pub fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
-    // A FIFO would block on open and a device never end: only regular
-    // files, checked before opening and again on what was opened.
-    let not_regular = || std::io::Error::other("not a regular file");
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(not_regular());
-    }
-    let mut f = std::fs::File::open(path)?;
+/// Open a file to check it: non-blocking (a FIFO must not hang the
+/// verifier), and only if it is a regular file.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
     if !f.metadata()?.is_file() {
-        return Err(not_regular());
+        return Err(std::io::Error::other("not a regular file"));
     }
+    Ok(f)
+}
+
+/// Size and SHA-256 of a file, reading at most `max + 1` bytes: a file that
+/// grows while it is read cannot keep the verifier busy.
+pub fn hash_file(path: &Path, max: u64) -> std::io::Result<(u64, [u8; 32])> {
+    let f = open_regular(path)?;
+    let mut f = f.take(max.saturating_add(1));
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
@@ -40,7 +47,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
 pub fn check(manifest: &Manifest, inv: &Invocation) -> Result<(), Error> {
     // 5.1 The executable is the signed one.
     let exe = &manifest.executable;
-    let (size, digest) = hash_file(&inv.executable).map_err(|e| {
+    let (size, digest) = hash_file(&inv.executable, exe.size).map_err(|e| {
         Error::new(
             Reason::PayloadExecutableUnreadable,
             format!(
@@ -80,29 +87,30 @@ pub fn check(manifest: &Manifest, inv: &Invocation) -> Result<(), Error> {
     // 5.3 Every input is present and unchanged.
     for input in &manifest.inputs {
         let path = inv.job_dir.join(&input.name);
-        let meta = std::fs::metadata(&path).map_err(|e| {
-            Error::new(
-                Reason::PayloadInputMissing,
-                format!("input {} is missing: {e}", input.name),
-            )
-        })?;
-        if meta.len() != input.size {
+        let (size, digest) = match hash_file(&path, input.size) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::new(
+                    Reason::PayloadInputMissing,
+                    format!("input {} is missing", input.name),
+                ));
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    Reason::PayloadInputMissing,
+                    format!("cannot read input {}: {e}", input.name),
+                ));
+            }
+        };
+        if size != input.size {
             return Err(Error::new(
                 Reason::PayloadInputMismatch,
                 format!(
-                    "input {} has {} bytes, the signed one {}",
-                    input.name,
-                    meta.len(),
-                    input.size
+                    "input {} has a size other than the signed {} bytes",
+                    input.name, input.size
                 ),
             ));
         }
-        let (_, digest) = hash_file(&path).map_err(|e| {
-            Error::new(
-                Reason::PayloadInputMissing,
-                format!("cannot read input {}: {e}", input.name),
-            )
-        })?;
         if digest != input.sha256 {
             return Err(Error::new(
                 Reason::PayloadInputMismatch,

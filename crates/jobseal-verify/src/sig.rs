@@ -85,6 +85,26 @@ pub fn verify_certificate(
             format!("the issuer key of {subject_dn} is malformed"),
         )
     })?;
+    // RSA PKCS#1 v1.5 algorithm identifiers carry NULL (or absent)
+    // parameters; ECDSA and Ed25519 ones carry none (RFC 4055, 5758, 8410).
+    let a = alg.oid;
+    let rsa_pkcs1 = [
+        oid::MD5_WITH_RSA,
+        oid::SHA1_WITH_RSA,
+        oid::SHA256_WITH_RSA,
+        oid::SHA384_WITH_RSA,
+        oid::SHA512_WITH_RSA,
+    ];
+    let params_ok = match &alg.parameters {
+        None => true,
+        Some(p) => rsa_pkcs1.contains(&a) && p.is_null(),
+    };
+    if !params_ok {
+        return Err(Error::new(
+            Reason::CertMalformed,
+            format!("{subject_dn}: unexpected signature algorithm parameters"),
+        ));
+    }
     if let KeyKind::Rsa(bits) = key.kind {
         if bits < 2048 {
             return Err(weak(format!(
@@ -92,7 +112,6 @@ pub fn verify_certificate(
             )));
         }
     }
-    let a = alg.oid;
     let algorithm: &dyn VerificationAlgorithm = match (a, key.kind) {
         (x, _) if x == oid::MD5_WITH_RSA || x == oid::SHA1_WITH_RSA => {
             return Err(weak(format!(
@@ -114,19 +133,6 @@ pub fn verify_certificate(
             )));
         }
     };
-    // RSA PKCS#1 v1.5 algorithm identifiers carry NULL parameters; ECDSA and
-    // Ed25519 ones carry none (RFC 4055, 5758, 8410).
-    let params_ok = match (&alg.parameters, key.kind) {
-        (None, _) => true,
-        (Some(p), KeyKind::Rsa(_)) => p.is_null(),
-        (Some(_), _) => false,
-    };
-    if !params_ok {
-        return Err(Error::new(
-            Reason::CertMalformed,
-            format!("{subject_dn}: unexpected signature algorithm parameters"),
-        ));
-    }
     UnparsedPublicKey::new(algorithm, key.bits)
         .verify(tbs, signature)
         .map_err(|_| {

@@ -1,0 +1,58 @@
+//! The payload check reads only regular files and never blocks on one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::Path;
+use std::process::Command;
+
+use jobseal_testkit::{VECTOR_TIME, generate, write_dir};
+use jobseal_verify::{Config, Invocation, Reason, Verifier};
+
+fn check_with_executable(make: impl FnOnce(&Path)) -> Reason {
+    let tmp = tempfile::tempdir().unwrap();
+    write_dir(&generate().unwrap(), tmp.path()).unwrap();
+    let v = Verifier::new(Config {
+        ca_dir: tmp.path().join("ca"),
+        ..Config::default()
+    })
+    .unwrap();
+    let job = tmp.path().join("permit-direct-from-user-certificate/job");
+    let exe = job.join("run.sh");
+    std::fs::remove_file(&exe).unwrap();
+    make(&exe);
+    let inv = Invocation {
+        executable: exe,
+        arguments: vec!["--events".into(), "1000".into()],
+        job_dir: job.clone(),
+    };
+    let d = v.check_file(&job.join("../bundle.pem"), &inv, VECTOR_TIME);
+    d.reason.expect("denied")
+}
+
+#[test]
+fn a_fifo_in_place_of_the_executable_is_unreadable_not_a_hang() {
+    let r = check_with_executable(|p| {
+        let st = Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .expect("mkfifo (coreutils) is needed");
+        assert!(st.success());
+    });
+    assert_eq!(r, Reason::PayloadExecutableUnreadable);
+}
+
+#[test]
+fn a_directory_in_place_of_the_executable_is_unreadable() {
+    let r = check_with_executable(|p| std::fs::create_dir(p).unwrap());
+    assert_eq!(r, Reason::PayloadExecutableUnreadable);
+}
+
+#[test]
+fn a_longer_executable_is_a_mismatch() {
+    let r = check_with_executable(|p| std::fs::write(p, vec![b'#'; 10 << 20]).unwrap());
+    assert_eq!(r, Reason::PayloadExecutableMismatch);
+}
