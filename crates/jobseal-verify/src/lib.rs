@@ -45,6 +45,8 @@ pub struct Config {
     pub voms_dir: PathBuf,
     /// Seconds a notBefore may lie in the future.
     pub clock_skew: u64,
+    /// Legacy algorithms accepted on CA-issued certificates (default: none).
+    pub algorithms: sig::AlgorithmPolicy,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             ca_dir: PathBuf::from(DEFAULT_CA_DIR),
             voms_dir: PathBuf::from(DEFAULT_VOMS_DIR),
             clock_skew: DEFAULT_CLOCK_SKEW,
+            algorithms: sig::AlgorithmPolicy::default(),
         }
     }
 }
@@ -126,7 +129,12 @@ impl Verifier {
         // 1. Parse.
         let parsed = parse::parse(bundle)?;
         // 2. Path validation.
-        let path = path::validate(&parsed.certs, &self.trust, at, skew)?;
+        let opts = path::PathOptions {
+            at,
+            clock_skew: skew,
+            algorithms: self.config.algorithms,
+        };
+        let path = path::validate(&parsed.certs, &self.trust, &opts)?;
         partial.identity = Some(path.identity.clone());
         // 3. Binding.
         let bound = binding::check(&parsed)?;

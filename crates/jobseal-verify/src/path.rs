@@ -9,8 +9,19 @@ use x509_cert::ext::pkix::BasicConstraints;
 
 use crate::decision::{Identity, VomsInfo};
 use crate::parse::ParsedCert;
-use crate::sig;
+use crate::sig::{self, AlgorithmPolicy, Signer};
 use crate::trust::TrustStore;
+
+/// Settings of path validation.
+#[derive(Clone, Debug)]
+pub struct PathOptions {
+    /// The verification time.
+    pub at: UnixTime,
+    /// Seconds a notBefore may lie in the future.
+    pub clock_skew: u64,
+    /// Legacy algorithms accepted on CA-issued certificates.
+    pub algorithms: AlgorithmPolicy,
+}
 
 /// What path validation established.
 #[derive(Debug)]
@@ -124,7 +135,13 @@ fn check_time(c: &ParsedCert, dn: &str, at: UnixTime, skew: u64) -> Result<(u64,
     Ok((nb, na))
 }
 
-fn check_signature(c: &ParsedCert, issuer_spki: &[u8], dn: &str) -> Result<(), Error> {
+fn check_signature(
+    c: &ParsedCert,
+    issuer_spki: &[u8],
+    dn: &str,
+    opts: &PathOptions,
+    signer: Signer,
+) -> Result<(), Error> {
     let tbs_alg = c.cert.tbs_certificate().signature();
     let outer_alg = c.cert.signature_algorithm();
     if tbs_alg != outer_alg {
@@ -139,7 +156,15 @@ fn check_signature(c: &ParsedCert, issuer_spki: &[u8], dn: &str) -> Result<(), E
             format!("{dn}: the signature is not whole bytes"),
         )
     })?;
-    sig::verify_certificate(outer_alg, issuer_spki, c.tbs(), signature, dn)
+    sig::verify_certificate(
+        outer_alg,
+        issuer_spki,
+        c.tbs(),
+        signature,
+        dn,
+        &opts.algorithms,
+        signer,
+    )
 }
 
 fn check_critical(c: &ParsedCert, dn: &str, role: Role) -> Result<(), Error> {
@@ -173,9 +198,9 @@ fn check_critical(c: &ParsedCert, dn: &str, role: Role) -> Result<(), Error> {
 pub fn validate(
     certs: &[ParsedCert],
     trust: &TrustStore,
-    at: UnixTime,
-    skew: u64,
+    opts: &PathOptions,
 ) -> Result<ValidatedPath, Error> {
+    let (at, skew) = (opts.at, opts.clock_skew);
     // 2.1 Each certificate is issued by the next one.
     for pair in certs.windows(2) {
         if let [child, parent] = pair {
@@ -226,7 +251,7 @@ pub fn validate(
     // taken and step 2d.2 reports why (weak algorithm, bad signature).
     let verified_by = candidates
         .iter()
-        .position(|(_, a)| check_signature(top, a.spki(), &top_dn).is_ok());
+        .position(|(_, a)| check_signature(top, a.spki(), &top_dn, opts, Signer::Ca).is_ok());
     let (_, anchor) = candidates
         .get(verified_by.unwrap_or(0))
         .ok_or_else(|| err(Reason::Internal, "no anchor candidate"))?;
@@ -301,7 +326,12 @@ pub fn validate(
         // Common checks: algorithm and signature, validity, critical extensions.
         // The topmost signature was verified when choosing the anchor.
         if !(index == last && top_verified) {
-            check_signature(c, &issuer_spki, &dn)?;
+            let signer = if role == Role::Proxy {
+                Signer::EndEntityOrProxy
+            } else {
+                Signer::Ca
+            };
+            check_signature(c, &issuer_spki, &dn, opts, signer)?;
         }
         let (nb, na) = check_time(c, &dn, at, skew)?;
         not_before = not_before.max(nb);

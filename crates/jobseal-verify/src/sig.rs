@@ -71,6 +71,38 @@ fn weak(msg: impl Into<String>) -> Error {
     Error::new(Reason::ChainWeakAlgorithm, msg)
 }
 
+/// Which legacy algorithms a site accepts. The defaults accept none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlgorithmPolicy {
+    /// Smallest RSA modulus accepted on a CA-issued certificate (CAs,
+    /// end-entity certificates, CRLs). Never below 1024; proxies always need
+    /// [`MIN_RSA_BITS`].
+    pub min_rsa_bits_ca_issued: usize,
+    /// Accept SHA-1 signatures made by a CA (legacy CAs only; never on
+    /// proxies, never MD5).
+    pub allow_sha1_ca_issued: bool,
+}
+
+/// RSA modulus minimum of the default policy and of every proxy.
+pub const MIN_RSA_BITS: usize = 2048;
+
+impl Default for AlgorithmPolicy {
+    fn default() -> Self {
+        Self {
+            min_rsa_bits_ca_issued: MIN_RSA_BITS,
+            allow_sha1_ca_issued: false,
+        }
+    }
+}
+
+/// Who made a signature: a CA (on a CA or end-entity certificate, or a CRL),
+/// or an end entity or proxy (on a proxy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signer {
+    Ca,
+    EndEntityOrProxy,
+}
+
 /// Verify a certificate signature made by `issuer_spki` over `tbs`.
 pub fn verify_certificate(
     alg: &AlgorithmIdentifierOwned,
@@ -78,7 +110,16 @@ pub fn verify_certificate(
     tbs: &[u8],
     signature: &[u8],
     subject_dn: &str,
+    policy: &AlgorithmPolicy,
+    signer: Signer,
 ) -> Result<(), Error> {
+    let legacy = signer == Signer::Ca;
+    let min_rsa = if legacy {
+        policy.min_rsa_bits_ca_issued.max(1024)
+    } else {
+        MIN_RSA_BITS
+    };
+    let sha1_ok = legacy && policy.allow_sha1_ca_issued;
     let key = public_key(issuer_spki).ok_or_else(|| {
         Error::new(
             Reason::CertMalformed,
@@ -106,20 +147,41 @@ pub fn verify_certificate(
         ));
     }
     if let KeyKind::Rsa(bits) = key.kind {
-        if bits < 2048 {
+        if bits < min_rsa {
             return Err(weak(format!(
-                "{subject_dn} is signed by an RSA-{bits} key; at least 2048 bits are required"
+                "{subject_dn} is signed by an RSA-{bits} key; at least {min_rsa} bits are required"
             )));
         }
     }
+    let small_rsa = matches!(key.kind, KeyKind::Rsa(bits) if bits < MIN_RSA_BITS);
     let algorithm: &dyn VerificationAlgorithm = match (a, key.kind) {
-        (x, _) if x == oid::MD5_WITH_RSA || x == oid::SHA1_WITH_RSA => {
+        (x, _) if x == oid::MD5_WITH_RSA => {
             return Err(weak(format!(
-                "{subject_dn} is signed with MD5 or SHA-1, which is not accepted"
+                "{subject_dn} is signed with MD5, which is never accepted"
             )));
         }
+        (x, KeyKind::Rsa(_)) if x == oid::SHA1_WITH_RSA && sha1_ok => {
+            if small_rsa {
+                &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY
+            } else {
+                &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+            }
+        }
+        (x, _) if x == oid::SHA1_WITH_RSA => {
+            return Err(weak(format!(
+                "{subject_dn} is signed with SHA-1, which is not accepted"
+            )));
+        }
+        (x, KeyKind::Rsa(_)) if small_rsa && x == oid::SHA256_WITH_RSA => {
+            &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+        }
+        (x, KeyKind::Rsa(_)) if small_rsa && x == oid::SHA512_WITH_RSA => {
+            &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+        }
         (x, KeyKind::Rsa(_)) if x == oid::SHA256_WITH_RSA => &signature::RSA_PKCS1_2048_8192_SHA256,
-        (x, KeyKind::Rsa(_)) if x == oid::SHA384_WITH_RSA => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (x, KeyKind::Rsa(_)) if x == oid::SHA384_WITH_RSA && !small_rsa => {
+            &signature::RSA_PKCS1_2048_8192_SHA384
+        }
         (x, KeyKind::Rsa(_)) if x == oid::SHA512_WITH_RSA => &signature::RSA_PKCS1_2048_8192_SHA512,
         (x, KeyKind::P256) if x == oid::ECDSA_WITH_SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
         (x, KeyKind::P256) if x == oid::ECDSA_WITH_SHA384 => &signature::ECDSA_P256_SHA384_ASN1,
