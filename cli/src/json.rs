@@ -23,9 +23,16 @@ pub fn decision(d: &Decision, at: UnixTime) -> Value {
         "voms": identity.map(|i| i.voms.iter().map(|v| json!({
             "vo": v.vo,
             "fqans": v.fqans,
+            "generic_attributes": v.generic_attributes.iter().map(|g| json!({
+                "name": g.name,
+                "value": g.value,
+                "qualifier": g.qualifier,
+            })).collect::<Vec<_>>(),
             "issuer": v.issuer,
-            "not_after": time(v.not_after),
+            "not_after": v.not_after.map(time),
             "verified": v.verified,
+            "error": v.error.as_ref().map(|e| e.code.code()),
+            "error_message": v.error.as_ref().map(|e| &e.message),
         })).collect::<Vec<_>>()),
         "job_id": job.map(|j| &j.job_id),
         "manifest_sha256": d.manifest_sha256,

@@ -601,7 +601,7 @@ fn a1_grid_proxy_init_proxy_signs_and_verify_permits_with_end_entity_dn() {
 }
 
 #[test]
-fn a2_voms_proxy_fake_proxy_signs_verify_permits_and_shows_unverified_voms_fqan() {
+fn a2_voms_proxy_fake_proxy_signs_verify_permits_and_verifies_the_voms_ac() {
     let pki = Pki::new();
     let proxy = pki.path("voms-proxy.pem");
     pki.voms_proxy_fake(&proxy, &[]).assert_ok();
@@ -609,6 +609,8 @@ fn a2_voms_proxy_fake_proxy_signs_verify_permits_and_shows_unverified_voms_fqan(
     let bundle = pki.path("job.bundle.pem");
     pki.sign_with_proxy(&job, &bundle, &proxy);
 
+    // The vomsdir's LSC describes our AA and its CA: voms-proxy-fake's AC
+    // (holder = the user's EEC, the AA certificate carried inside) verifies.
     let out = pki.verify(&bundle, &job, true, &["--events", "10"]);
     let v = assert_permit_for_user(&out);
     let voms = v["voms"]
@@ -617,14 +619,45 @@ fn a2_voms_proxy_fake_proxy_signs_verify_permits_and_shows_unverified_voms_fqan(
     assert_eq!(voms.len(), 1, "{out}");
     assert_eq!(voms[0]["vo"], VO, "{out}");
     assert_eq!(voms[0]["issuer"], AA_DN, "{out}");
-    assert_eq!(voms[0]["verified"], false, "{out}");
+    assert_eq!(voms[0]["verified"], true, "{out}");
+    assert_eq!(voms[0]["error"], Value::Null, "{out}");
     let fqans: Vec<&str> = voms[0]["fqans"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f.as_str().unwrap())
         .collect();
-    assert!(fqans.contains(&FQAN), "FQAN {FQAN} missing:\n{out}");
+    assert_eq!(
+        fqans.first(),
+        Some(&FQAN),
+        "primary FQAN {FQAN} missing:\n{out}"
+    );
+
+    // Honest both ways: an LSC naming another AA, or none at all, leaves the
+    // job permitted but the AC untrusted and without attributes.
+    let lsc = pki.vomsdir.join(VO).join(format!("{AA_HOST}.lsc"));
+    for (content, code) in [
+        (
+            Some(format!(
+                "/DC=org/DC=example/CN=other.example.org\n{CA_DN}\n"
+            )),
+            "voms.lsc-mismatch",
+        ),
+        (None, "voms.no-lsc"),
+    ] {
+        match &content {
+            Some(text) => fs::write(&lsc, text).unwrap(),
+            None => fs::remove_file(&lsc).unwrap(),
+        }
+        let out = pki.verify(&bundle, &job, true, &["--events", "10"]);
+        let v = assert_permit_for_user(&out);
+        let entry = &v["voms"][0];
+        assert_eq!(entry["verified"], false, "{out}");
+        assert_eq!(entry["error"], code, "{out}");
+        assert_eq!(entry["fqans"], serde_json::json!([]), "{out}");
+        assert_eq!(entry["vo"], VO, "{out}");
+    }
+    fs::write(&lsc, format!("{AA_DN}\n{CA_DN}\n")).unwrap();
 
     let text = run(pki.jobseal().arg("inspect").arg(&bundle))
         .assert_ok()
@@ -642,7 +675,7 @@ fn a2_voms_proxy_fake_proxy_signs_verify_permits_and_shows_unverified_voms_fqan(
     let ij = parse_json(run(pki.jobseal().args(["inspect", "--json"]).arg(&bundle)).assert_ok());
     assert_eq!(ij["voms"][0]["vo"], VO, "{ij}");
     println!(
-        "a2: voms-proxy-fake -rfc -voms {VO} -> jobseal sign --proxy -> verify: permit, voms vo {VO} fqan {FQAN} verified:false; inspect shows VO {VO}"
+        "a2: voms-proxy-fake -rfc -voms {VO} -> jobseal sign --proxy -> verify: permit, voms vo {VO} fqan {FQAN} verified:true (wrong LSC: voms.lsc-mismatch, none: voms.no-lsc, both still permit); inspect shows VO {VO}"
     );
 }
 

@@ -11,6 +11,24 @@
 use std::path::Path;
 use std::process::Command;
 
+/// The JSON `voms` entries agree with a vector's `expected_voms`.
+fn voms_agrees(expected: &serde_json::Value, got: &serde_json::Value) -> bool {
+    let (Some(e), Some(g)) = (expected.as_array(), got.as_array()) else {
+        return false;
+    };
+    e.len() == g.len()
+        && e.iter().zip(g).all(|(e, g)| {
+            let empty = serde_json::json!([]);
+            let verified = e["verified"].as_bool().unwrap();
+            g["verified"] == e["verified"]
+                && g["vo"] == e["vo"]
+                && g["error"] == e["error"]
+                && (g["error_message"].is_string() != verified)
+                && g["fqans"] == *e.get("fqans").unwrap_or(&empty)
+                && g["generic_attributes"] == *e.get("generic_attributes").unwrap_or(&empty)
+        })
+}
+
 #[test]
 fn every_vector_through_the_cli() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-vectors");
@@ -28,6 +46,8 @@ fn every_vector_through_the_cli() {
             .args([
                 "--ca-dir",
                 index["ca_dir"].as_str().unwrap(),
+                "--voms-dir",
+                index["voms_dir"].as_str().unwrap(),
                 "--at",
                 at,
                 "--json",
@@ -51,11 +71,22 @@ fn every_vector_through_the_cli() {
         let exit_ok = o.status.code() == Some(if expected == "permit" { 0 } else { 1 });
         let line = String::from_utf8_lossy(&o.stderr);
         let stderr_ok = expected == "permit" || line.starts_with(&format!("{expected}: "));
-        if got != expected || !exit_ok || !stderr_ok {
+        let voms_ok = v
+            .get("expected_voms")
+            .is_none_or(|e| voms_agrees(e, &json["voms"]));
+        if got != expected || !exit_ok || !stderr_ok || !voms_ok {
             disagreements.push(format!(
-                "{}: expected {expected}, got {got} (exit {:?}, stderr {line:?})",
+                "{}: expected {expected}, got {got} (exit {:?}, stderr {line:?}){}",
                 v["name"],
-                o.status.code()
+                o.status.code(),
+                if voms_ok {
+                    String::new()
+                } else {
+                    format!(
+                        "; VOMS expected {}, got {}",
+                        v["expected_voms"], json["voms"]
+                    )
+                }
             ));
         }
     }

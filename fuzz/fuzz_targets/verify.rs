@@ -16,6 +16,8 @@ fn setup() -> &'static Setup {
         jobseal_testkit::write_dir(&fixture, dir.path()).expect("write vectors");
         let verifier = jobseal_verify::Verifier::new(jobseal_verify::Config {
             ca_dir: dir.path().join("ca"),
+            // With the vectors' LSC files, VOMS ACs are checked to the end.
+            voms_dir: dir.path().join("vomsdir"),
             ..Default::default()
         })
         .expect("verifier");

@@ -23,3 +23,9 @@ pub const MAX_STRING_BYTES: usize = 16 * 1024;
 pub const MAX_CBOR_DEPTH: usize = 4;
 /// Longest manifest validity, in seconds (31 days).
 pub const MAX_MANIFEST_LIFETIME: u64 = 31 * 86_400;
+/// Largest CRL file (`<hash>.rN` of the CA directory), in bytes.
+pub const MAX_CRL_BYTES: usize = 16 * 1024 * 1024;
+/// Most CRL files (`<hash>.r0` to `<hash>.r15`) read for one issuer.
+pub const MAX_CRL_FILES: usize = 16;
+/// Largest `.namespaces` or `.signing_policy` file, in bytes.
+pub const MAX_POLICY_FILE_BYTES: usize = 256 * 1024;

@@ -60,6 +60,20 @@ reasons! {
     ChainNotCa => "chain.not-ca",
     /// A CA path length constraint is exceeded.
     ChainPathLength => "chain.path-length",
+    /// A CA's `.namespaces` or `.signing_policy` file cannot be read or parsed.
+    ChainPolicyFileInvalid => "chain.policy-file-invalid",
+    /// A CA signed a subject outside the namespace its policy file permits.
+    ChainNamespaceViolation => "chain.namespace-violation",
+    /// A CA's CRL cannot be read or parsed, its signature does not verify, or
+    /// it uses a feature the verifier does not support.
+    ChainCrlInvalid => "chain.crl-invalid",
+    /// A certificate is listed in its issuer's CRL.
+    ChainRevoked => "chain.revoked",
+    /// The issuer's CRL is past its nextUpdate.
+    ChainCrlExpired => "chain.crl-expired",
+    /// No CRL of the issuer covers the certificate (its CRLs are for another
+    /// key or scope, or it has none and the configuration requires one).
+    ChainCrlMissing => "chain.crl-missing",
     /// A certificate is outside its validity period.
     TimeExpired => "time.expired",
     /// A certificate is not yet valid.
@@ -167,5 +181,23 @@ mod tests {
             assert_eq!(Reason::from_code(r.code()), Some(*r));
         }
         assert_eq!(Reason::from_code("no.such-code"), None);
+    }
+
+    #[test]
+    fn the_spec_registry_lists_every_code() {
+        let spec = include_str!("../../../spec/jobseal.md");
+        let registry = spec
+            .split("\n## 9. Reason code registry")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap();
+        let listed: std::collections::BTreeSet<&str> = registry
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let ours: std::collections::BTreeSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
+        let missing: Vec<&&str> = ours.difference(&listed).collect();
+        assert!(missing.is_empty(), "spec §9 lacks {missing:?}");
     }
 }

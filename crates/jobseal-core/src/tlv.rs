@@ -120,6 +120,38 @@ impl<'a> RawCert<'a> {
     }
 }
 
+/// The raw parts of a CRL (`CertificateList`, RFC 5280 §5.1), as encoded.
+#[derive(Clone, Copy, Debug)]
+pub struct RawCrl<'a> {
+    /// The whole `TBSCertList` element: the bytes the signature covers.
+    pub tbs: &'a [u8],
+    /// Whether `TBSCertList` carries its (optional) version field.
+    pub has_version: bool,
+    /// The issuer `Name` element.
+    pub issuer: &'a [u8],
+}
+
+impl<'a> RawCrl<'a> {
+    /// Split a DER CRL into its raw parts.
+    pub fn split(crl: &'a [u8]) -> Option<Self> {
+        let outer = read_all(crl)?;
+        let (tbs, _) = read(outer.value)?;
+        let mut fields = children(tbs.value)?.into_iter().peekable();
+        // version is an untagged INTEGER, present only in v2 CRLs.
+        let has_version = fields.peek().map(|t| t.tag) == Some(0x02);
+        if has_version {
+            fields.next();
+        }
+        let _signature = fields.next()?;
+        let issuer = fields.next()?;
+        Some(Self {
+            tbs: tbs.raw,
+            has_version,
+            issuer: issuer.raw,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

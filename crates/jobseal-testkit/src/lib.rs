@@ -6,6 +6,7 @@
 //! fixed, so generating twice gives the same bytes (CI diffs them).
 #![forbid(unsafe_code)]
 
+pub mod crl;
 mod vectors;
 
-pub use vectors::{Expected, Fixture, VECTOR_TIME, Vector, generate, write_dir};
+pub use vectors::{Expected, ExpectedVoms, Fixture, VECTOR_TIME, Vector, generate, write_dir};

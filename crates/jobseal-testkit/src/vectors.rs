@@ -15,6 +15,11 @@ use jobseal_issue::signer::SigningKey;
 use jobseal_issue::throwaway::{self, Party};
 use serde_json::json;
 
+mod status;
+mod voms;
+
+pub use voms::ExpectedVoms;
+
 /// The verification time of every vector: 2026-01-01T00:00:00Z.
 pub const VECTOR_TIME: UnixTime = UnixTime(1_767_225_600);
 const T: UnixTime = VECTOR_TIME;
@@ -49,6 +54,9 @@ pub struct Vector {
     /// Files of the job directory.
     pub inputs: Vec<(String, Vec<u8>)>,
     pub expected: Expected,
+    /// The VOMS attributes the decision must report, one entry per AC, if
+    /// the vector says (`None`: not checked).
+    pub expected_voms: Option<Vec<ExpectedVoms>>,
 }
 
 /// The trust anchors and the vectors.
@@ -56,6 +64,11 @@ pub struct Vector {
 pub struct Fixture {
     /// CA certificates to install in the CA directory.
     pub trusted_cas: Vec<Vec<u8>>,
+    /// Other files of the CA directory (CRLs, namespace policies): (file
+    /// name, contents).
+    pub ca_files: Vec<(String, Vec<u8>)>,
+    /// Files of the vomsdir: (path relative to it, contents).
+    pub voms_files: Vec<(String, String)>,
     pub vectors: Vec<Vector>,
 }
 
@@ -334,6 +347,7 @@ pub fn generate() -> Result<Fixture, IssueError> {
             arguments: args(),
             inputs: vec![(INPUT_NAME.into(), INPUT.to_vec())],
             expected,
+            expected_voms: None,
         });
     };
     use Expected::{Deny, Permit};
@@ -953,6 +967,12 @@ pub fn generate() -> Result<Fixture, IssueError> {
         );
     }
 
+    // ---- Step 2d.7, 2d.8: namespaces and revocation, on CAs of their own ----
+    let status = status::generate()?;
+    for (name, description, bundle, expected) in status.vectors {
+        add(&name, &description, bundle, expected);
+    }
+
     // ---- Step 3: binding ----
     {
         let mut b = Build::new(user_issuer());
@@ -1270,6 +1290,7 @@ pub fn generate() -> Result<Fixture, IssueError> {
                 arguments: args(),
                 inputs: vec![(INPUT_NAME.into(), INPUT.to_vec())],
                 expected: Deny(reason),
+                expected_voms: None,
             };
             edit(&mut vec);
             v.push(vec);
@@ -1311,8 +1332,27 @@ pub fn generate() -> Result<Fixture, IssueError> {
         Reason::PayloadInputMismatch,
     );
 
+    // ---- Step 2, VOMS (§6.3a): permits, with trusted or untrusted ACs ----
+    let voms = voms::generate(&pki, &inter_party)?;
+    for (name, description, bundle, expected_voms) in voms.vectors {
+        v.push(Vector {
+            name,
+            description,
+            bundle,
+            executable: Some(EXE.to_vec()),
+            arguments: args(),
+            inputs: vec![(INPUT_NAME.into(), INPUT.to_vec())],
+            expected: Permit,
+            expected_voms: Some(expected_voms),
+        });
+    }
+
+    let mut trusted_cas = vec![pki.ca.cert.clone(), ca0.cert.clone()];
+    trusted_cas.extend(status.cas);
     Ok(Fixture {
-        trusted_cas: vec![pki.ca.cert.clone(), ca0.cert.clone()],
+        trusted_cas,
+        ca_files: status.files,
+        voms_files: voms.lsc,
         vectors: v,
     })
 }
@@ -1366,12 +1406,23 @@ fn replace_ext_vec(
     Ok(())
 }
 
-/// Write the fixture as `test-vectors/`: `ca/<hash>.0`, one directory per
-/// vector (`bundle.pem`, `job/…`), and `vectors.json`.
+/// Write the fixture as `test-vectors/`: `ca/<hash>.0` (and the CRL and
+/// policy files of some CAs), one directory per vector (`bundle.pem`,
+/// `job/…`), and `vectors.json`.
 pub fn write_dir(fixture: &Fixture, dir: &Path) -> std::io::Result<()> {
     let io = |e: IssueError| std::io::Error::other(e.to_string());
     for ca in &fixture.trusted_cas {
         throwaway::install_ca(&dir.join("ca"), ca).map_err(io)?;
+    }
+    for (name, data) in &fixture.ca_files {
+        std::fs::write(dir.join("ca").join(name), data)?;
+    }
+    for (name, text) in &fixture.voms_files {
+        let p = dir.join("vomsdir").join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, text)?;
     }
     let mut index = Vec::new();
     for vec in &fixture.vectors {
@@ -1398,12 +1449,21 @@ pub fn write_dir(fixture: &Fixture, dir: &Path) -> std::io::Result<()> {
             "job_dir": format!("{}/job", vec.name),
             "expected": vec.expected.code(),
         }));
+        if let (Some(expected), Some(serde_json::Value::Object(entry))) =
+            (&vec.expected_voms, index.last_mut())
+        {
+            entry.insert(
+                "expected_voms".into(),
+                expected.iter().map(ExpectedVoms::to_json).collect(),
+            );
+        }
     }
     let doc = json!({
         "format": "jobseal test vectors, version 1",
         "generator": "cargo run -p jobseal-testkit --bin gen-vectors -- test-vectors",
         "verify_at": T.to_rfc3339(),
         "ca_dir": "ca",
+        "voms_dir": "vomsdir",
         "vectors": index,
     });
     let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)? + "\n";

@@ -11,18 +11,24 @@ pub enum Outcome {
     Deny,
 }
 
-/// VOMS attributes found in the chain.
+/// One VOMS attribute certificate of the chain (`spec/jobseal.md` §6.3a).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VomsInfo {
+    /// The VO the AC names (only a claim unless `verified`).
     pub vo: String,
+    /// The FQANs, in the AA's order (the first is the primary one). Empty
+    /// unless `verified`: an untrusted AC gives no attributes.
     pub fqans: Vec<String>,
-    /// The AA that issued them.
+    /// The generic attributes; empty unless `verified`.
+    pub generic_attributes: Vec<crate::voms::GenericAttribute>,
+    /// The AA the AC names as its issuer (only a claim unless `verified`).
     pub issuer: String,
-    pub not_after: UnixTime,
-    /// Whether the AC signature and the AA were verified. Version 1 does not
-    /// verify ACs: always `false`, and the attributes must not be used to
-    /// authorise anything.
+    /// The AC's notAfter, if it could be read.
+    pub not_after: Option<UnixTime>,
+    /// Every check of §6.3a passed: only then may the attributes be used.
     pub verified: bool,
+    /// Why the attributes are not trusted (`None` when `verified`).
+    pub error: Option<crate::voms::VomsError>,
 }
 
 /// Who: established by path validation.

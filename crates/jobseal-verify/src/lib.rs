@@ -4,7 +4,9 @@
 //! The checks run in the fixed order of `spec/jobseal.md` §6, one module per
 //! step: [`parse`] → [`path`] → [`binding`] → [`manifest`] → [`payload`]. The
 //! first failing check decides, with a stable [`Reason`]. Every error, every
-//! unparseable input and every internal fault is a deny.
+//! unparseable input and every internal fault is a deny. After [`path`],
+//! [`voms`] checks the VOMS attribute certificates of the chain; those only
+//! gain or lose attributes ([`VomsCode`]), they never deny.
 //!
 //! The crate has no global state and does no printing; a [`Verifier`] is
 //! `Send + Sync` and can be shared by threads. Checking has no side effects.
@@ -13,11 +15,14 @@
 pub mod binding;
 pub mod decision;
 pub mod manifest;
+pub mod namespaces;
 pub mod parse;
 pub mod path;
 pub mod payload;
+pub mod revocation;
 pub mod sig;
 pub mod trust;
+pub mod voms;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,9 @@ use std::path::{Path, PathBuf};
 pub use decision::{Decision, Identity, JobInfo, Outcome, VomsInfo};
 pub use jobseal_core::time::UnixTime;
 pub use jobseal_core::{Error, Reason};
+pub use namespaces::NamespacePolicy;
+pub use revocation::CrlPolicy;
+pub use voms::{GenericAttribute, VomsCode, VomsError};
 
 /// Default tolerance for clocks that run behind: a notBefore up to this many
 /// seconds in the future is accepted. It never extends an expiry.
@@ -40,13 +48,20 @@ pub const DEFAULT_VOMS_DIR: &str = "/etc/grid-security/vomsdir";
 pub struct Config {
     /// IGTF-style CA directory (`<hash>.N` files).
     pub ca_dir: PathBuf,
-    /// VOMS LSC directory. Version 1 reads VOMS ACs but does not yet verify
-    /// them; their attributes are reported with `verified: false`.
+    /// VOMS directory of LSC files (`<vo>/<aa-host>.lsc`). An AC whose AA it
+    /// does not describe is reported untrusted, without attributes (§6.3a);
+    /// a missing directory describes no AA.
     pub voms_dir: PathBuf,
     /// Seconds a notBefore may lie in the future.
     pub clock_skew: u64,
     /// Legacy algorithms accepted on CA-issued certificates (default: none).
     pub algorithms: sig::AlgorithmPolicy,
+    /// CRLs of the CA directory (`<hash>.rN`); by default checked where
+    /// published.
+    pub crl: CrlPolicy,
+    /// IGTF namespace policies (`<hash>.namespaces`, `.signing_policy`); by
+    /// default enforced where present.
+    pub namespaces: NamespacePolicy,
 }
 
 impl Default for Config {
@@ -56,6 +71,8 @@ impl Default for Config {
             voms_dir: PathBuf::from(DEFAULT_VOMS_DIR),
             clock_skew: DEFAULT_CLOCK_SKEW,
             algorithms: sig::AlgorithmPolicy::default(),
+            crl: CrlPolicy::default(),
+            namespaces: NamespacePolicy::default(),
         }
     }
 }
@@ -81,7 +98,9 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier over `config`; fails if the CA directory is unusable.
     pub fn new(config: Config) -> Result<Self, Error> {
-        let trust = trust::TrustStore::open(&config.ca_dir)?;
+        let mut trust = trust::TrustStore::open(&config.ca_dir)?;
+        trust.crl = config.crl;
+        trust.namespaces = config.namespaces;
         Ok(Self { config, trust })
     }
 
@@ -135,7 +154,18 @@ impl Verifier {
             algorithms: self.config.algorithms,
         };
         let path = path::validate(&parsed.certs, &self.trust, &opts)?;
-        partial.identity = Some(path.identity.clone());
+        let mut identity = path.identity.clone();
+        // 2, VOMS: untrusted ACs lose their attributes; they never deny.
+        identity.voms = voms::check_chain(
+            &parsed.certs,
+            path.end_entity,
+            &voms::VomsContext {
+                trust: &self.trust,
+                voms_dir: &self.config.voms_dir,
+                opts: &opts,
+            },
+        );
+        partial.identity = Some(identity);
         // 3. Binding.
         let bound = binding::check(&parsed)?;
         partial.manifest_sha256 = Some(bound.digest);

@@ -7,7 +7,7 @@ use jobseal_core::time::UnixTime;
 use jobseal_core::{Error, Reason, name, oid};
 use x509_cert::ext::pkix::BasicConstraints;
 
-use crate::decision::{Identity, VomsInfo};
+use crate::decision::Identity;
 use crate::parse::ParsedCert;
 use crate::sig::{self, AlgorithmPolicy, Signer};
 use crate::trust::TrustStore;
@@ -272,7 +272,6 @@ pub fn validate(
     let mut end_entity = None;
     let mut not_before = 0u64;
     let mut not_after = u64::MAX;
-    let mut voms = Vec::new();
     // (index, pCPathLenConstraint) of every proxy above the current one.
     let mut proxy_limits: Vec<(usize, u32)> = Vec::new();
     let mut issuer_spki = anchor.spki().to_vec();
@@ -384,16 +383,17 @@ pub fn validate(
                     is_leaf,
                     &mut proxy_limits,
                 )?;
-                if let Some(acs) = jobseal_core::voms::from_certificate(&c.cert) {
-                    voms.extend(acs.into_iter().map(|ac| VomsInfo {
-                        vo: ac.vo,
-                        fqans: ac.fqans,
-                        issuer: ac.issuer,
-                        not_after: UnixTime(ac.not_after.0),
-                        verified: false,
-                    }));
-                }
             }
+        }
+        // 2d.7 namespace and 2d.8 revocation, for what a CA issued.
+        if role != Role::Proxy {
+            let above: Vec<&ParsedCert> = chain
+                .iter()
+                .skip(index + 1)
+                .chain(std::iter::once(anchor))
+                .collect();
+            crate::namespaces::check(c, &above, trust)?;
+            crate::revocation::check(c, &above, trust, opts)?;
         }
         issuer_spki = c.spki().to_vec();
         issuer_ku = ku;
@@ -417,7 +417,8 @@ pub fn validate(
             subject: leaf.subject_dn(),
             issuer: name::to_slash_string(leaf.issuer()),
             ca: anchor_dn,
-            voms,
+            // VOMS ACs need the EEC and the vomsdir: voms::check_chain (§6.3a).
+            voms: Vec::new(),
             not_before: UnixTime(not_before),
             not_after: UnixTime(not_after),
         },

@@ -13,10 +13,53 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use jobseal_testkit::{Expected, VECTOR_TIME, generate, write_dir};
-use jobseal_verify::{Config, Invocation, Reason, Verifier};
+use jobseal_verify::{Config, Invocation, Reason, Verifier, VomsCode, VomsInfo};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Why the decision's VOMS entries differ from a vector's `expected_voms`.
+fn voms_mismatch(expected: &serde_json::Value, got: &[VomsInfo]) -> Option<String> {
+    let expected = expected.as_array().unwrap();
+    if expected.len() != got.len() {
+        return Some(format!("expected {} ACs, got {got:?}", expected.len()));
+    }
+    for (e, g) in expected.iter().zip(got) {
+        let code = g.error.as_ref().map(|x| x.code.code());
+        let fqans: Vec<&str> = e["fqans"]
+            .as_array()
+            .map(|a| a.iter().map(|f| f.as_str().unwrap()).collect())
+            .unwrap_or_default();
+        let gas: Vec<(&str, &str, &str)> = e["generic_attributes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        let s = |k: &str| x[k].as_str().unwrap();
+                        (s("name"), s("value"), s("qualifier"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let got_gas: Vec<(&str, &str, &str)> = g
+            .generic_attributes
+            .iter()
+            .map(|x| (x.name.as_str(), x.value.as_str(), x.qualifier.as_str()))
+            .collect();
+        let ok = e["verified"].as_bool() == Some(g.verified)
+            && e["vo"].as_str() == Some(g.vo.as_str())
+            && e["error"].as_str() == code
+            && fqans == g.fqans
+            && gas == got_gas
+            // Untrusted ACs give no attributes; trusted ones no error.
+            && g.verified == code.is_none()
+            && (g.verified || (g.fqans.is_empty() && g.generic_attributes.is_empty()));
+        if !ok {
+            return Some(format!("expected {e}, got {g:?}"));
+        }
+    }
+    None
 }
 
 fn verify_dir(dir: &Path) -> (usize, Vec<String>, BTreeSet<&'static str>) {
@@ -25,6 +68,7 @@ fn verify_dir(dir: &Path) -> (usize, Vec<String>, BTreeSet<&'static str>) {
     let at = jobseal_verify::UnixTime::parse_rfc3339(index["verify_at"].as_str().unwrap()).unwrap();
     let verifier = Verifier::new(Config {
         ca_dir: dir.join(index["ca_dir"].as_str().unwrap()),
+        voms_dir: dir.join(index["voms_dir"].as_str().unwrap()),
         ..Config::default()
     })
     .unwrap();
@@ -52,6 +96,16 @@ fn verify_dir(dir: &Path) -> (usize, Vec<String>, BTreeSet<&'static str>) {
                 d.message
             ));
         }
+        if let Some(expected) = v.get("expected_voms") {
+            let got = d
+                .identity
+                .as_ref()
+                .map(|i| i.voms.as_slice())
+                .unwrap_or_default();
+            if let Some(why) = voms_mismatch(expected, got) {
+                failures.push(format!("{}: VOMS: {why}", v["name"]));
+            }
+        }
         seen.insert(d.code());
     }
     (vectors.len(), failures, seen)
@@ -77,8 +131,14 @@ fn every_reason_code_has_a_vector() {
     let fixture = generate().unwrap();
     let covered: BTreeSet<&str> = fixture.vectors.iter().map(|v| v.expected.code()).collect();
     // config.invalid is a property of the verifier, not of a bundle (tested
-    // below); internal.error has no input that reaches it by design.
-    let exempt = [Reason::ConfigInvalid, Reason::Internal];
+    // below); internal.error has no input that reaches it by design;
+    // chain.crl-missing needs CrlPolicy::Require, which the vectors do not
+    // set (tests/revocation.rs covers it on these vectors).
+    let exempt = [
+        Reason::ConfigInvalid,
+        Reason::Internal,
+        Reason::ChainCrlMissing,
+    ];
     let missing: Vec<&str> = Reason::ALL
         .iter()
         .filter(|r| !exempt.contains(r) && !covered.contains(r.code()))
@@ -190,4 +250,31 @@ fn a_missing_ca_directory_is_a_configuration_error() {
 fn verifier_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Verifier>();
+}
+
+#[test]
+fn every_voms_code_has_a_vector_and_a_trusted_ac_one_too() {
+    let fixture = generate().unwrap();
+    let covered: BTreeSet<&str> = fixture
+        .vectors
+        .iter()
+        .flat_map(|v| v.expected_voms.iter().flatten())
+        .map(|e| e.error.unwrap_or("verified"))
+        .collect();
+    let missing: Vec<&str> = VomsCode::ALL
+        .iter()
+        .map(|c| c.code())
+        .filter(|c| !covered.contains(c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "VOMS codes without a vector: {missing:?}"
+    );
+    assert!(covered.contains("verified"));
+    // A VOMS outcome never changes the decision.
+    for v in &fixture.vectors {
+        if v.expected_voms.is_some() {
+            assert_eq!(v.expected, Expected::Permit, "{}", v.name);
+        }
+    }
 }

@@ -1,0 +1,551 @@
+//! VOMS vectors (§6.3a): permits whose intermediate proxy carries a VOMS AC
+//! signed by a test AA. One AC is trusted; every other has exactly one thing
+//! wrong, so its attributes are dropped for exactly the reason it names,
+//! while the job is still permitted.
+
+use super::*;
+
+/// What a vector's VOMS attributes must be (`expected_voms` of
+/// `vectors.json`), one entry per AC in chain order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedVoms {
+    pub vo: String,
+    /// Verified FQANs (empty when not verified).
+    pub fqans: Vec<String>,
+    /// Verified generic attributes: (name, value, qualifier).
+    pub generic_attributes: Vec<(String, String, String)>,
+    pub verified: bool,
+    /// The `voms.*` code when not verified.
+    pub error: Option<&'static str>,
+}
+
+impl ExpectedVoms {
+    fn verified(vo: &str, fqans: &[&str], ga: &[(&str, &str, &str)]) -> Self {
+        Self {
+            vo: vo.into(),
+            fqans: fqans.iter().map(|f| f.to_string()).collect(),
+            generic_attributes: ga
+                .iter()
+                .map(|(n, v, q)| (n.to_string(), v.to_string(), q.to_string()))
+                .collect(),
+            verified: true,
+            error: None,
+        }
+    }
+
+    fn untrusted(vo: &str, code: &'static str) -> Self {
+        Self {
+            vo: vo.into(),
+            fqans: Vec::new(),
+            generic_attributes: Vec::new(),
+            verified: false,
+            error: Some(code),
+        }
+    }
+
+    /// The JSON form of `vectors.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        if self.verified {
+            json!({
+                "vo": self.vo,
+                "fqans": self.fqans,
+                "generic_attributes": self.generic_attributes.iter().map(|(n, v, q)| json!({
+                    "name": n, "value": v, "qualifier": q,
+                })).collect::<Vec<_>>(),
+                "verified": true,
+            })
+        } else {
+            json!({ "vo": self.vo, "verified": false, "error": self.error })
+        }
+    }
+}
+
+/// What these vectors add to the fixture.
+pub(super) struct Voms {
+    /// (name, description, bundle, expected VOMS outcome), in order; every
+    /// one is a permit.
+    pub vectors: Vec<(String, String, Vec<u8>, Vec<ExpectedVoms>)>,
+    /// Files of the vomsdir: (path relative to it, contents).
+    pub lsc: Vec<(String, String)>,
+}
+
+const O: &str = "O=jobseal test vectors";
+const VO: &str = "testvo";
+const AA_HOST: &str = "voms.jobseal.test";
+const AA2_HOST: &str = "voms2.jobseal.test";
+const PORT: &str = "15000";
+/// The subjectKeyIdentifier of every test AA (the AC's authority key id).
+const AA_KEY_ID: [u8; 20] = [0x5a; 20];
+
+const OID_NO_REV_AVAIL: &str = "2.5.29.56";
+const OID_AUTHORITY_KEY_ID: &str = "2.5.29.35";
+const OID_TARGETING: &str = "2.5.29.55";
+const OID_AC_CERTS: &str = "1.3.6.1.4.1.8005.100.100.10";
+const OID_GENERIC_ATTRIBUTES: &str = "1.3.6.1.4.1.8005.100.100.11";
+const OID_VOMS_ATTRIBUTE: &str = "1.3.6.1.4.1.8005.100.100.4";
+
+fn t(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let body = parts.concat();
+    let mut out = tlv::header(tag, body.len());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn oid_der(dotted: &str) -> Result<Vec<u8>, IssueError> {
+    ObjectIdentifier::new(dotted)
+        .map_err(|e| IssueError::Internal(e.to_string()))?
+        .to_der()
+        .map_err(|e| IssueError::Internal(e.to_string()))
+}
+
+fn ac_ext(dotted: &str, critical: bool, value: &[u8]) -> Result<Vec<u8>, IssueError> {
+    let crit = if critical {
+        vec![0x01, 0x01, 0xff]
+    } else {
+        Vec::new()
+    };
+    Ok(t(0x30, &[&oid_der(dotted)?, &crit, &t(0x04, &[value])]))
+}
+
+fn generalized_time(u: UnixTime) -> Vec<u8> {
+    let digits: String = u
+        .to_rfc3339()
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    t(0x18, &[format!("{digits}Z").as_bytes()])
+}
+
+/// `GeneralNames` holding one directoryName.
+fn dir_names(name: &[u8]) -> Vec<u8> {
+    t(0x30, &[&t(0xa4, &[name])])
+}
+
+/// Everything an AC is made of; a vector edits one field.
+#[derive(Clone)]
+struct AcSpec {
+    vo: String,
+    host: String,
+    fqans: Vec<String>,
+    generic: Vec<(String, String, String)>,
+    holder_name: Vec<u8>,
+    holder_serial: Vec<u8>,
+    /// The AC's issuer name (the AA's subject, unless a vector lies).
+    issuer: Vec<u8>,
+    /// The AC-certs extension: the AA certificate, then its CAs.
+    carried: Vec<Vec<u8>>,
+    not_before: UnixTime,
+    not_after: UnixTime,
+    extra_extensions: Vec<Vec<u8>>,
+    /// Claimed signature algorithm (`None`: the signer's own).
+    algorithm: Option<Vec<u8>>,
+    flip_signature: bool,
+}
+
+impl AcSpec {
+    /// The AC, signed by `key`.
+    fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, IssueError> {
+        let enc = |e: der::Error| IssueError::Internal(e.to_string());
+        let alg = match &self.algorithm {
+            Some(a) => a.clone(),
+            None => key.x509_algorithm().to_der().map_err(enc)?,
+        };
+        let holder = t(
+            0x30,
+            &[&t(
+                0xa0,
+                &[
+                    &dir_names(&self.holder_name),
+                    &t(0x02, &[&self.holder_serial]),
+                ],
+            )],
+        );
+        let issuer = t(0xa0, &[&dir_names(&self.issuer)]);
+        let authority = format!("{}://{}:{PORT}", self.vo, self.host);
+        let fqans: Vec<Vec<u8>> = self
+            .fqans
+            .iter()
+            .map(|f| t(0x04, &[f.as_bytes()]))
+            .collect();
+        let fqans: Vec<&[u8]> = fqans.iter().map(Vec::as_slice).collect();
+        let ietf = t(
+            0x30,
+            &[
+                &t(0xa0, &[&t(0x86, &[authority.as_bytes()])]),
+                &t(0x30, &fqans),
+            ],
+        );
+        let attributes = t(
+            0x30,
+            &[&t(
+                0x30,
+                &[&oid_der(OID_VOMS_ATTRIBUTE)?, &t(0x31, &[&ietf])],
+            )],
+        );
+        let carried: Vec<&[u8]> = self.carried.iter().map(Vec::as_slice).collect();
+        let mut exts = vec![ac_ext(
+            OID_AC_CERTS,
+            false,
+            &t(0x30, &[&t(0x30, &carried)]),
+        )?];
+        if !self.generic.is_empty() {
+            let gas: Vec<Vec<u8>> = self
+                .generic
+                .iter()
+                .map(|(n, v, q)| {
+                    t(
+                        0x30,
+                        &[
+                            &t(0x04, &[n.as_bytes()]),
+                            &t(0x04, &[v.as_bytes()]),
+                            &t(0x04, &[q.as_bytes()]),
+                        ],
+                    )
+                })
+                .collect();
+            let gas: Vec<&[u8]> = gas.iter().map(Vec::as_slice).collect();
+            let grantor = t(0x30, &[&t(0x86, &[authority.as_bytes()])]);
+            let holder = t(0x30, &[&grantor, &t(0x30, &gas)]);
+            exts.push(ac_ext(
+                OID_GENERIC_ATTRIBUTES,
+                false,
+                &t(0x30, &[&t(0x30, &[&holder])]),
+            )?);
+        }
+        exts.push(ac_ext(OID_NO_REV_AVAIL, false, &[0x05, 0x00])?);
+        exts.push(ac_ext(
+            OID_AUTHORITY_KEY_ID,
+            false,
+            &t(0x30, &[&t(0x80, &[&AA_KEY_ID])]),
+        )?);
+        exts.extend(self.extra_extensions.iter().cloned());
+        let exts: Vec<&[u8]> = exts.iter().map(Vec::as_slice).collect();
+        let info = t(
+            0x30,
+            &[
+                &[0x02, 0x01, 0x01], // v2
+                &holder,
+                &issuer,
+                &alg,
+                &[0x02, 0x01, 0x2a], // serial 42
+                &t(
+                    0x30,
+                    &[
+                        &generalized_time(self.not_before),
+                        &generalized_time(self.not_after),
+                    ],
+                ),
+                &attributes,
+                &t(0x30, &exts),
+            ],
+        );
+        let mut signature = key.sign_x509(&info)?;
+        if let (true, Some(last)) = (self.flip_signature, signature.last_mut()) {
+            *last ^= 0x01;
+        }
+        Ok(t(0x30, &[&info, &alg, &t(0x03, &[&[0], &signature])]))
+    }
+}
+
+/// The VOMS extension value holding these ACs.
+fn ac_seq(acs: &[Vec<u8>]) -> Vec<u8> {
+    let acs: Vec<&[u8]> = acs.iter().map(Vec::as_slice).collect();
+    t(0x30, &[&t(0x30, &acs)])
+}
+
+/// An AA: an end-entity certificate of `ca` with a fixed key identifier.
+fn aa(ca: &Party, seed_byte: u8, cn: &str) -> Result<Party, IssueError> {
+    let (key, pkcs8, spki) = throwaway::ed25519_from_seed(&seed(seed_byte))?;
+    let mut extensions = throwaway::user_extensions()?;
+    extensions.push(extension(
+        oid::SUBJECT_KEY_ID,
+        false,
+        &t(0x04, &[&AA_KEY_ID]),
+    )?);
+    let cert = CertTemplate {
+        serial: u64::from(seed_byte),
+        issuer: subject_of(&ca.cert),
+        subject: throwaway::name_der(&format!("CN={cn},{O}"))?,
+        spki,
+        not_before: T.minus(365 * DAY),
+        not_after: T.plus(365 * DAY),
+        extensions,
+    }
+    .sign(&ca.key)?;
+    Ok(Party { key, pkcs8, cert })
+}
+
+fn slash(name_der: &[u8]) -> String {
+    name::to_slash_string(name_der)
+}
+
+/// A permit bundle whose proxy (of the user) carries these ACs.
+fn bundle_with(pki: &Pki, acs: &[Vec<u8>]) -> Result<Vec<u8>, IssueError> {
+    let value = ac_seq(acs);
+    let proxy = proxy_of(
+        &pki.user.cert,
+        &pki.user.key,
+        90,
+        &ProxyKind::InheritAll { path_len: None },
+        |tpl| {
+            tpl.extensions
+                .push(extension(oid::VOMS_AC_SEQ, false, &value)?);
+            Ok(())
+        },
+    )?;
+    Build::new(Issuer {
+        key: &proxy.key,
+        chain: vec![proxy.cert.clone(), pki.user.cert.clone()],
+    })
+    .bundle()
+}
+
+/// Generate the VOMS vectors; `sub_ca` is a trusted intermediate CA (issued
+/// by the vectors' root CA, carried in bundles, not in the CA directory).
+pub(super) fn generate(pki: &Pki, sub_ca: &Party) -> Result<Voms, IssueError> {
+    let mut out = Voms {
+        vectors: Vec::new(),
+        lsc: Vec::new(),
+    };
+    let root_dn = slash(&subject_of(&pki.ca.cert));
+    let aa1 = aa(&pki.ca, 91, AA_HOST)?;
+    let aa2 = aa(sub_ca, 95, AA2_HOST)?;
+    out.lsc.push((
+        format!("{VO}/{AA_HOST}.lsc"),
+        format!(
+            "# The test AA of VO {VO}: its DN, then its CA's.\n{}\n{root_dn}\n",
+            slash(&subject_of(&aa1.cert))
+        ),
+    ));
+    out.lsc.push((
+        format!("{VO}/{AA2_HOST}.lsc"),
+        format!(
+            "{}\n{}\n{root_dn}\n",
+            slash(&subject_of(&aa2.cert)),
+            slash(&subject_of(&sub_ca.cert))
+        ),
+    ));
+    let good = AcSpec {
+        vo: VO.into(),
+        host: AA_HOST.into(),
+        fqans: vec![format!("/{VO}"), format!("/{VO}/analysis/Role=production")],
+        generic: vec![("nickname".into(), "alice".into(), VO.into())],
+        holder_name: subject_of(&pki.user.cert),
+        holder_serial: vec![0x02],
+        issuer: subject_of(&aa1.cert),
+        carried: vec![aa1.cert.clone()],
+        not_before: T.minus(3600),
+        not_after: T.plus(DAY),
+        extra_extensions: Vec::new(),
+        algorithm: None,
+        flip_signature: false,
+    };
+    let fqans = [
+        "/testvo".to_string(),
+        "/testvo/analysis/Role=production".to_string(),
+    ];
+    let fqans: Vec<&str> = fqans.iter().map(String::as_str).collect();
+    let trusted = vec![ExpectedVoms::verified(
+        VO,
+        &fqans,
+        &[("nickname", "alice", VO)],
+    )];
+    let mut add = |name: &str,
+                   description: &str,
+                   acs: Vec<Vec<u8>>,
+                   expected: Vec<ExpectedVoms>|
+     -> Result<(), IssueError> {
+        out.vectors.push((
+            name.into(),
+            description.into(),
+            bundle_with(pki, &acs)?,
+            expected,
+        ));
+        Ok(())
+    };
+    let untrusted = |code: &'static str| vec![ExpectedVoms::untrusted(VO, code)];
+
+    // ---- Trusted ----
+    add(
+        "permit-voms-verified",
+        "the user proxy carries an AC of VO testvo signed by the AA its LSC describes: two FQANs and a generic attribute, verified",
+        vec![good.sign(&aa1.key)?],
+        trusted.clone(),
+    )?;
+    {
+        let mut s = good.clone();
+        s.holder_name = subject_of(&pki.ca.cert);
+        add(
+            "permit-voms-holder-names-eec-issuer",
+            "the AC holder names the EEC by its issuer and serial (RFC 5755) rather than its subject (VOMS practice): verified",
+            vec![s.sign(&aa1.key)?],
+            trusted.clone(),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.host = AA2_HOST.into();
+        s.issuer = subject_of(&aa2.cert);
+        s.carried = vec![aa2.cert.clone(), sub_ca.cert.clone()];
+        add(
+            "permit-voms-aa-under-intermediate-ca",
+            "the AA is issued by an intermediate CA carried in the AC; its LSC lists the AA, the intermediate and the root: verified",
+            vec![s.sign(&aa2.key)?],
+            trusted.clone(),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.not_before = T.plus(200);
+        add(
+            "permit-voms-not-before-within-skew",
+            "the AC starts 200 s in the future, within the 300 s skew: verified",
+            vec![s.sign(&aa1.key)?],
+            trusted.clone(),
+        )?;
+    }
+
+    // ---- Untrusted, in the order of the checks ----
+    add(
+        "permit-voms-limits-exceeded",
+        "nine ACs in one extension, more than the eight examined: none trusted",
+        vec![good.sign(&aa1.key)?; 9],
+        vec![ExpectedVoms::untrusted("", "voms.limits-exceeded")],
+    )?;
+    {
+        let mut s = good.clone();
+        s.fqans.push("/othervo/Role=production".into());
+        add(
+            "permit-voms-malformed",
+            "an FQAN outside the AC's VO: the AC breaks the VOMS profile",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.malformed"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.extra_extensions
+            .push(ac_ext("1.3.6.1.4.1.32473.7325.9.9", true, &[0x05, 0x00])?);
+        add(
+            "permit-voms-unhandled-critical-extension",
+            "the AC carries an unknown critical extension",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.unhandled-critical-extension"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        let target = t(
+            0x30,
+            &[&t(0x30, &[&t(0xa0, &[&t(0x86, &[b"https://ce.example"])])])],
+        );
+        s.extra_extensions
+            .push(ac_ext(OID_TARGETING, true, &target)?);
+        add(
+            "permit-voms-targeted",
+            "the AC is targeted at a named service, which the verifier cannot evaluate",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.targeted"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.vo = "othervo".into();
+        s.fqans = vec!["/othervo".into()];
+        add(
+            "permit-voms-no-lsc",
+            "an AC of VO othervo, for which the vomsdir has no LSC file",
+            vec![s.sign(&aa1.key)?],
+            vec![ExpectedVoms::untrusted("othervo", "voms.no-lsc")],
+        )?;
+    }
+    {
+        let impostor = aa(&pki.ca, 92, "voms-impostor.jobseal.test")?;
+        let mut s = good.clone();
+        s.issuer = subject_of(&impostor.cert);
+        s.carried = vec![impostor.cert.clone()];
+        add(
+            "permit-voms-lsc-mismatch",
+            "the AC of voms.jobseal.test is signed by another AA of the trusted CA, which the LSC does not describe",
+            vec![s.sign(&impostor.key)?],
+            untrusted("voms.lsc-mismatch"),
+        )?;
+    }
+    {
+        // Same names as the real AA and CA, so the LSC matches; only the
+        // signatures tell them apart.
+        let twin = throwaway::ca(&seed(93), CA, T.minus(365 * DAY), T.plus(9 * 365 * DAY))?;
+        let twin_aa = aa(&twin, 94, AA_HOST)?;
+        let mut s = good.clone();
+        s.carried = vec![twin_aa.cert.clone()];
+        add(
+            "permit-voms-untrusted-aa",
+            "the AA certificate has the real AA's and CA's names but is issued by another key: it has no path to a trusted CA",
+            vec![s.sign(&twin_aa.key)?],
+            untrusted("voms.untrusted-aa"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.issuer = throwaway::name_der(&format!("CN=voms-other.jobseal.test,{O}"))?;
+        add(
+            "permit-voms-issuer-mismatch",
+            "the AC names another issuer than the AA certificate it carries",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.issuer-mismatch"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        // ecdsa-with-SHA256 claimed, Ed25519 key: a pair of no accepted kind.
+        s.algorithm = Some(t(0x30, &[&oid_der("1.2.840.10045.4.3.2")?]));
+        add(
+            "permit-voms-weak-algorithm",
+            "the AC claims ecdsa-with-SHA256 while its AA key is Ed25519",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.weak-algorithm"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.flip_signature = true;
+        add(
+            "permit-voms-bad-signature",
+            "one bit of the AC signature flipped",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.bad-signature"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.holder_serial = vec![0x03];
+        add(
+            "permit-voms-holder-mismatch",
+            "the AC was issued to serial number 3 of the user's name, not to the user's certificate (serial 2)",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.holder-mismatch"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.not_before = T.minus(10 * DAY);
+        s.not_after = T.minus(DAY);
+        add(
+            "permit-voms-expired",
+            "the AC expired a day before the verification time",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.expired"),
+        )?;
+    }
+    {
+        let mut s = good.clone();
+        s.not_before = T.plus(3600);
+        add(
+            "permit-voms-not-yet-valid",
+            "the AC starts an hour after the verification time",
+            vec![s.sign(&aa1.key)?],
+            untrusted("voms.not-yet-valid"),
+        )?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run every fuzz target for a bounded time on the stable toolchain.
+# Usage: fuzz/run.sh [SECONDS_PER_TARGET]   (default 20)
+# Any crash fails the run; the crashing input is kept in fuzz/artifacts/ and
+# belongs in fuzz/regressions/<target>/ once fixed (replayed by the tests).
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-20}
+export RUSTC_BOOTSTRAP=1   # cargo-fuzz needs nightly flags; no nightly can be fetched here
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+targets=$(cargo fuzz list)
+cargo fuzz build -O
+shared=../../shared/conformance/fuzz-seeds/x509
+for t in $targets; do
+  corpus=$(mktemp -d)
+  case $t in
+    bundle|verify) for f in ../test-vectors/*/bundle.pem; do cp "$f" "$corpus/$(basename "$(dirname "$f")").pem"; done ;;
+    names) [ -d "$shared" ] && find "$shared" -type f -exec cp {} "$corpus"/ \; ;;
+    job_toml) printf 'executable = "run.sh"\narguments = ["a"]\ninputs = ["d/x"]\nvalid = "2d"\n' > "$corpus/job.toml" ;;
+  esac
+  [ -d "regressions/$t" ] && cp "regressions/$t"/* "$corpus"/ 2>/dev/null || true
+  echo "fuzz: $t for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
+  cargo fuzz run -O "$t" "$corpus" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -2
+  rm -rf "$corpus"
+done
+echo "fuzz: all targets ran without a crash"
