@@ -264,6 +264,9 @@ pub fn validate(
             format!("the trust anchor {anchor_dn} is not a CA"),
         ));
     }
+    // The anchor's own critical extensions bind too: one this verifier does
+    // not process (name constraints, policy constraints, …) fails closed.
+    check_critical(anchor, &anchor_dn, Role::Ca)?;
     let mut ca_path_len =
         basic_constraints(anchor, &anchor_dn)?.and_then(|bc| bc.path_len_constraint);
 
@@ -311,12 +314,20 @@ pub fn validate(
                         ));
                     }
                     (_, true) => Role::Proxy,
+                    // Issued by the end entity without being a proxy: the
+                    // issuer acted as a CA without being one.
+                    (Role::EndEntity, false) => {
+                        return Err(err(
+                            Reason::ChainNotCa,
+                            format!(
+                                "{dn} is issued by {issuer_dn}, which is not a CA (and it is not a proxy)"
+                            ),
+                        ));
+                    }
                     (_, false) => {
                         return Err(err(
                             Reason::ProxyMalformed,
-                            format!(
-                                "{dn} is issued by an end entity or proxy but carries no ProxyCertInfo"
-                            ),
+                            format!("{dn} is issued by a proxy but carries no ProxyCertInfo"),
                         ));
                     }
                 }
@@ -365,6 +376,14 @@ pub fn validate(
                 }
             }
             Role::EndEntity => {
+                // The user's identity is this subject: it cannot be empty
+                // (RFC 5280 §4.1.2.6 for a certificate that names no one).
+                if name::rdns(c.subject()).is_none_or(|r| r.is_empty()) {
+                    return Err(err(
+                        Reason::CertMalformed,
+                        "the end-entity certificate has an empty subject",
+                    ));
+                }
                 if issuer_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN == 0) {
                     return Err(err(
                         Reason::ChainNotCa,
