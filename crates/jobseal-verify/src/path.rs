@@ -376,18 +376,18 @@ pub fn validate(
                 }
             }
             Role::EndEntity => {
+                if issuer_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN == 0) {
+                    return Err(err(
+                        Reason::ChainNotCa,
+                        format!("{issuer_dn} may not sign certificates (keyUsage)"),
+                    ));
+                }
                 // The user's identity is this subject: it cannot be empty
                 // (RFC 5280 §4.1.2.6 for a certificate that names no one).
                 if name::rdns(c.subject()).is_none_or(|r| r.is_empty()) {
                     return Err(err(
                         Reason::CertMalformed,
                         "the end-entity certificate has an empty subject",
-                    ));
-                }
-                if issuer_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN == 0) {
-                    return Err(err(
-                        Reason::ChainNotCa,
-                        format!("{issuer_dn} may not sign certificates (keyUsage)"),
                     ));
                 }
                 end_entity = Some(index);
