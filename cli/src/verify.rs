@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use jobseal_verify::namespaces::NamespacePolicy;
+use jobseal_verify::revocation::CrlPolicy;
+use jobseal_verify::sig::{AlgorithmPolicy, MIN_RSA_BITS};
 use jobseal_verify::{Config, Invocation, UnixTime, Verifier};
 
 #[derive(Args, Debug)]
@@ -26,9 +29,37 @@ pub struct VerifyArgs {
     /// Print the decision as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// CRLs of the CA directory: checked where a CA publishes one (default),
+    /// required for every CA, or ignored.
+    #[arg(long, value_enum, default_value_t = CrlArg::IfPublished)]
+    crl: CrlArg,
+    /// IGTF namespace files: enforced where present (default), required, or ignored.
+    #[arg(long, value_enum, default_value_t = NamespacesArg::IfPresent)]
+    namespaces: NamespacesArg,
+    /// Accept SHA-1 signatures made by legacy CAs (never on proxies).
+    #[arg(long)]
+    legacy_ca_sha1: bool,
+    /// Accept RSA keys of at least this many bits on legacy CAs (1024..2048;
+    /// proxies always need 2048).
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u16).range(1024..=2048))]
+    legacy_ca_rsa_bits: Option<u16>,
     /// The command about to run: EXECUTABLE [ARGS...] (after `--`).
     #[arg(last = true, required = true, value_name = "EXECUTABLE [ARGS]")]
     command: Vec<OsString>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CrlArg {
+    IfPublished,
+    Require,
+    Ignore,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum NamespacesArg {
+    IfPresent,
+    Require,
+    Ignore,
 }
 
 /// Exit code of a deny.
@@ -74,6 +105,20 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
             "X509_VOMS_DIR",
             jobseal_verify::DEFAULT_VOMS_DIR,
         ),
+        crl: match args.crl {
+            CrlArg::IfPublished => CrlPolicy::RequireIfPublished,
+            CrlArg::Require => CrlPolicy::Require,
+            CrlArg::Ignore => CrlPolicy::Ignore,
+        },
+        namespaces: match args.namespaces {
+            NamespacesArg::IfPresent => NamespacePolicy::IfPresent,
+            NamespacesArg::Require => NamespacePolicy::Require,
+            NamespacesArg::Ignore => NamespacePolicy::Ignore,
+        },
+        algorithms: AlgorithmPolicy {
+            allow_sha1_ca_issued: args.legacy_ca_sha1,
+            min_rsa_bits_ca_issued: args.legacy_ca_rsa_bits.map_or(MIN_RSA_BITS, usize::from),
+        },
         ..Config::default()
     };
     let invocation = Invocation {

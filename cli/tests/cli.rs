@@ -407,3 +407,44 @@ fn demo_runs() {
         "{out}"
     );
 }
+
+#[test]
+fn crl_policy_flag_requires_a_crl() {
+    // The checked-in vectors' main CA publishes no CRL: fine by default,
+    // a deny with --crl require.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-vectors");
+    let v = "permit-direct-from-user-certificate";
+    let run_with = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_jobseal"))
+            .current_dir(&dir)
+            .args([
+                "verify",
+                &format!("{v}/bundle.pem"),
+                "--ca-dir",
+                "ca",
+                "--at",
+                "2026-01-01T00:00:00Z",
+                "--job-dir",
+                &format!("{v}/job"),
+            ])
+            .args(extra)
+            .args(["--", &format!("{v}/job/run.sh"), "--events", "1000"])
+            .output()
+            .unwrap()
+    };
+    let o = run_with(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run_with(&["--crl", "require"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("chain.crl-missing: "),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_with(&["--legacy-ca-rsa-bits", "512"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an RSA floor below 1024 is a usage error"
+    );
+}
