@@ -4,5 +4,5 @@ use der::Decode;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = jobseal_core::tlv::RawCrl::split(data);
-    let _ = x509_cert::crl::CertificateList::from_der(data);
+    let _ = <x509_cert::crl::CertificateList>::from_der(data);
 });
