@@ -1,0 +1,1 @@
+//! One-time jobs: the replay stores.
