@@ -15,6 +15,8 @@ for t in $targets; do
   corpus=$(mktemp -d)
   case $t in
     bundle|verify) for f in ../test-vectors/*/bundle.pem; do cp "$f" "$corpus/$(basename "$(dirname "$f")").pem"; done ;;
+    policy_files) cp ../test-vectors/ca/*.namespaces ../test-vectors/ca/*.signing_policy "$corpus"/ 2>/dev/null || true ;;
+    crl) for f in ../test-vectors/ca/*.r0; do cp "$f" "$corpus/$(basename "$f")"; done ;;
     names) [ -d "$shared" ] && find "$shared" -type f -exec cp {} "$corpus"/ \; ;;
     job_toml) printf 'executable = "run.sh"\narguments = ["a"]\ninputs = ["d/x"]\nvalid = "2d"\n' > "$corpus/job.toml" ;;
   esac
