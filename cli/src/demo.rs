@@ -211,5 +211,43 @@ fn demo(dir: &Path) -> Result<bool, IssueError> {
         now.plus(86_400),
     );
     ok &= show("the same job, a day later", &d, false, "time.expired");
+
+    println!(
+        "5. admission right before execution: policy, one use only, an audit record each time"
+    );
+    let state = dir.join("state");
+    let admission = jobseal_admit::admit::Admission::open(
+        Config {
+            ca_dir: ca_dir.clone(),
+            ..Config::default()
+        },
+        jobseal_policy::Policy::default(),
+        &jobseal_admit::admit::Dirs::under(&state),
+    )
+    .map_err(|e| IssueError::Internal(e.to_string()))?;
+    let bundle = std::fs::read(&bundle_path).map_err(|e| IssueError::io(&bundle_path, e))?;
+    let context = jobseal_admit::audit::RecordContext::default();
+    let d = admission.admit(&bundle, &inv(&evil, &["--events", "1000"]), &context);
+    ok &= show(
+        "admit a different executable",
+        &d,
+        false,
+        "payload.executable-mismatch",
+    );
+    let d = admission.admit(&bundle, &inv(&exe, &["--events", "1000"]), &context);
+    ok &= show("admit the signed job", &d, true, "permit");
+    let d = admission.admit(&bundle, &inv(&exe, &["--events", "1000"]), &context);
+    ok &= show("admit it a second time", &d, false, "replay.job-id-used");
+    let log = admission.audit_log().path().to_path_buf();
+    let files =
+        jobseal_admit::audit::chain_files(&log).map_err(|e| IssueError::Internal(e.to_string()))?;
+    let report = jobseal_admit::audit::verify_file(&files, None);
+    println!(
+        "  audit log {}: {} records, chain {}",
+        log.display(),
+        report.records,
+        if report.is_ok() { "intact" } else { "BROKEN" }
+    );
+    ok &= report.is_ok() && report.records == 3;
     Ok(ok)
 }

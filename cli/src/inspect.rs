@@ -57,10 +57,11 @@ fn kind(cert: &Certificate, raw: &tlv::RawCert<'_>) -> String {
     if exts.iter().any(|e| e.extn_id == oid::PROXY_CERT_INFO_GT3) {
         return "GT3-draft proxy (not accepted by jobseal)".into();
     }
-    if let Some((parent, cn)) = name::split_last_cn(raw.subject) {
-        if (cn == "proxy" || cn == "limited proxy") && name::same(&parent, raw.issuer) {
-            return format!("legacy Globus {cn} (not accepted by jobseal)");
-        }
+    if let Some((parent, cn)) = name::split_last_cn(raw.subject)
+        && (cn == "proxy" || cn == "limited proxy")
+        && name::same(&parent, raw.issuer)
+    {
+        return format!("legacy Globus {cn} (not accepted by jobseal)");
     }
     let is_ca = exts
         .iter()

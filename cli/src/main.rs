@@ -3,6 +3,8 @@
 // A command-line tool prints by design.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod admit;
+mod audit;
 mod demo;
 mod inspect;
 mod json;
@@ -37,6 +39,11 @@ enum Command {
     /// Check a bundle against the command about to run (no side effects).
     /// Exit 0: permit; 1: deny; 2: usage error.
     Verify(verify::VerifyArgs),
+    /// Admit a job right before it runs: check, site policy, replay record,
+    /// audit record. Exit 0: admitted; 1: denied; 2: usage error.
+    Admit(admit::AdmitArgs),
+    /// Read and check the tamper-evident audit log.
+    Audit(audit::AuditArgs),
 }
 
 /// Where the user's credential comes from.
@@ -64,5 +71,7 @@ fn main() -> ExitCode {
         Command::Proxy(a) => sign::run_proxy(&a),
         Command::Inspect(a) => inspect::run(&a),
         Command::Verify(a) => verify::run(&a),
+        Command::Admit(a) => admit::run(&a),
+        Command::Audit(a) => audit::run(&a),
     }
 }

@@ -67,7 +67,7 @@ pub const EXIT_DENY: u8 = 1;
 /// Exit code of a usage error (clap uses 2 as well).
 pub const EXIT_USAGE: u8 = 2;
 
-fn env_dir(flag: &Option<PathBuf>, var: &str, default: &str) -> PathBuf {
+pub fn env_dir(flag: &Option<PathBuf>, var: &str, default: &str) -> PathBuf {
     flag.clone()
         .or_else(|| {
             std::env::var_os(var)
@@ -151,7 +151,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
 
 /// The deny line is exactly one line: control characters a hostile bundle
 /// could put in a message (a proxy CN, a file name) are escaped.
-fn one_line(message: &str) -> String {
+pub fn one_line(message: &str) -> String {
     message
         .chars()
         .map(|c| {

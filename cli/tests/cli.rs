@@ -448,3 +448,89 @@ fn crl_policy_flag_requires_a_crl() {
         "an RSA floor below 1024 is a usage error"
     );
 }
+
+#[test]
+fn admission_uses_a_job_once_after_policy_and_leaves_an_audit_trail() {
+    let f = Fixture::new();
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "b.pem",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let admit = |f: &Fixture, policy: Option<&str>, args: &[&str]| {
+        let mut c = f.jobseal();
+        c.args(["admit", "b.pem", "--ca-dir", "ca", "--state-dir", "state"]);
+        if let Some(p) = policy {
+            c.args(["--policy", p]);
+        }
+        c.arg("--").args(args);
+        run(&mut c)
+    };
+    // A banned user is refused and does not use up the job.
+    std::fs::write(f.path("banned.txt"), "").unwrap();
+    std::fs::write(f.path("policy.toml"), "[ban]\nfiles = [\"banned.txt\"]\n").unwrap();
+    std::fs::write(f.path("banned.txt"), "subject /O=jobseal/CN=Jane Doe\n").unwrap();
+    let o = admit(&f, Some("policy.toml"), &["./run.sh", "a", "b c"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("policy.banned-subject: "),
+        "{}",
+        stderr(&o)
+    );
+    // The ban is lifted: the next admission sees it at once.
+    std::fs::write(f.path("banned.txt"), "# nobody\n").unwrap();
+    // A wrong executable is refused and does not use up the job either.
+    let o = admit(&f, Some("policy.toml"), &["./job.toml", "a", "b c"]);
+    assert!(
+        stderr(&o).starts_with("payload.executable-mismatch: "),
+        "{}",
+        stderr(&o)
+    );
+    // The real one is admitted once, and only once.
+    let o = admit(&f, Some("policy.toml"), &["./run.sh", "a", "b c"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = admit(&f, Some("policy.toml"), &["./run.sh", "a", "b c"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("replay.job-id-used: "),
+        "{}",
+        stderr(&o)
+    );
+    // Every decision is in the audit log, and the chain is intact.
+    let o = run(f.jobseal().args(["audit", "verify", "state/audit.jsonl"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("4 record(s)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = run(f
+        .jobseal()
+        .args(["audit", "show", "state/audit.jsonl", "--outcome", "permit"]));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+    // Admission never takes --at.
+    let o = run(f.jobseal().args([
+        "admit",
+        "b.pem",
+        "--at",
+        "2026-01-01T00:00:00Z",
+        "--",
+        "./run.sh",
+    ]));
+    assert_eq!(o.status.code(), Some(2));
+    // A broken policy is a deny with file:line:column.
+    std::fs::write(f.path("bad.toml"), "site = 3\n").unwrap();
+    let o = admit(&f, Some("bad.toml"), &["./run.sh", "a", "b c"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("policy.invalid: ") && stderr(&o).contains("bad.toml:1:"),
+        "{}",
+        stderr(&o)
+    );
+}

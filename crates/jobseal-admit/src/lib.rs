@@ -3,5 +3,6 @@
 //! the audit record, in that order (`spec/jobseal.md` §6.7).
 #![forbid(unsafe_code)]
 
+pub mod admit;
 pub mod audit;
 pub mod replay;

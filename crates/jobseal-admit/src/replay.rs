@@ -1,1 +1,956 @@
-//! One-time jobs: the replay stores.
+//! One-time jobs: the replay stores (`spec/jobseal.md` §6.7.2, step 7).
+//!
+//! Admission records each use of a job under a [`ReplayKey`] in a
+//! [`ReplayStore`]: [`SqliteStore`] on the node (the default) or
+//! [`RedisStore`] for the whole site. Any store failure is a deny
+//! (`replay.store-unavailable`), never a silent fallback to "not recorded".
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jobseal_core::time::UnixTime;
+use jobseal_core::{Error, Reason};
+use jobseal_verify::decision::{Identity, JobInfo};
+
+/// How long a record outlives the manifest's not-after by default. Covers
+/// clocks that disagree between worker nodes (and the Redis server, whose
+/// clock expires site-wide records): a node whose clock lags still finds the
+/// record while it would accept the manifest.
+pub const DEFAULT_GRACE_SECS: u64 = 3600;
+
+/// Connect, read and write timeout for Redis: a dead server is a prompt deny.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a SQLite writer waits for another process's transaction.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Expired rows deleted per admission, so one admission never does
+/// unbounded work.
+const PURGE_BATCH: i64 = 1000;
+
+/// Domain separation tag of the key derivation (§6.7.2).
+const KEY_DOMAIN: &[u8] = b"jobseal replay key v1\0";
+
+/// Redis key prefix; the documented ACL grants exactly `~jobseal:replay:*`.
+const REDIS_KEY_PREFIX: &str = "jobseal:replay:v1:";
+
+/// Latest expiry we ask Redis for (year 9999, in ms): larger values overflow
+/// its expiry arithmetic and would be an error, i.e. a deny.
+const REDIS_MAX_EXPIRY_MS: u64 = 253_402_300_799_999;
+
+/// Longest reply line we read from Redis: replies are short integers,
+/// `+OK` or an error message; anything longer is not our protocol.
+const REDIS_MAX_LINE: u64 = 4096;
+
+/// INCR + PEXPIREAT, atomic because Redis runs a script without interleaving.
+/// The expiry is set only while the key has none (the first use), so it is
+/// never shortened by a later call. A PEXPIREAT in the past deletes the key.
+const REDIS_SCRIPT: &str = "local n = redis.call('INCR', KEYS[1])\n\
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end\n\
+return n\n";
+
+/// The key a use is recorded under: it binds the user and the exact job, so
+/// another user cannot use up (or take over) someone else's job id.
+///
+/// `SHA-256("jobseal replay key v1\0" || u64be(len(dn)) || dn || job_id[16] || manifest_sha256[32])`
+/// with `dn` the end-entity subject in the one-line form of §6.8 (UTF-8).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplayKey([u8; 32]);
+
+impl ReplayKey {
+    /// Derive the key from the end-entity subject and the job id and manifest
+    /// digest in their §6.8 forms (32 and 64 lowercase hex digits). Any other
+    /// form is refused: two spellings of one job must never give two keys.
+    pub fn derive(
+        end_entity: &str,
+        job_id_hex: &str,
+        manifest_sha256_hex: &str,
+    ) -> Result<Self, Error> {
+        let job_id: [u8; 16] = decode_lower_hex(job_id_hex).ok_or_else(|| {
+            Error::new(
+                Reason::Internal,
+                "replay key: the job id is not 32 lowercase hex digits",
+            )
+        })?;
+        let digest: [u8; 32] = decode_lower_hex(manifest_sha256_hex).ok_or_else(|| {
+            Error::new(
+                Reason::Internal,
+                "replay key: the manifest digest is not 64 lowercase hex digits",
+            )
+        })?;
+        let dn_len = u64::try_from(end_entity.len())
+            .map_err(|_| Error::new(Reason::Internal, "replay key: subject too long"))?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(KEY_DOMAIN);
+        ctx.update(&dn_len.to_be_bytes());
+        ctx.update(end_entity.as_bytes());
+        ctx.update(&job_id);
+        ctx.update(&digest);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Ok(Self(out))
+    }
+
+    /// The key of a verified job.
+    pub fn for_job(identity: &Identity, job: &JobInfo) -> Result<Self, Error> {
+        Self::derive(&identity.end_entity, &job.job_id, &job.manifest_sha256)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        jobseal_core::manifest::hex(&self.0)
+    }
+}
+
+impl fmt::Debug for ReplayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReplayKey({})", self.to_hex())
+    }
+}
+
+fn decode_lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != N.checked_mul(2)? {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let (hi, lo) = match pair {
+            [hi, lo] => (nib(*hi)?, nib(*lo)?),
+            _ => return None,
+        };
+        *o = hi << 4 | lo;
+    }
+    Some(out)
+}
+
+/// Where uses are counted.
+pub trait ReplayStore: Send + Sync {
+    /// Atomically count one more use of `key` and return the uses so far,
+    /// this one included. More than `max_uses` → `replay.job-id-used`; the
+    /// count still grows, so no later attempt succeeds either. The record is
+    /// kept until `expires` (the manifest's not-after, inclusive) plus the
+    /// store's grace. A store that cannot do this → `replay.store-unavailable`.
+    fn record_use(
+        &self,
+        key: &ReplayKey,
+        max_uses: u64,
+        expires: UnixTime,
+        now: UnixTime,
+    ) -> Result<u64, Error>;
+}
+
+fn unavailable(msg: impl Into<String>) -> Error {
+    Error::new(Reason::ReplayStoreUnavailable, msg)
+}
+
+/// A record for a job that has already expired would be dropped at once and
+/// so protect nothing; the verifier denies such a job earlier, so reaching
+/// this is a caller fault.
+fn check_not_expired(expires: UnixTime, now: UnixTime) -> Result<(), Error> {
+    if now > expires {
+        return Err(Error::new(
+            Reason::Internal,
+            format!(
+                "replay record requested for a job that expired at {}",
+                expires.to_rfc3339()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn judge(uses: u64, max_uses: u64) -> Result<u64, Error> {
+    if uses > max_uses {
+        return Err(Error::new(
+            Reason::ReplayJobIdUsed,
+            format!("the job has already been admitted (use {uses} of at most {max_uses})"),
+        ));
+    }
+    Ok(uses)
+}
+
+// ---------------------------------------------------------------------------
+// Node-local: SQLite
+
+/// Node-local store: one SQLite database (WAL mode) shared by every verifier
+/// process of the node. Stops replays on this node only (§6.7.2).
+pub struct SqliteStore {
+    path: PathBuf,
+    // rusqlite's Connection is not Sync; admissions in one process take turns.
+    conn: Mutex<rusqlite::Connection>,
+    grace: u64,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open (or create) the database at `path`. Missing parent directories
+    /// are created 0700, a new database file 0600. A symbolic link or a
+    /// world-writable file is refused: anyone who can write the file can
+    /// erase uses.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
+        let path = path.into();
+        let shown = path.display().to_string();
+        let fail = |what: &str, e: &dyn fmt::Display| {
+            unavailable(format!("replay database {shown}: {what}: {e}"))
+        };
+
+        if let Some(parent) = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| fail("cannot create its directory", &e))?;
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(unavailable(format!(
+                    "replay database {shown} is a symbolic link"
+                )));
+            }
+            Ok(m) if !m.is_file() => {
+                return Err(unavailable(format!(
+                    "replay database {shown} is not a regular file"
+                )));
+            }
+            Ok(m) if m.permissions().mode() & 0o002 != 0 => {
+                return Err(unavailable(format!(
+                    "replay database {shown} is world-writable"
+                )));
+            }
+            Ok(_) => {}
+            // Create it ourselves: SQLite would use 0644 (less the umask),
+            // and its -wal and -shm files copy the database file's mode.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| fail("cannot create", &e))?;
+            }
+            Err(e) => return Err(fail("cannot stat", &e)),
+        }
+
+        // No URI flag: a path is a path, never a `file:` URI with options.
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = rusqlite::Connection::open_with_flags(&path, flags)
+            .map_err(|e| fail("cannot open", &e))?;
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .map_err(|e| fail("cannot set the busy timeout", &e))?;
+        // Processes that open a fresh database together can see SQLITE_BUSY
+        // where SQLite does not call the busy handler (switching to WAL, WAL
+        // recovery): retry the whole setup, which is idempotent.
+        retry_busy(|| Self::setup(&mut conn, &shown))?;
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+            grace: DEFAULT_GRACE_SECS,
+        })
+    }
+
+    fn setup(conn: &mut rusqlite::Connection, shown: &str) -> Result<(), SqlFail> {
+        let fail = |what: &str, e: rusqlite::Error| {
+            SqlFail::new(format!("replay database {shown}: {what}"), e)
+        };
+        // WAL: readers and the single writer do not block each other, and
+        // many processes share the file safely (on a local filesystem).
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| fail("cannot enable WAL", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // SQLite reports the old mode when another connection kept it
+            // from switching: try again until the busy timeout.
+            return Err(SqlFail {
+                busy: true,
+                error: unavailable(format!(
+                    "replay database {shown}: journal mode is {mode}, not WAL"
+                )),
+            });
+        }
+        // FULL: a committed use survives a power loss; NORMAL could forget
+        // the last uses and so allow their replay.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| fail("cannot set synchronous=FULL", e))?;
+        {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| fail("cannot lock", e))?;
+            let version: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| fail("cannot read the schema version", e))?;
+            match version {
+                0 => {
+                    tx.execute_batch(
+                        "CREATE TABLE IF NOT EXISTS replay (
+                             key BLOB PRIMARY KEY NOT NULL,
+                             uses INTEGER NOT NULL,
+                             keep_until INTEGER NOT NULL
+                         ) WITHOUT ROWID;
+                         CREATE INDEX IF NOT EXISTS replay_keep_until ON replay (keep_until);
+                         PRAGMA user_version = 1;",
+                    )
+                    .map_err(|e| fail("cannot create the schema", e))?;
+                }
+                1 => {}
+                v => {
+                    return Err(unavailable(format!(
+                        "replay database {shown}: unknown schema version {v}"
+                    ))
+                    .into());
+                }
+            }
+            tx.commit()
+                .map_err(|e| fail("cannot commit the schema", e))?;
+        }
+        Ok(())
+    }
+
+    /// Keep records `secs` past the manifest's not-after (default
+    /// [`DEFAULT_GRACE_SECS`]).
+    pub fn with_grace(mut self, secs: u64) -> Self {
+        self.grace = secs;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A SQLite failure; busy or locked ones are worth another try.
+struct SqlFail {
+    busy: bool,
+    error: Error,
+}
+
+impl SqlFail {
+    fn new(what: String, e: rusqlite::Error) -> Self {
+        let busy = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        Self {
+            busy,
+            error: unavailable(format!("{what}: {e}")),
+        }
+    }
+}
+
+impl From<Error> for SqlFail {
+    fn from(error: Error) -> Self {
+        Self { busy: false, error }
+    }
+}
+
+/// Run `f` again while it fails busy, for at most the busy timeout. Safe:
+/// each attempt is a whole transaction, and a failed COMMIT commits nothing.
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T, SqlFail>) -> Result<T, Error> {
+    let deadline = Instant::now() + SQLITE_BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(SqlFail { busy: true, .. }) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = pause.saturating_mul(2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.error),
+        }
+    }
+}
+
+/// SQLite integers are i64: clamp, which only ever keeps a record longer.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl SqliteStore {
+    /// One admission's transaction: purge, count, commit.
+    fn count(
+        conn: &mut rusqlite::Connection,
+        key: &ReplayKey,
+        keep_until: i64,
+        now: UnixTime,
+        shown: &str,
+    ) -> Result<i64, SqlFail> {
+        let fail = |e: rusqlite::Error| SqlFail::new(format!("replay database {shown}"), e);
+        // IMMEDIATE takes the write lock up front: no read-then-upgrade
+        // deadlock between processes, and the busy timeout applies.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        tx.execute(
+            "DELETE FROM replay WHERE key IN
+                 (SELECT key FROM replay WHERE keep_until < ?1 LIMIT ?2)",
+            rusqlite::params![to_i64(now.0), PURGE_BATCH],
+        )
+        .map_err(fail)?;
+        let uses: i64 = tx
+            .query_row(
+                "INSERT INTO replay (key, uses, keep_until) VALUES (?1, 1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET
+                     uses = min(uses + 1, 9223372036854775807),
+                     keep_until = max(keep_until, excluded.keep_until)
+                 RETURNING uses",
+                rusqlite::params![key.as_bytes().as_slice(), keep_until],
+                |r| r.get(0),
+            )
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(uses)
+    }
+}
+
+impl ReplayStore for SqliteStore {
+    fn record_use(
+        &self,
+        key: &ReplayKey,
+        max_uses: u64,
+        expires: UnixTime,
+        now: UnixTime,
+    ) -> Result<u64, Error> {
+        check_not_expired(expires, now)?;
+        let shown = self.path.display().to_string();
+        let keep_until = to_i64(expires.0.saturating_add(self.grace));
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| unavailable(format!("replay database {shown}: connection poisoned")))?;
+        let uses = retry_busy(|| Self::count(&mut conn, key, keep_until, now, &shown))?;
+        let uses = u64::try_from(uses).map_err(|_| {
+            unavailable(format!("replay database {shown}: corrupt use count {uses}"))
+        })?;
+        judge(uses, max_uses)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Site-wide: Redis
+//
+// A minimal RESP2 client rather than the `redis` crate: we need AUTH, SELECT,
+// PING and EVAL with integer, status and error replies only. About 150 lines
+// we can read and test, strict and bounded parsing, explicit timeouts on
+// every socket operation, and no extra dependency tree to compile and trust
+// in the process that decides whether a job runs. TLS (`rediss://`) is not
+// supported: it would need a TLS stack; use a unix socket or a local stunnel.
+
+/// Where the Redis server is.
+#[derive(Clone, PartialEq, Eq)]
+enum RedisAddr {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+/// Address, user, password, database.
+type ParsedUrl = (RedisAddr, Option<String>, Option<String>, u32);
+
+/// Site-wide store on Redis: one counter per key, with an absolute expiry,
+/// shared by every worker node of the site (§6.7.2).
+#[derive(Clone)]
+pub struct RedisStore {
+    addr: RedisAddr,
+    user: Option<String>,
+    password: Option<String>,
+    db: u32,
+    timeout: Duration,
+    grace: u64,
+}
+
+impl fmt::Debug for RedisStore {
+    // Never print the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("server", &self.server())
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .field("timeout", &self.timeout)
+            .field("grace", &self.grace)
+            .finish()
+    }
+}
+
+fn config_error(msg: impl Into<String>) -> Error {
+    Error::new(Reason::ConfigInvalid, msg)
+}
+
+/// Decode `%XX` escapes strictly; the result must be UTF-8.
+fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
+    let bad = || config_error(format!("redis URL: bad %-escape in the {what}"));
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0usize;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or_else(bad)?;
+            let v = u8::from_str_radix(hex, 16).map_err(|_| bad())?;
+            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+fn parse_db(s: &str) -> Result<u32, Error> {
+    if s.is_empty() || s.len() > 6 || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(config_error(format!(
+            "redis URL: bad database number {s:?}"
+        )));
+    }
+    s.parse()
+        .map_err(|_| config_error(format!("redis URL: bad database number {s:?}")))
+}
+
+impl RedisStore {
+    /// Parse a URL; nothing is contacted yet. Forms:
+    /// `redis://[user:password@]host[:port][/db]` (password alone:
+    /// `redis://:password@host`), and
+    /// `unix:///path/to.sock[?user=U&pass=P&db=N]`. `%XX` escapes are
+    /// decoded in the user, password and socket path. `rediss://` (TLS) is
+    /// refused. Errors are `config.invalid`.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let (addr, user, password, db) = if let Some(rest) = url.strip_prefix("redis://") {
+            Self::parse_tcp(rest)?
+        } else if let Some(rest) = url.strip_prefix("unix://") {
+            Self::parse_unix(rest)?
+        } else if url.starts_with("rediss://") {
+            return Err(config_error(
+                "redis URL: rediss:// (TLS) is not supported; reach Redis over a unix socket or a local \
+                 TLS tunnel such as stunnel (spec §6.7.2)",
+            ));
+        } else {
+            return Err(config_error(
+                "redis URL: expected redis://[user:password@]host[:port][/db] or unix:///path/to.sock",
+            ));
+        };
+        if user.is_some() && password.is_none() {
+            return Err(config_error(
+                "redis URL: a user needs a password (AUTH user password)",
+            ));
+        }
+        Ok(Self {
+            addr,
+            user,
+            password,
+            db,
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            grace: DEFAULT_GRACE_SECS,
+        })
+    }
+
+    fn parse_tcp(rest: &str) -> Result<ParsedUrl, Error> {
+        if rest.contains(['?', '#']) {
+            return Err(config_error(
+                "redis URL: query and fragment are not supported",
+            ));
+        }
+        let (userinfo, hostpart) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (authority, db) = match hostpart.split_once('/') {
+            Some((a, "")) => (a, 0),
+            Some((a, d)) => (a, parse_db(d)?),
+            None => (hostpart, 0),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| config_error("redis URL: unclosed [ in the host"))?;
+            match after {
+                "" => (h, None),
+                p => (
+                    h,
+                    Some(
+                        p.strip_prefix(':')
+                            .ok_or_else(|| config_error("redis URL: bad port"))?,
+                    ),
+                ),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        // A colon only inside brackets (IPv6); names and IPv4 have none.
+        let bracketed = authority.starts_with('[');
+        let valid_host = !host.is_empty()
+            && host.bytes().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, b'.' | b'-' | b'_')
+                    || (bracketed && c == b':')
+            });
+        if !valid_host {
+            return Err(config_error(format!("redis URL: bad host {host:?}")));
+        }
+        let port = match port {
+            None => 6379,
+            Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| config_error(format!("redis URL: bad port {p:?}")))?,
+            Some(p) => return Err(config_error(format!("redis URL: bad port {p:?}"))),
+        };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(ui) => match ui.split_once(':') {
+                Some(("", pw)) => (None, Some(percent_decode(pw, "password")?)),
+                Some((u, pw)) => (
+                    Some(percent_decode(u, "user")?),
+                    Some(percent_decode(pw, "password")?),
+                ),
+                None => (Some(percent_decode(ui, "user")?), None),
+            },
+        };
+        Ok((
+            RedisAddr::Tcp {
+                host: host.to_owned(),
+                port,
+            },
+            user.filter(|u| !u.is_empty()),
+            password,
+            db,
+        ))
+    }
+
+    fn parse_unix(rest: &str) -> Result<ParsedUrl, Error> {
+        if rest.contains('#') {
+            return Err(config_error("redis URL: a fragment is not supported"));
+        }
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        if !path.starts_with('/') {
+            return Err(config_error(
+                "redis URL: unix:// needs an absolute socket path (unix:///path)",
+            ));
+        }
+        let path = PathBuf::from(percent_decode(path, "socket path")?);
+        let (mut user, mut password, mut db) = (None, None, 0);
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| config_error(format!("redis URL: bad query parameter {pair:?}")))?;
+            match k {
+                "user" if user.is_none() => user = Some(percent_decode(v, "user")?),
+                "pass" | "password" if password.is_none() => {
+                    password = Some(percent_decode(v, "password")?)
+                }
+                "db" => db = parse_db(v)?,
+                _ => {
+                    return Err(config_error(format!(
+                        "redis URL: unknown or repeated parameter {k:?}"
+                    )));
+                }
+            }
+        }
+        Ok((
+            RedisAddr::Unix(path),
+            user.filter(|u| !u.is_empty()),
+            password,
+            db,
+        ))
+    }
+
+    /// Connect, read and write timeout (default [`DEFAULT_REDIS_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Keep records `secs` past the manifest's not-after (default
+    /// [`DEFAULT_GRACE_SECS`]).
+    pub fn with_grace(mut self, secs: u64) -> Self {
+        self.grace = secs;
+        self
+    }
+
+    /// The server, for messages (no credentials).
+    pub fn server(&self) -> String {
+        match &self.addr {
+            RedisAddr::Tcp { host, port } if host.contains(':') => {
+                format!("redis://[{host}]:{port}/{}", self.db)
+            }
+            RedisAddr::Tcp { host, port } => format!("redis://{host}:{port}/{}", self.db),
+            RedisAddr::Unix(p) => format!("unix://{}?db={}", p.display(), self.db),
+        }
+    }
+
+    /// Connect, authenticate, select the database and PING: a health check
+    /// for start-up and diagnostics.
+    pub fn ping(&self) -> Result<(), Error> {
+        let mut c = self.connect()?;
+        c.command(&[b"PING"])?
+            .expect_status(&c.server, "PONG", "PING")
+    }
+
+    fn connect(&self) -> Result<RedisConn, Error> {
+        let server = self.server();
+        let stream = match &self.addr {
+            RedisAddr::Tcp { host, port } => {
+                // Name resolution has no timeout in std; use an address or a
+                // name in /etc/hosts for a site-critical store.
+                let addrs = (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(|e| unavailable(format!("{server}: cannot resolve: {e}")))?;
+                let deadline = Instant::now() + self.timeout;
+                let mut last = None;
+                let mut found = None;
+                for a in addrs {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match TcpStream::connect_timeout(&a, left) {
+                        Ok(s) => {
+                            found = Some(s);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                let s = found.ok_or_else(|| match last {
+                    Some(e) => unavailable(format!("{server}: cannot connect: {e}")),
+                    None => unavailable(format!("{server}: cannot connect: no address")),
+                })?;
+                // Small request/reply exchanges: do not wait for Nagle.
+                s.set_nodelay(true)
+                    .map_err(|e| unavailable(format!("{server}: {e}")))?;
+                Stream::Tcp(s)
+            }
+            RedisAddr::Unix(p) => Stream::Unix(
+                UnixStream::connect(p)
+                    .map_err(|e| unavailable(format!("{server}: cannot connect: {e}")))?,
+            ),
+        };
+        stream
+            .set_timeouts(self.timeout)
+            .map_err(|e| unavailable(format!("{server}: {e}")))?;
+        let mut c = RedisConn {
+            server,
+            io: BufReader::new(stream),
+        };
+        if let Some(pw) = &self.password {
+            let reply = match &self.user {
+                Some(u) => c.command(&[b"AUTH", u.as_bytes(), pw.as_bytes()])?,
+                None => c.command(&[b"AUTH", pw.as_bytes()])?,
+            };
+            reply.expect_status(&c.server, "OK", "AUTH")?;
+        }
+        if self.db != 0 {
+            // Sequential, not pipelined: a failed SELECT must not let the
+            // script run on database 0.
+            c.command(&[b"SELECT", self.db.to_string().as_bytes()])?
+                .expect_status(&c.server, "OK", "SELECT")?;
+        }
+        Ok(c)
+    }
+}
+
+impl ReplayStore for RedisStore {
+    fn record_use(
+        &self,
+        key: &ReplayKey,
+        max_uses: u64,
+        expires: UnixTime,
+        now: UnixTime,
+    ) -> Result<u64, Error> {
+        check_not_expired(expires, now)?;
+        // The record lives through the whole not-after second, plus grace.
+        let expiry_ms = expires
+            .0
+            .saturating_add(self.grace)
+            .saturating_add(1)
+            .saturating_mul(1000)
+            .min(REDIS_MAX_EXPIRY_MS);
+        let redis_key = format!("{REDIS_KEY_PREFIX}{}", key.to_hex());
+        let mut c = self.connect()?;
+        // EVAL, not EVALSHA: one round trip either way for a one-shot
+        // connection, and no NOSCRIPT fallback path after a restart/failover.
+        let reply = c.command(&[
+            b"EVAL",
+            REDIS_SCRIPT.as_bytes(),
+            b"1",
+            redis_key.as_bytes(),
+            expiry_ms.to_string().as_bytes(),
+        ])?;
+        let n = match reply {
+            Reply::Int(n) => n,
+            other => return Err(other.unexpected(&c.server, "EVAL")),
+        };
+        let uses = u64::try_from(n)
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| unavailable(format!("{}: EVAL returned the count {n}", c.server)))?;
+        judge(uses, max_uses)
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn set_timeouts(&self, t: Duration) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(Some(t))?;
+                s.set_write_timeout(Some(t))
+            }
+            Stream::Unix(s) => {
+                s.set_read_timeout(Some(t))?;
+                s.set_write_timeout(Some(t))
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+struct RedisConn {
+    server: String,
+    io: BufReader<Stream>,
+}
+
+/// The RESP2 replies we accept; bulk strings and arrays are not among them.
+enum Reply {
+    Status(String),
+    Int(i64),
+    Error(String),
+}
+
+impl Reply {
+    fn expect_status(self, server: &str, want: &str, cmd: &str) -> Result<(), Error> {
+        match self {
+            Reply::Status(s) if s == want => Ok(()),
+            other => Err(other.unexpected(server, cmd)),
+        }
+    }
+
+    fn unexpected(self, server: &str, cmd: &str) -> Error {
+        match self {
+            Reply::Error(e) => unavailable(format!("{server}: {cmd} failed: {e}")),
+            Reply::Status(s) => unavailable(format!("{server}: {cmd}: unexpected reply +{s}")),
+            Reply::Int(n) => unavailable(format!("{server}: {cmd}: unexpected reply :{n}")),
+        }
+    }
+}
+
+impl RedisConn {
+    fn command(&mut self, args: &[&[u8]]) -> Result<Reply, Error> {
+        let mut req = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            req.extend_from_slice(a);
+            req.extend_from_slice(b"\r\n");
+        }
+        let stream = self.io.get_mut();
+        stream
+            .write_all(&req)
+            .and_then(|()| stream.flush())
+            .map_err(|e| unavailable(format!("{}: write: {e}", self.server)))?;
+        self.read_reply()
+    }
+
+    fn read_reply(&mut self) -> Result<Reply, Error> {
+        let mut line = Vec::new();
+        let n = (&mut self.io)
+            .take(REDIS_MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| unavailable(format!("{}: read: {e}", self.server)))?;
+        if n == 0 {
+            return Err(unavailable(format!("{}: connection closed", self.server)));
+        }
+        parse_reply_line(&line)
+            .ok_or_else(|| unavailable(format!("{}: malformed reply", self.server)))
+    }
+}
+
+/// One RESP2 line of type `+`, `-` or `:` ending in CRLF. Strict: no bare
+/// LF, no control characters, integers in canonical form.
+fn parse_reply_line(line: &[u8]) -> Option<Reply> {
+    let body = line.strip_suffix(b"\r\n")?;
+    let (&kind, rest) = body.split_first()?;
+    if rest.iter().any(|&c| c < 0x20 || c == 0x7f) {
+        return None;
+    }
+    let text = std::str::from_utf8(rest).ok()?;
+    match kind {
+        b'+' => Some(Reply::Status(text.to_owned())),
+        b'-' => Some(Reply::Error(text.chars().take(300).collect())),
+        b':' => {
+            let digits = text.strip_prefix('-').unwrap_or(text);
+            let canonical = !digits.is_empty()
+                && digits.bytes().all(|c| c.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'))
+                && text != "-0";
+            if !canonical {
+                return None;
+            }
+            text.parse().ok().map(Reply::Int)
+        }
+        _ => None,
+    }
+}

@@ -564,12 +564,12 @@ impl Decoder<'_> {
                     let key_start = self.pos;
                     let k = self.value(depth + 1)?;
                     let key_bytes = input.get(key_start..self.pos).unwrap_or_default();
-                    if let Some(p) = previous {
-                        if p >= key_bytes {
-                            return Err(malformed(
-                                "non-deterministic CBOR: map keys not in ascending order, or repeated",
-                            ));
-                        }
+                    if let Some(p) = previous
+                        && p >= key_bytes
+                    {
+                        return Err(malformed(
+                            "non-deterministic CBOR: map keys not in ascending order, or repeated",
+                        ));
                     }
                     previous = Some(key_bytes);
                     let v = self.value(depth + 1)?;

@@ -41,7 +41,8 @@ reasons! {
     BundleManifestCount => "bundle.manifest-count",
     /// A size limit was exceeded (bundle, chain, manifest, inputs, strings, nesting).
     LimitExceeded => "limits.exceeded",
-    /// A certificate is not valid DER X.509.
+    /// A certificate is not valid DER X.509, repeats an extension, has a
+    /// malformed standard extension, or (the user certificate) an empty subject.
     CertMalformed => "cert.malformed",
     /// The COSE_Sign1 envelope or its header breaks the profile.
     ManifestBadEnvelope => "manifest.bad-envelope",
@@ -56,7 +57,8 @@ reasons! {
     ChainWeakAlgorithm => "chain.weak-algorithm",
     /// A certificate carries a critical extension the verifier does not process.
     ChainUnhandledCritical => "chain.unhandled-critical-extension",
-    /// An issuing CA lacks basicConstraints cA, or keyCertSign.
+    /// An issuing CA lacks basicConstraints cA or keyCertSign, or the user
+    /// certificate issued a certificate that is not a proxy.
     ChainNotCa => "chain.not-ca",
     /// A CA path length constraint is exceeded.
     ChainPathLength => "chain.path-length",
@@ -132,6 +134,36 @@ reasons! {
     PayloadInputMissing => "payload.input-missing",
     /// An input's size or SHA-256 differs from the manifest's.
     PayloadInputMismatch => "payload.input-mismatch",
+    // Step 6: policy
+    /// The site policy or one of its ban files cannot be read or parsed.
+    PolicyInvalid => "policy.invalid",
+    /// The user (end-entity subject) is banned by site policy.
+    PolicyBannedSubject => "policy.banned-subject",
+    /// A CA of the path is banned by site policy.
+    PolicyBannedCa => "policy.banned-ca",
+    /// A verified VOMS FQAN matches a banned pattern.
+    PolicyBannedFqan => "policy.banned-fqan",
+    /// The manifest digest is banned by site policy.
+    PolicyBannedDigest => "policy.banned-digest",
+    /// The job id is banned by site policy.
+    PolicyBannedJob => "policy.banned-job",
+    /// The manifest names target sites and this site is not one of them.
+    PolicySiteNotTargeted => "policy.site-not-targeted",
+    /// The job's VO is not accepted, or not proven by verified VOMS attributes.
+    PolicyVoNotAccepted => "policy.vo-not-accepted",
+    /// No verified VOMS FQAN matches an accepted pattern.
+    PolicyFqanNotAccepted => "policy.fqan-not-accepted",
+    /// The job-bound proxy or the manifest is valid for longer than the site allows.
+    PolicyLifetimeExceeded => "policy.lifetime-exceeded",
+    // Step 7: replay
+    /// The job has already been admitted as many times as it may be.
+    ReplayJobIdUsed => "replay.job-id-used",
+    /// The replay store cannot be reached or failed; the use was not recorded.
+    ReplayStoreUnavailable => "replay.store-unavailable",
+    // Step 8: audit
+    /// The audit record could not be written durably (or anchored in syslog
+    /// when that is required): no execution without a trace.
+    AuditUnavailable => "audit.unavailable",
     // Configuration and faults
     /// The verifier's own configuration is unusable (e.g. no CA directory).
     ConfigInvalid => "config.invalid",

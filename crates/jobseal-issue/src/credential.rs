@@ -345,13 +345,13 @@ pub fn check_issuer(cred: &Credential, now: UnixTime) -> Result<IssuerCheck, Iss
                 }
                 // The new proxy adds a level below this one: `depth` proxies
                 // already sit below it in the chain.
-                if let Some(len) = pci.path_len_constraint {
-                    if u64::from(len) < depth as u64 + 1 {
-                        return Err(refuse(format!(
-                            "{dn} has path length {len}, which forbids another proxy level: \
+                if let Some(len) = pci.path_len_constraint
+                    && u64::from(len) < depth as u64 + 1
+                {
+                    return Err(refuse(format!(
+                        "{dn} has path length {len}, which forbids another proxy level: \
                              make a proxy with a larger path length (voms-proxy-init -path-length)"
-                        )));
-                    }
+                    )));
                 }
                 if let Some(acs) = voms::from_certificate(&cert) {
                     voms_acs.extend(acs);
@@ -359,12 +359,13 @@ pub fn check_issuer(cred: &Credential, now: UnixTime) -> Result<IssuerCheck, Iss
                 true
             }
             None => {
-                if let Some((parent, cn)) = name::split_last_cn(raw.subject) {
-                    if (cn == "proxy" || cn == "limited proxy") && name::same(&parent, raw.issuer) {
-                        return Err(refuse(format!(
-                            "{dn} is a legacy Globus proxy: make an RFC 3820 proxy (grid-proxy-init -rfc)"
-                        )));
-                    }
+                if let Some((parent, cn)) = name::split_last_cn(raw.subject)
+                    && (cn == "proxy" || cn == "limited proxy")
+                    && name::same(&parent, raw.issuer)
+                {
+                    return Err(refuse(format!(
+                        "{dn} is a legacy Globus proxy: make an RFC 3820 proxy (grid-proxy-init -rfc)"
+                    )));
                 }
                 if end_entity.is_none() {
                     end_entity = Some(dn.clone());

@@ -908,6 +908,43 @@ pub fn generate() -> Result<Fixture, IssueError> {
             .bundle()?,
             Deny(Reason::CertMalformed),
         );
+        let u = user_variant(&pki.ca, USER, |t| {
+            t.subject = vec![0x30, 0x00];
+            Ok(())
+        })?;
+        add(
+            "deny-cert-user-empty-subject",
+            "the user certificate names no one (empty subject)",
+            Build::new(Issuer {
+                key: &u.key,
+                chain: vec![u.cert.clone()],
+            })
+            .bundle()?,
+            Deny(Reason::CertMalformed),
+        );
+        // The user certificate issues an ordinary (non-proxy) certificate,
+        // which then issues the job-bound proxy: the user acted as a CA.
+        let (sk, _, sspki) = throwaway::ed25519_from_seed(&seed(23))?;
+        let sub = CertTemplate {
+            serial: 23,
+            issuer: subject_of(&pki.user.cert),
+            subject: throwaway::name_der("CN=Not A Proxy,O=jobseal test vectors")?,
+            spki: sspki,
+            not_before: T.minus(DAY),
+            not_after: T.plus(7 * DAY),
+            extensions: throwaway::user_extensions()?,
+        }
+        .sign(&pki.user.key)?;
+        add(
+            "deny-chain-user-certificate-acts-as-ca",
+            "the user certificate issued a certificate that is not a proxy",
+            Build::new(Issuer {
+                key: &sk,
+                chain: vec![sub, pki.user.cert.clone()],
+            })
+            .bundle()?,
+            Deny(Reason::ChainNotCa),
+        );
     }
     {
         let u = user_variant(&pki.ca, USER, |t| {

@@ -42,6 +42,9 @@ pub struct Identity {
     pub issuer: String,
     /// The trust anchor.
     pub ca: String,
+    /// Every CA of the path, from the end entity's issuer up to the trust
+    /// anchor (last): what site policy bans on issuing CAs match.
+    pub cas: Vec<String>,
     pub voms: Vec<VomsInfo>,
     /// Intersection of the chain's validity periods.
     pub not_before: UnixTime,
@@ -145,5 +148,18 @@ impl Decision {
     /// unusable configuration).
     pub fn from_error(e: Error) -> Self {
         Self::deny(e, Partial::default())
+    }
+}
+
+impl Decision {
+    /// This decision turned into a deny by a later step (policy, replay,
+    /// audit), keeping who and what for the record.
+    pub fn denied_by(self, e: Error) -> Self {
+        Self {
+            outcome: Outcome::Deny,
+            reason: Some(e.reason),
+            message: e.message,
+            ..self
+        }
     }
 }

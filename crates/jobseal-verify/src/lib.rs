@@ -31,6 +31,7 @@ pub use decision::{Decision, Identity, JobInfo, Outcome, VomsInfo};
 pub use jobseal_core::time::UnixTime;
 pub use jobseal_core::{Error, Reason};
 pub use namespaces::NamespacePolicy;
+pub use payload::InputPolicy;
 pub use revocation::CrlPolicy;
 pub use voms::{GenericAttribute, VomsCode, VomsError};
 
@@ -62,6 +63,9 @@ pub struct Config {
     /// IGTF namespace policies (`<hash>.namespaces`, `.signing_policy`); by
     /// default enforced where present.
     pub namespaces: NamespacePolicy,
+    /// Whether every signed input must be present (step 5c); set by site
+    /// policy (`spec/jobseal.md` §13).
+    pub inputs: InputPolicy,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             algorithms: sig::AlgorithmPolicy::default(),
             crl: CrlPolicy::default(),
             namespaces: NamespacePolicy::default(),
+            inputs: InputPolicy::default(),
         }
     }
 }
@@ -173,7 +178,7 @@ impl Verifier {
         let manifest = manifest::check(&parsed, at, skew)?;
         partial.job = Some(JobInfo::new(&manifest, &bound.digest));
         // 5. Payload.
-        payload::check(&manifest, invocation)?;
+        payload::check(&manifest, invocation, self.config.inputs)?;
         Ok(())
     }
 }

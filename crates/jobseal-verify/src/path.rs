@@ -203,17 +203,17 @@ pub fn validate(
     let (at, skew) = (opts.at, opts.clock_skew);
     // 2.1 Each certificate is issued by the next one.
     for pair in certs.windows(2) {
-        if let [child, parent] = pair {
-            if !name::same(child.issuer(), parent.subject()) {
-                return Err(err(
-                    Reason::ChainBroken,
-                    format!(
-                        "{} is not issued by the next certificate of the bundle, {}",
-                        child.subject_dn(),
-                        parent.subject_dn()
-                    ),
-                ));
-            }
+        if let [child, parent] = pair
+            && !name::same(child.issuer(), parent.subject())
+        {
+            return Err(err(
+                Reason::ChainBroken,
+                format!(
+                    "{} is not issued by the next certificate of the bundle, {}",
+                    child.subject_dn(),
+                    parent.subject_dn()
+                ),
+            ));
         }
     }
     // 2.2 A trust anchor from the CA directory issued the topmost certificate.
@@ -430,12 +430,21 @@ pub fn validate(
     let leaf = chain
         .first()
         .ok_or_else(|| err(Reason::Internal, "no leaf"))?;
+    // Bundle certificates above the EEC are its CAs (a set-aside anchor copy
+    // is not in `chain`), then the anchor.
+    let mut cas: Vec<String> = chain
+        .iter()
+        .skip(end_entity.saturating_add(1))
+        .map(|c| c.subject_dn())
+        .collect();
+    cas.push(anchor_dn.clone());
     Ok(ValidatedPath {
         identity: Identity {
             end_entity: eec.subject_dn(),
             subject: leaf.subject_dn(),
             issuer: name::to_slash_string(leaf.issuer()),
             ca: anchor_dn,
+            cas,
             // VOMS ACs need the EEC and the vomsdir: voms::check_chain (§6.3a).
             voms: Vec::new(),
             not_before: UnixTime(not_before),

@@ -8,6 +8,17 @@ use jobseal_core::{Error, Reason};
 
 use crate::Invocation;
 
+/// Whether a signed input must be present (`spec/jobseal.md` §6.6 5c, §13).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputPolicy {
+    /// Every input must be present and unchanged.
+    #[default]
+    Require,
+    /// An input that does not exist is skipped; one that exists must still
+    /// be the signed file, and one that cannot be read still denies.
+    IfPresent,
+}
+
 /// Open a file to check it: non-blocking (a FIFO must not hang the
 /// verifier), and only if it is a regular file.
 fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
@@ -44,7 +55,7 @@ pub fn hash_file(path: &Path, max: u64) -> std::io::Result<(u64, [u8; 32])> {
 }
 
 /// Step 5.
-pub fn check(manifest: &Manifest, inv: &Invocation) -> Result<(), Error> {
+pub fn check(manifest: &Manifest, inv: &Invocation, inputs: InputPolicy) -> Result<(), Error> {
     // 5.1 The executable is the signed one.
     let exe = &manifest.executable;
     let (size, digest) = hash_file(&inv.executable, exe.size).map_err(|e| {
@@ -89,6 +100,12 @@ pub fn check(manifest: &Manifest, inv: &Invocation) -> Result<(), Error> {
         let path = inv.job_dir.join(&input.name);
         let (size, digest) = match hash_file(&path, input.size) {
             Ok(r) => r,
+            // Weaker site setting: only absence is tolerated, never a change.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && inputs == InputPolicy::IfPresent =>
+            {
+                continue;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::new(
                     Reason::PayloadInputMissing,

@@ -146,12 +146,12 @@ pub fn verify_certificate(
             format!("{subject_dn}: unexpected signature algorithm parameters"),
         ));
     }
-    if let KeyKind::Rsa(bits) = key.kind {
-        if bits < min_rsa {
-            return Err(weak(format!(
-                "{subject_dn} is signed by an RSA-{bits} key; at least {min_rsa} bits are required"
-            )));
-        }
+    if let KeyKind::Rsa(bits) = key.kind
+        && bits < min_rsa
+    {
+        return Err(weak(format!(
+            "{subject_dn} is signed by an RSA-{bits} key; at least {min_rsa} bits are required"
+        )));
     }
     let small_rsa = matches!(key.kind, KeyKind::Rsa(bits) if bits < MIN_RSA_BITS);
     let algorithm: &dyn VerificationAlgorithm = match (a, key.kind) {

@@ -115,10 +115,10 @@ impl TrustStore {
                 break;
             };
             for der in certificates_in(&data) {
-                if let Ok(c) = ParsedCert::from_der(der, 0) {
-                    if name::same(c.subject(), name_der) {
-                        out.push((path.clone(), c));
-                    }
+                if let Ok(c) = ParsedCert::from_der(der, 0)
+                    && name::same(c.subject(), name_der)
+                {
+                    out.push((path.clone(), c));
                 }
             }
         }

@@ -375,13 +375,13 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
             ),
         ));
     }
-    if let Some(Some(key_id)) = &ac.authority_key_id {
-        if !key_id_matches(key_id, aa) {
-            return Err(fail(
-                VomsCode::IssuerMismatch,
-                format!("{what}: its authority key identifier is not that of {aa_dn}"),
-            ));
-        }
+    if let Some(Some(key_id)) = &ac.authority_key_id
+        && !key_id_matches(key_id, aa)
+    {
+        return Err(fail(
+            VomsCode::IssuerMismatch,
+            format!("{what}: its authority key identifier is not that of {aa_dn}"),
+        ));
     }
     // (i) The AA's key signed it: the algorithm table of §6.3 2d.2, with the
     // minimums of proxies (an AA is an end entity: no legacy allowance).

@@ -1,0 +1,135 @@
+//! `jobseal admit`: check, apply site policy, record the use and write the
+//! audit record — what a launcher does once, right before execution.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use jobseal_admit::admit::{Admission, Dirs};
+use jobseal_admit::audit::RecordContext;
+use jobseal_policy::Policy;
+use jobseal_verify::{Config, Decision, Invocation, UnixTime};
+
+use crate::verify::{EXIT_DENY, env_dir, one_line};
+
+#[derive(Args, Debug)]
+pub struct AdmitArgs {
+    /// The bundle (as GLEXEC_CLIENT_CERT would name it).
+    bundle: PathBuf,
+    /// CA directory [default: $X509_CERT_DIR or /etc/grid-security/certificates].
+    #[arg(long, value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// VOMS directory [default: $X509_VOMS_DIR or /etc/grid-security/vomsdir].
+    #[arg(long, value_name = "DIR")]
+    voms_dir: Option<PathBuf>,
+    /// Site policy [default: $JOBSEAL_POLICY or /etc/jobseal/policy.toml; built-in defaults if absent].
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// State and log directory [default: /var/lib/jobseal and /var/log/jobseal as root,
+    /// else $XDG_STATE_HOME/jobseal].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Directory the manifest's inputs are relative to [default: current directory].
+    #[arg(long, value_name = "DIR")]
+    job_dir: Option<PathBuf>,
+    /// Print the decision as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// The command about to run: EXECUTABLE [ARGS...] (after `--`).
+    #[arg(last = true, required = true, value_name = "EXECUTABLE [ARGS]")]
+    command: Vec<OsString>,
+}
+
+fn load_policy(flag: &Option<PathBuf>) -> Result<Policy, jobseal_core::Error> {
+    match flag.clone().or_else(|| {
+        std::env::var_os("JOBSEAL_POLICY")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }) {
+        Some(path) => Policy::load(&path),
+        None => Policy::load_default(),
+    }
+}
+
+fn dirs(flag: &Option<PathBuf>) -> Dirs {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(d) = flag {
+        return Dirs::under(d);
+    }
+    let uid = std::fs::metadata("/proc/self").ok().map(|m| m.uid());
+    let xdg = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    Dirs::for_user(uid, xdg.as_deref(), home.as_deref())
+}
+
+fn read_bundle(path: &Path) -> Result<Vec<u8>, jobseal_core::Error> {
+    std::fs::read(path).map_err(|e| {
+        jobseal_core::Error::new(
+            jobseal_core::Reason::BundleMalformed,
+            format!("cannot read the bundle {}: {e}", path.display()),
+        )
+    })
+}
+
+pub fn run(args: &AdmitArgs) -> ExitCode {
+    let Some((exe, rest)) = args.command.split_first() else {
+        eprintln!("jobseal: give the command to admit after --");
+        return ExitCode::from(crate::verify::EXIT_USAGE);
+    };
+    let invocation = Invocation {
+        executable: PathBuf::from(exe),
+        arguments: rest.to_vec(),
+        job_dir: args.job_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let config = Config {
+        ca_dir: env_dir(
+            &args.ca_dir,
+            "X509_CERT_DIR",
+            jobseal_verify::DEFAULT_CA_DIR,
+        ),
+        voms_dir: env_dir(
+            &args.voms_dir,
+            "X509_VOMS_DIR",
+            jobseal_verify::DEFAULT_VOMS_DIR,
+        ),
+        ..Config::default()
+    };
+    let context = RecordContext {
+        executable: Some(PathBuf::from(exe).display().to_string()),
+        arguments: Some(
+            rest.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        ),
+        environment: std::env::vars_os()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect(),
+        ..RecordContext::default()
+    };
+    // A policy or setup failure is a deny like any other (there is no
+    // admission without policy, replay store and audit log).
+    let decision = load_policy(&args.policy)
+        .and_then(|policy| Admission::open(config, policy, &dirs(&args.state_dir)))
+        .and_then(|admission| {
+            read_bundle(&args.bundle).map(|b| admission.admit(&b, &invocation, &context))
+        })
+        .unwrap_or_else(Decision::from_error);
+    if args.json {
+        println!("{}", crate::json::decision(&decision, UnixTime::now()));
+    }
+    if decision.is_permit() {
+        if !args.json {
+            let who = decision
+                .identity
+                .as_ref()
+                .map_or("?", |i| i.end_entity.as_str());
+            let job = decision.job.as_ref().map_or("?", |j| j.job_id.as_str());
+            eprintln!("admitted: job {job} of {who}");
+        }
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{}: {}", decision.code(), one_line(&decision.message));
+        ExitCode::from(EXIT_DENY)
+    }
+}

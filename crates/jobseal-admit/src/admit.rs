@@ -1,0 +1,180 @@
+//! Admission: steps 1–5 (the verifier), 6 (site policy), 7 (replay record)
+//! and 8 (audit record), in that order, so that a bundle presented with the
+//! wrong executable or by a banned user never uses up its job, and every
+//! decision, permit or deny, leaves a record.
+
+use std::path::{Path, PathBuf};
+
+use jobseal_core::{Error, Reason};
+use jobseal_policy::Policy;
+use jobseal_verify::{Config, Decision, Invocation, UnixTime, Verifier};
+
+use crate::audit::{AuditLog, AuditOptions, AuditRecord, RecordContext, SyslogOptions};
+use crate::replay::{RedisStore, ReplayKey, ReplayStore, SqliteStore};
+
+/// Where admission keeps its state (the replay database) and its logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dirs {
+    pub state: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Dirs {
+    /// `/var/lib/jobseal` and `/var/log/jobseal` for root; otherwise
+    /// `$XDG_STATE_HOME/jobseal` (or `~/.local/state/jobseal`) for both.
+    pub fn for_user(uid: Option<u32>, xdg_state_home: Option<&Path>, home: Option<&Path>) -> Self {
+        if uid == Some(0) {
+            return Self {
+                state: PathBuf::from("/var/lib/jobseal"),
+                log: PathBuf::from("/var/log/jobseal"),
+            };
+        }
+        let base = match (xdg_state_home, home) {
+            (Some(x), _) if x.is_absolute() => x.to_path_buf(),
+            (_, Some(h)) => h.join(".local/state"),
+            _ => PathBuf::from("."),
+        };
+        let dir = base.join("jobseal");
+        Self {
+            state: dir.clone(),
+            log: dir,
+        }
+    }
+
+    /// Both under one directory (`--state-dir`, `jobseal demo`).
+    pub fn under(dir: &Path) -> Self {
+        Self {
+            state: dir.to_path_buf(),
+            log: dir.to_path_buf(),
+        }
+    }
+}
+
+/// File names inside the directories.
+pub const REPLAY_DB: &str = "replay.sqlite";
+pub const AUDIT_LOG: &str = "audit.jsonl";
+
+/// A verifier with its site policy, replay store and audit log.
+pub struct Admission {
+    verifier: Verifier,
+    policy: Policy,
+    replay: Box<dyn ReplayStore>,
+    audit: AuditLog,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("verifier", &self.verifier)
+            .field("audit", &self.audit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admission {
+    /// Set up admission. `config` gives the CA and VOMS directories; the
+    /// policy sets the rest. The policy's directories win over `dirs`.
+    pub fn open(config: Config, policy: Policy, dirs: &Dirs) -> Result<Self, Error> {
+        let verifier = Verifier::new(policy.configure(config))?;
+        let state = policy
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| dirs.state.clone());
+        let log = policy.log_dir.clone().unwrap_or_else(|| dirs.log.clone());
+        let replay: Box<dyn ReplayStore> = match policy.replay.store {
+            jobseal_policy::ReplayStore::Local => {
+                let path = policy
+                    .replay
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| state.join(REPLAY_DB));
+                Box::new(SqliteStore::open(path)?)
+            }
+            jobseal_policy::ReplayStore::Redis => {
+                let url = policy.replay.redis_url.as_deref().ok_or_else(|| {
+                    Error::new(
+                        Reason::PolicyInvalid,
+                        "replay.store = \"redis\" needs replay.redis_url",
+                    )
+                })?;
+                Box::new(RedisStore::new(url)?)
+            }
+        };
+        let audit_path = policy
+            .audit
+            .file
+            .clone()
+            .unwrap_or_else(|| log.join(AUDIT_LOG));
+        let syslog = policy.audit.syslog.then(|| SyslogOptions {
+            socket: policy.audit.syslog_socket.clone(),
+            ..SyslogOptions::default()
+        });
+        let audit = AuditLog::open(
+            audit_path,
+            AuditOptions {
+                syslog,
+                ..AuditOptions::default()
+            },
+        )?;
+        Ok(Self {
+            verifier,
+            policy,
+            replay,
+            audit,
+        })
+    }
+
+    /// The audit log.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Admit (or refuse) the job about to run, now.
+    pub fn admit(
+        &self,
+        bundle: &[u8],
+        invocation: &Invocation,
+        context: &RecordContext,
+    ) -> Decision {
+        let now = UnixTime::now();
+        // Steps 1–5.
+        let mut decision = self.verifier.check(bundle, invocation, now);
+        // Step 6.
+        if decision.is_permit()
+            && let Err(e) = self.policy.evaluate(&decision)
+        {
+            decision = decision.denied_by(e);
+        }
+        // Step 7: only a job that may run uses up one of its uses.
+        if decision.is_permit() {
+            let used = match (&decision.identity, &decision.job) {
+                (Some(identity), Some(job)) => ReplayKey::for_job(identity, job).and_then(|key| {
+                    let max_uses = self.policy.allowed_uses(job.allowed_uses);
+                    self.replay.record_use(&key, max_uses, job.not_after, now)
+                }),
+                _ => Err(Error::new(
+                    Reason::Internal,
+                    "a permit without identity or job",
+                )),
+            };
+            if let Err(e) = used {
+                decision = decision.denied_by(e);
+            }
+        }
+        // Step 8: no execution without a trace.
+        let mut context = context.clone();
+        if context.site.is_none() {
+            context.site = self.policy.site.clone();
+        }
+        context
+            .secret_names
+            .extend(self.policy.audit.secret_env.iter().cloned());
+        match self
+            .audit
+            .append(AuditRecord::from_decision(&decision, &context))
+        {
+            Ok(_) => decision,
+            Err(e) => decision.denied_by(e),
+        }
+    }
+}

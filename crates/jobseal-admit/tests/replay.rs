@@ -1,0 +1,677 @@
+//! Replay stores (spec §6.7.2): node-local SQLite and site-wide Redis, each
+//! against the same semantics, plus a 16-process race on each.
+//!
+//! The Redis tests start their own `redis-server` (TCP on a free localhost
+//! port, or a unix socket with an ACL user) and fail if it is not installed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jobseal_admit::replay::{DEFAULT_GRACE_SECS, RedisStore, ReplayKey, ReplayStore, SqliteStore};
+use jobseal_core::Reason;
+use jobseal_core::time::UnixTime;
+
+/// A fixed "now" for the SQLite tests, whose expiry follows the caller's clock.
+const T0: u64 = 1_900_000_000;
+
+fn key(user: &str, job: u8) -> ReplayKey {
+    ReplayKey::derive(
+        &format!("/DC=org/DC=example/CN={user}"),
+        &format!("{job:02x}").repeat(16),
+        &"5a".repeat(32),
+    )
+    .unwrap()
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, jobseal_core::Error>) -> Reason {
+    r.unwrap_err().reason
+}
+
+/// The semantics every store shares; `now` is the time the store is asked
+/// at (Redis expires by its own clock, so callers pass the real time there).
+fn check_counting(store: &dyn ReplayStore, now: UnixTime) {
+    let exp = now.plus(3600);
+    // One use permitted, the second and every later one refused.
+    let k = key("Alice", 1);
+    assert_eq!(store.record_use(&k, 1, exp, now).unwrap(), 1);
+    for _ in 0..3 {
+        let e = store.record_use(&k, 1, exp, now).unwrap_err();
+        assert_eq!(e.reason, Reason::ReplayJobIdUsed, "{e}");
+    }
+    // max_uses = 3 allows exactly three.
+    let k = key("Alice", 2);
+    for n in 1..=3 {
+        assert_eq!(store.record_use(&k, 3, exp, now).unwrap(), n);
+    }
+    assert_eq!(
+        code(store.record_use(&k, 3, exp, now)),
+        Reason::ReplayJobIdUsed
+    );
+    // Another user with the same job id is another key.
+    assert_eq!(store.record_use(&key("Bob", 1), 1, exp, now).unwrap(), 1);
+    assert_eq!(
+        code(store.record_use(&key("Bob", 1), 1, exp, now)),
+        Reason::ReplayJobIdUsed
+    );
+    // max_uses 0 admits nothing (fail closed).
+    assert_eq!(
+        code(store.record_use(&key("Carol", 1), 0, exp, now)),
+        Reason::ReplayJobIdUsed
+    );
+    // A job that has already expired is a caller fault, not a record.
+    assert_eq!(
+        code(store.record_use(&key("Dave", 1), 1, now.minus(1), now)),
+        Reason::Internal
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Key derivation
+
+#[test]
+fn key_binds_user_job_and_manifest() {
+    let j = "00112233445566778899aabbccddeeff";
+    let d = "ab".repeat(32);
+    let a = ReplayKey::derive("/CN=A", j, &d).unwrap();
+    assert_eq!(a, ReplayKey::derive("/CN=A", j, &d).unwrap());
+    assert_ne!(a, ReplayKey::derive("/CN=B", j, &d).unwrap());
+    assert_ne!(a, ReplayKey::derive("/CN=A", &"01".repeat(16), &d).unwrap());
+    assert_ne!(a, ReplayKey::derive("/CN=A", j, &"cd".repeat(32)).unwrap());
+    // Only the canonical spelling: never two keys for one job.
+    assert!(ReplayKey::derive("/CN=A", &j.to_uppercase(), &d).is_err());
+    assert!(ReplayKey::derive("/CN=A", &j[1..], &d).is_err());
+    assert!(ReplayKey::derive("/CN=A", j, &d[2..]).is_err());
+    // Known answer for the derivation written in the spec.
+    let mut pre = b"jobseal replay key v1\0".to_vec();
+    pre.extend_from_slice(&5u64.to_be_bytes());
+    pre.extend_from_slice(b"/CN=A");
+    pre.extend_from_slice(&[
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff,
+    ]);
+    pre.extend_from_slice(&[0xab; 32]);
+    let want = ring::digest::digest(&ring::digest::SHA256, &pre);
+    assert_eq!(a.as_bytes().as_slice(), want.as_ref());
+    assert_eq!(a.to_hex().len(), 64);
+}
+
+// ---------------------------------------------------------------------------
+// SQLite
+
+#[test]
+fn sqlite_counts_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("replay.sqlite")).unwrap();
+    check_counting(&store, UnixTime(T0));
+    // Uses are durable: a new process (a new connection) sees them.
+    drop(store);
+    let again = SqliteStore::open(dir.path().join("replay.sqlite")).unwrap();
+    assert_eq!(
+        code(again.record_use(&key("Alice", 1), 1, UnixTime(T0 + 3600), UnixTime(T0))),
+        Reason::ReplayJobIdUsed
+    );
+}
+
+#[test]
+fn sqlite_expiry_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = UnixTime(T0 + 100);
+    let later = UnixTime(T0 + 100_000);
+
+    // Without grace: kept through not-after (inclusive), gone after it.
+    let store = SqliteStore::open(dir.path().join("a.sqlite"))
+        .unwrap()
+        .with_grace(0);
+    let k = key("Alice", 1);
+    assert_eq!(store.record_use(&k, 1, exp, UnixTime(T0)).unwrap(), 1);
+    assert_eq!(
+        code(store.record_use(&k, 1, exp, exp)),
+        Reason::ReplayJobIdUsed
+    );
+    assert_eq!(store.record_use(&k, 1, later, exp.plus(1)).unwrap(), 1);
+
+    // With the default grace: kept for DEFAULT_GRACE_SECS more.
+    let store = SqliteStore::open(dir.path().join("b.sqlite")).unwrap();
+    let (k1, k2) = (key("Alice", 2), key("Alice", 3));
+    for k in [&k1, &k2] {
+        assert_eq!(store.record_use(k, 1, exp, UnixTime(T0)).unwrap(), 1);
+    }
+    assert_eq!(
+        code(store.record_use(&k1, 1, later, exp.plus(DEFAULT_GRACE_SECS))),
+        Reason::ReplayJobIdUsed
+    );
+    assert_eq!(
+        store
+            .record_use(&k2, 1, later, exp.plus(DEFAULT_GRACE_SECS + 1))
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
+fn sqlite_file_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/jobseal/replay.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .record_use(&key("Alice", 1), 1, UnixTime(T0 + 10), UnixTime(T0))
+        .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("state")), 0o700);
+    assert_eq!(mode(&dir.path().join("state/jobseal")), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    // The WAL and its index copy the database file's mode.
+    for side in ["replay.sqlite-wal", "replay.sqlite-shm"] {
+        assert_eq!(
+            mode(&dir.path().join("state/jobseal").join(side)),
+            0o600,
+            "{side}"
+        );
+    }
+}
+
+#[test]
+fn sqlite_unavailable_is_a_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let unavailable = |p: PathBuf| {
+        let e = SqliteStore::open(&p).unwrap_err();
+        assert_eq!(
+            e.reason,
+            Reason::ReplayStoreUnavailable,
+            "{}: {e}",
+            p.display()
+        );
+        e.message
+    };
+    // A regular file where the state directory should be.
+    std::fs::write(dir.path().join("file"), b"x").unwrap();
+    unavailable(dir.path().join("file/replay.sqlite"));
+    // A directory, or a file that is not a database.
+    std::fs::create_dir(dir.path().join("isdir")).unwrap();
+    unavailable(dir.path().join("isdir"));
+    std::fs::write(dir.path().join("garbage"), vec![0x42; 8192]).unwrap();
+    unavailable(dir.path().join("garbage"));
+    // World-writable, or a symbolic link: someone else could erase uses.
+    let ww = dir.path().join("ww.sqlite");
+    std::fs::write(&ww, b"").unwrap();
+    std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(unavailable(ww).contains("world-writable"));
+    std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+    assert!(unavailable(dir.path().join("link")).contains("symbolic link"));
+    // A directory we may not write. Root ignores modes, so only as a user.
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+    if std::fs::write(ro.join("probe"), b"").is_err() {
+        unavailable(ro.join("replay.sqlite"));
+    } else {
+        eprintln!("running as root: the unwritable-directory case is covered by the cases above");
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn sqlite_race_16_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    // A fresh path: the children also race to create the database.
+    let spec = format!("sqlite|{}", dir.path().join("race/replay.sqlite").display());
+    let r = race(&spec, 16, 1, UnixTime(T0));
+    println!("sqlite race, max_uses 1: {r:?}");
+    assert_eq!((r.admitted, r.refused, r.other), (1, 15, 0), "{r:?}");
+    let r = race(&spec.replace("race/", "race3/"), 16, 3, UnixTime(T0));
+    println!("sqlite race, max_uses 3: {r:?}");
+    assert_eq!((r.admitted, r.refused, r.other), (3, 13, 0), "{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Redis
+
+struct RedisServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl RedisServer {
+    /// A server on a free localhost port, no authentication.
+    fn tcp() -> Self {
+        for _ in 0..5 {
+            let port = free_port();
+            if let Some(s) = Self::start(&format!("bind 127.0.0.1\nport {port}\n"), port, None) {
+                return s;
+            }
+        }
+        panic!("redis-server did not start on a free port");
+    }
+
+    /// A server on a unix socket only, whose default user is off and whose
+    /// `jobseal` user has exactly the ACL spec §6.7.2 recommends.
+    fn unix_acl() -> Self {
+        let cfg = "port 0\nunixsocketperm 700\nuser default off\n\
+                   user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +incr +pttl +pexpireat +select +ping\n";
+        Self::start(cfg, 0, Some("unix:///SOCK?user=jobseal&pass=s3cret"))
+            .expect("redis-server on a unix socket")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn unix_url(&self, query: &str) -> String {
+        format!("unix://{}{query}", self.socket().display())
+    }
+
+    fn start(extra: &str, port: u16, ping_url: Option<&str>) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let cfg = format!(
+            "daemonize no\nsave \"\"\nappendonly no\ndir {d}\nlogfile {d}/redis.log\nunixsocket {d}/redis.sock\n{extra}"
+        );
+        std::fs::write(dir.path().join("redis.conf"), cfg).unwrap();
+        let child = match Command::new("redis-server")
+            .arg(dir.path().join("redis.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("missing redis-server: apt-get install redis-server")
+            }
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        let mut s = Self { child, dir, port };
+        let url = match ping_url {
+            Some(u) => u.replace("/SOCK", &s.socket().display().to_string()),
+            None => s.url(),
+        };
+        let probe = RedisStore::new(&url).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if probe.ping().is_ok() {
+                return Some(s);
+            }
+            if s.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(s.dir.path().join("redis.log")).unwrap_or_default();
+                eprintln!("redis-server did not come up:\n{log}");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn redis_tcp_counts_uses() {
+    let server = RedisServer::tcp();
+    let store = RedisStore::new(&server.url()).unwrap();
+    check_counting(&store, UnixTime::now());
+    // Another database is another namespace, selected with SELECT.
+    let db2 = RedisStore::new(&format!("{}/2", server.url())).unwrap();
+    let now = UnixTime::now();
+    assert_eq!(
+        db2.record_use(&key("Alice", 1), 1, now.plus(60), now)
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
+fn redis_expiry_is_honoured() {
+    let server = RedisServer::tcp();
+    let store = RedisStore::new(&server.url()).unwrap().with_grace(0);
+    let now = UnixTime::now();
+    let exp = now.plus(1);
+    let k = key("Alice", 1);
+    assert_eq!(store.record_use(&k, 1, exp, now).unwrap(), 1);
+    assert_eq!(
+        code(store.record_use(&k, 1, exp, now)),
+        Reason::ReplayJobIdUsed
+    );
+    // Redis drops the record once not-after (inclusive) has passed.
+    while UnixTime::now() <= exp {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let now = UnixTime::now();
+    assert_eq!(store.record_use(&k, 1, now.plus(60), now).unwrap(), 1);
+    // The default grace keeps it an hour longer: still refused.
+    let store = RedisStore::new(&server.url()).unwrap();
+    let k = key("Alice", 2);
+    assert_eq!(store.record_use(&k, 1, now, now).unwrap(), 1);
+    assert_eq!(
+        code(store.record_use(&k, 1, now, now)),
+        Reason::ReplayJobIdUsed
+    );
+}
+
+#[test]
+fn redis_unix_socket_with_acl_user() {
+    let server = RedisServer::unix_acl();
+    let now = UnixTime::now();
+    let store = RedisStore::new(&server.unix_url("?user=jobseal&pass=s3cret&db=1")).unwrap();
+    check_counting(&store, now);
+    // Wrong password, or none: the default user is off.
+    for q in ["?user=jobseal&pass=wrong", "", "?pass=s3cret"] {
+        let store = RedisStore::new(&server.unix_url(q)).unwrap();
+        let e = store
+            .record_use(&key("Alice", 9), 1, now.plus(60), now)
+            .unwrap_err();
+        assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{q}: {e}");
+        assert!(!e.message.contains("s3cret"), "{e}");
+    }
+}
+
+#[test]
+fn redis_unavailable_is_a_prompt_deny() {
+    let now = UnixTime::now();
+    let t = Duration::from_millis(300);
+    let deny = |store: &RedisStore| {
+        let start = Instant::now();
+        let e = store
+            .record_use(&key("Alice", 1), 1, now.plus(60), now)
+            .unwrap_err();
+        assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{e}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            start.elapsed()
+        );
+        e.message
+    };
+    // Nothing listens on the port.
+    let port = free_port();
+    deny(
+        &RedisStore::new(&format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .with_timeout(t),
+    );
+    // A missing socket.
+    deny(&RedisStore::new("unix:///nonexistent/redis.sock").unwrap());
+    // A server that accepts and never answers: the read timeout.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    deny(&RedisStore::new(&url).unwrap().with_timeout(t));
+    // A server that went away after it had been working.
+    let server = RedisServer::tcp();
+    let store = RedisStore::new(&server.url()).unwrap().with_timeout(t);
+    assert_eq!(
+        store
+            .record_use(&key("Alice", 2), 1, now.plus(60), now)
+            .unwrap(),
+        1
+    );
+    drop(server);
+    deny(&store);
+    // A database Redis does not have: SELECT fails, nothing is counted.
+    let server = RedisServer::tcp();
+    let msg = deny(&RedisStore::new(&format!("{}/99", server.url())).unwrap());
+    assert!(msg.contains("SELECT"), "{msg}");
+}
+
+/// One connection: read the request, answer with `reply`, hang up.
+fn fake_server(reply: &'static [u8]) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(reply);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    url
+}
+
+#[test]
+fn redis_replies_are_parsed_strictly() {
+    let now = UnixTime::now();
+    let long: &'static [u8] = Box::leak(vec![b'+'; 10_000].into_boxed_slice());
+    for reply in [
+        &b":1\n"[..],
+        b":01\r\n",
+        b":-1\r\n",
+        b":0\r\n",
+        b":+1\r\n",
+        b": 1\r\n",
+        b":99999999999999999999\r\n",
+        b"$1\r\n1\r\n",
+        b"*1\r\n:1\r\n",
+        b"+OK\r\n",
+        b"-ERR no\r\n",
+        b":1",
+        b"",
+        long,
+    ] {
+        let store = RedisStore::new(&fake_server(reply))
+            .unwrap()
+            .with_timeout(Duration::from_millis(300));
+        let r = store.record_use(&key("Alice", 1), 1, now.plus(60), now);
+        assert_eq!(
+            code(r),
+            Reason::ReplayStoreUnavailable,
+            "{:?}",
+            String::from_utf8_lossy(&reply[..reply.len().min(20)])
+        );
+    }
+    // And the well-formed answer is taken.
+    let store = RedisStore::new(&fake_server(b":2\r\n")).unwrap();
+    assert_eq!(
+        code(store.record_use(&key("Alice", 1), 1, now.plus(60), now)),
+        Reason::ReplayJobIdUsed
+    );
+}
+
+#[test]
+fn redis_urls() {
+    let s = RedisStore::new("redis://u%40x:p%3Aw@example.org:6380/3").unwrap();
+    assert_eq!(s.server(), "redis://example.org:6380/3");
+    let dbg = format!("{s:?}");
+    assert!(
+        dbg.contains("u@x") && !dbg.contains("p:w") && dbg.contains("redacted"),
+        "{dbg}"
+    );
+    assert_eq!(
+        RedisStore::new("redis://:pw@[::1]").unwrap().server(),
+        "redis://[::1]:6379/0"
+    );
+    assert_eq!(
+        RedisStore::new("redis://localhost/").unwrap().server(),
+        "redis://localhost:6379/0"
+    );
+    assert_eq!(
+        RedisStore::new("unix:///run/redis.sock?user=j&pass=s%26t&db=2")
+            .unwrap()
+            .server(),
+        "unix:///run/redis.sock?db=2"
+    );
+    for bad in [
+        "rediss://h:1",
+        "http://h",
+        "h:6379",
+        "redis://",
+        "redis://h:0",
+        "redis://h:70000",
+        "redis://h:x",
+        "redis://a:b:6379",
+        "redis://h/x",
+        "redis://h?db=1",
+        "redis://user@h",
+        "redis://h%zz",
+        "redis://:p%4@h",
+        "redis://:p%zz@h",
+        "unix://rel.sock",
+        "unix:///s?foo=1",
+        "unix:///s?user=u",
+        "unix:///s?db=1&db=x",
+    ] {
+        let e = RedisStore::new(bad).unwrap_err();
+        assert_eq!(e.reason, Reason::ConfigInvalid, "{bad}");
+    }
+    assert!(
+        RedisStore::new("rediss://h")
+            .unwrap_err()
+            .message
+            .contains("stunnel")
+    );
+}
+
+#[test]
+fn redis_race_16_processes() {
+    let server = RedisServer::tcp();
+    let now = UnixTime::now();
+    let r = race(&format!("redis|{}", server.url()), 16, 1, now);
+    println!("redis race (tcp), max_uses 1: {r:?}");
+    assert_eq!((r.admitted, r.refused, r.other), (1, 15, 0), "{r:?}");
+    let r = race(&format!("redis|{}/1", server.url()), 16, 3, now);
+    println!("redis race (tcp), max_uses 3: {r:?}");
+    assert_eq!((r.admitted, r.refused, r.other), (3, 13, 0), "{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The race: this test binary, run as N child processes.
+
+const CHILD_ENV: &str = "JOBSEAL_REPLAY_RACE_CHILD";
+
+#[derive(Debug)]
+#[allow(dead_code)] // printed
+struct RaceResult {
+    admitted: usize,
+    refused: usize,
+    other: usize,
+    /// From the start signal to the last child's exit.
+    elapsed: Duration,
+    others: Vec<String>,
+}
+
+fn race(spec: &str, n: usize, max_uses: u64, now: UnixTime) -> RaceResult {
+    let barrier = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut children: Vec<Child> = (0..n)
+        .map(|i| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "race_child",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(CHILD_ENV, spec)
+                .env("RACE_ID", i.to_string())
+                .env("RACE_DIR", barrier.path())
+                .env("RACE_MAX", max_uses.to_string())
+                .env("RACE_NOW", now.0.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Wait until every child has opened its store, then start them at once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(barrier.path()).unwrap().count() < n {
+        assert!(Instant::now() < deadline, "children did not get ready");
+        // A child that died before the barrier (e.g. could not open its store).
+        if let Some(i) = children
+            .iter_mut()
+            .position(|c| c.try_wait().unwrap().is_some())
+        {
+            let out = children.swap_remove(i).wait_with_output().unwrap();
+            panic!(
+                "a child exited before the start: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let start = Instant::now();
+    std::fs::write(barrier.path().join("go"), b"").unwrap();
+    let (mut admitted, mut refused, mut others) = (0, 0, Vec::new());
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // libtest prints "test race_child ... " on the same line.
+        match stdout
+            .lines()
+            .find_map(|l| l.split_once("RACE-RESULT ").map(|(_, r)| r.trim()))
+        {
+            Some("ok") => admitted += 1,
+            Some("replay.job-id-used") => refused += 1,
+            other => others.push(format!(
+                "{other:?} {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    }
+    RaceResult {
+        admitted,
+        refused,
+        other: others.len(),
+        elapsed: start.elapsed(),
+        others,
+    }
+}
+
+/// The child side of [`race`]; does nothing in a normal test run.
+#[test]
+fn race_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap();
+    let dir = PathBuf::from(var("RACE_DIR"));
+    let max: u64 = var("RACE_MAX").parse().unwrap();
+    let now = UnixTime(var("RACE_NOW").parse().unwrap());
+    let store: Box<dyn ReplayStore> = match spec.split_once('|').unwrap() {
+        ("sqlite", path) => Box::new(SqliteStore::open(path).unwrap()),
+        ("redis", url) => Box::new(RedisStore::new(url).unwrap()),
+        _ => panic!("bad spec {spec}"),
+    };
+    std::fs::write(dir.join(format!("ready-{}", var("RACE_ID"))), b"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("go").exists() {
+        assert!(Instant::now() < deadline, "no start signal");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let r = store.record_use(&key("Racer", 7), max, now.plus(3600), now);
+    match r {
+        Ok(_) => println!("RACE-RESULT ok"),
+        Err(e) => println!("RACE-RESULT {}", e.reason.code()),
+    }
+}
