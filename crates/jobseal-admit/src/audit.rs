@@ -104,13 +104,16 @@ pub struct AuditRecord {
 pub struct Who {
     /// The user: the end-entity certificate's subject.
     pub end_entity: Option<String>,
-    /// The job-bound proxy's subject (the leaf; it names the proxy chain,
-    /// since certificate serials are not part of the decision).
+    /// The job-bound proxy's subject (the leaf).
     pub subject: Option<String>,
     /// The job-bound proxy's issuer.
     pub issuer: Option<String>,
     /// The trust anchor.
     pub ca: Option<String>,
+    /// Certificate serials (hex), leaf first: job-bound proxy, user proxies,
+    /// user certificate.
+    #[serde(default)]
+    pub serials: Vec<String>,
     #[serde(default)]
     pub voms: Vec<VomsEntry>,
 }
@@ -220,6 +223,7 @@ impl AuditRecord {
                 subject: identity.map(|i| i.subject.clone()),
                 issuer: identity.map(|i| i.issuer.clone()),
                 ca: identity.map(|i| i.ca.clone()),
+                serials: identity.map(|i| i.serials.clone()).unwrap_or_default(),
                 voms: identity
                     .map(|i| {
                         i.voms

@@ -45,6 +45,9 @@ pub struct Identity {
     /// Every CA of the path, from the end entity's issuer up to the trust
     /// anchor (last): what site policy bans on issuing CAs match.
     pub cas: Vec<String>,
+    /// Serial numbers (hex) of the bundle's certificates below the CAs, leaf
+    /// first: the job-bound proxy, any user proxies, the user certificate.
+    pub serials: Vec<String>,
     pub voms: Vec<VomsInfo>,
     /// Intersection of the chain's validity periods.
     pub not_before: UnixTime,

@@ -445,6 +445,13 @@ pub fn validate(
             issuer: name::to_slash_string(leaf.issuer()),
             ca: anchor_dn,
             cas,
+            serials: chain
+                .iter()
+                .take(end_entity + 1)
+                .map(|c| {
+                    jobseal_core::manifest::hex(c.cert.tbs_certificate().serial_number().as_bytes())
+                })
+                .collect(),
             // VOMS ACs need the EEC and the vomsdir: voms::check_chain (§6.3a).
             voms: Vec::new(),
             not_before: UnixTime(not_before),
