@@ -47,6 +47,7 @@ fn rec(i: u64, dn: &str) -> AuditRecord {
             subject: Some(format!("{dn}/CN=123")),
             issuer: Some(dn.to_string()),
             ca: Some("/DC=org/DC=example/CN=Example CA".into()),
+            serials: vec![format!("{i:x}"), "1001".into()],
             voms: Vec::new(),
         },
         what: What {
