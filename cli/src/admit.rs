@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use jobseal_admit::admit::{Admission, Dirs};
+use jobseal_admit::admit::{Admission, Dirs, record_setup_failure};
 use jobseal_admit::audit::RecordContext;
 use jobseal_policy::Policy;
 use jobseal_verify::{Config, Decision, Invocation, UnixTime};
@@ -52,10 +52,10 @@ fn load_policy(flag: &Option<PathBuf>) -> Result<Policy, jobseal_core::Error> {
     }
 }
 
-fn dirs(flag: &Option<PathBuf>) -> Dirs {
+fn dirs(flag: &Option<PathBuf>) -> Result<Dirs, jobseal_core::Error> {
     use std::os::unix::fs::MetadataExt;
     if let Some(d) = flag {
-        return Dirs::under(d);
+        return Ok(Dirs::under(d));
     }
     let uid = std::fs::metadata("/proc/self").ok().map(|m| m.uid());
     let xdg = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from);
@@ -108,13 +108,37 @@ pub fn run(args: &AdmitArgs) -> ExitCode {
         ..RecordContext::default()
     };
     // A policy or setup failure is a deny like any other (there is no
-    // admission without policy, replay store and audit log).
-    let decision = load_policy(&args.policy)
-        .and_then(|policy| Admission::open(config, policy, &dirs(&args.state_dir)))
-        .and_then(|admission| {
-            read_bundle(&args.bundle).map(|b| admission.admit(&b, &invocation, &context))
-        })
-        .unwrap_or_else(Decision::from_error);
+    // admission without policy, replay store and audit log), and is recorded
+    // where it still can be.
+    let dirs = match dirs(&args.state_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{}: {}", e.reason.code(), one_line(&e.message));
+            return ExitCode::from(EXIT_DENY);
+        }
+    };
+    let policy = load_policy(&args.policy).map(|mut p| {
+        // An explicit --state-dir wins over the policy's directories.
+        if args.state_dir.is_some() {
+            p.state_dir = None;
+            p.log_dir = None;
+        }
+        p
+    });
+    let decision = match policy
+        .clone()
+        .and_then(|p| Admission::open(config, p, &dirs))
+    {
+        Ok(admission) => match read_bundle(&args.bundle) {
+            Ok(bundle) => admission.admit(&bundle, &invocation, &context),
+            Err(e) => admission.record(Decision::from_error(e), &context),
+        },
+        Err(e) => {
+            let d = Decision::from_error(e);
+            record_setup_failure(policy.as_ref().ok(), &dirs, &d, &context);
+            d
+        }
+    };
     if args.json {
         println!("{}", crate::json::decision(&decision, UnixTime::now()));
     }

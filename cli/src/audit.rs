@@ -67,6 +67,9 @@ pub fn run(args: &AuditArgs) -> ExitCode {
                 }
             };
             let report = audit::verify_file(&files, anchor.as_deref());
+            for note in report.notes() {
+                println!("audit: note: {note}");
+            }
             match &report.problem {
                 None => {
                     println!(

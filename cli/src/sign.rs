@@ -92,25 +92,97 @@ fn sign(args: &SignArgs) -> Result<(), IssueError> {
     let cred = load_credential(&args.credential)?;
     let now = UnixTime::now();
     let issuer = credential::check_issuer(&cred, now)?;
-    for (job, out) in &jobs {
-        let sealed = seal(&cred, &issuer, job, &SealParams::random(now)?)?;
-        fsutil::write_atomic(out, sealed.bundle.to_pem().as_bytes(), 0o644)?;
-        let m = &sealed.manifest;
-        eprintln!(
-            "sealed job {} ({} {} argument(s), {} input(s)) for {} -> {} (valid {})",
-            m.job_id_hex(),
-            m.executable.name,
-            m.arguments.len(),
-            m.inputs.len(),
-            issuer.end_entity,
-            out.display(),
-            format_duration(m.not_after.saturating_sub(now.0)),
-        );
-        if let Some(note) = &sealed.capped {
-            eprintln!("jobseal: note: {note}");
+    // Jobs are independent: seal and write them on every core, then report
+    // in the order given. The passphrase was asked once, above.
+    let results = seal_all(&cred, &issuer, &jobs, now);
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(lines) => eprint!("{lines}"),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Seal and write one job; what to print about it.
+fn seal_one(
+    cred: &Credential,
+    issuer: &credential::IssuerCheck,
+    job: &JobSpec,
+    out: &Path,
+    now: UnixTime,
+) -> Result<String, IssueError> {
+    let sealed = seal(cred, issuer, job, &SealParams::random(now)?)?;
+    fsutil::write_atomic(out, sealed.bundle.to_pem().as_bytes(), 0o644)?;
+    let m = &sealed.manifest;
+    let mut lines = format!(
+        "sealed job {} ({} {} argument(s), {} input(s)) for {} -> {} (valid {})\n",
+        m.job_id_hex(),
+        m.executable.name,
+        m.arguments.len(),
+        m.inputs.len(),
+        issuer.end_entity,
+        out.display(),
+        format_duration(m.not_after.saturating_sub(now.0)),
+    );
+    if let Some(note) = &sealed.capped {
+        lines.push_str(&format!("jobseal: note: {note}\n"));
+    }
+    Ok(lines)
+}
+
+/// Seal every job on up to one thread per core, taking jobs in order; after
+/// a failure no new job is started. One result per job started, in job
+/// order (jobs never started after a failure have none).
+fn seal_all(
+    cred: &Credential,
+    issuer: &credential::IssuerCheck,
+    jobs: &[(JobSpec, PathBuf)],
+    now: UnixTime,
+) -> Vec<Result<String, IssueError>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let work = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((job, out)) = jobs.get(i) else { break };
+            let r = seal_one(cred, issuer, job, out, now);
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.push((i, r));
+        }
+        done
+    };
+    let mut all: Vec<(usize, Result<String, IssueError>)> = if threads == 1 {
+        work()
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![(
+                            usize::MAX,
+                            Err(IssueError::Internal("a signing thread panicked".into())),
+                        )]
+                    })
+                })
+                .collect()
+        })
+    };
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 pub fn run_proxy(args: &ProxyArgs) -> ExitCode {

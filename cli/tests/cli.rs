@@ -533,4 +533,21 @@ fn admission_uses_a_job_once_after_policy_and_leaves_an_audit_trail() {
         "{}",
         stderr(&o)
     );
+    // ... and even that deny leaves a record.
+    let o = run(f.jobseal().args(["audit", "verify", "state/audit.jsonl"]));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("5 record(s)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = run(f
+        .jobseal()
+        .args(["audit", "show", "state/audit.jsonl", "--outcome", "deny"]));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .contains("policy.invalid")
+    );
 }

@@ -22,23 +22,34 @@ pub struct Dirs {
 impl Dirs {
     /// `/var/lib/jobseal` and `/var/log/jobseal` for root; otherwise
     /// `$XDG_STATE_HOME/jobseal` (or `~/.local/state/jobseal`) for both.
-    pub fn for_user(uid: Option<u32>, xdg_state_home: Option<&Path>, home: Option<&Path>) -> Self {
+    /// Without a usable home directory there is no default: state never
+    /// lands in the current (often the job's) directory.
+    pub fn for_user(
+        uid: Option<u32>,
+        xdg_state_home: Option<&Path>,
+        home: Option<&Path>,
+    ) -> Result<Self, Error> {
         if uid == Some(0) {
-            return Self {
+            return Ok(Self {
                 state: PathBuf::from("/var/lib/jobseal"),
                 log: PathBuf::from("/var/log/jobseal"),
-            };
+            });
         }
         let base = match (xdg_state_home, home) {
             (Some(x), _) if x.is_absolute() => x.to_path_buf(),
-            (_, Some(h)) => h.join(".local/state"),
-            _ => PathBuf::from("."),
+            (_, Some(h)) if h.is_absolute() => h.join(".local/state"),
+            _ => {
+                return Err(Error::new(
+                    Reason::ConfigInvalid,
+                    "no state directory: set HOME or XDG_STATE_HOME, or give --state-dir",
+                ));
+            }
         };
         let dir = base.join("jobseal");
-        Self {
+        Ok(Self {
             state: dir.clone(),
             log: dir,
-        }
+        })
     }
 
     /// Both under one directory (`--state-dir`, `jobseal demo`).
@@ -129,6 +140,18 @@ impl Admission {
         &self.audit
     }
 
+    /// Record a decision made outside [`Admission::admit`] (e.g. an
+    /// unreadable bundle): a deny stays a deny, and leaves a trace.
+    pub fn record(&self, decision: Decision, context: &RecordContext) -> Decision {
+        match self
+            .audit
+            .append(AuditRecord::from_decision(&decision, context))
+        {
+            Ok(_) => decision,
+            Err(e) => decision.denied_by(e),
+        }
+    }
+
     /// Admit (or refuse) the job about to run, now.
     pub fn admit(
         &self,
@@ -176,5 +199,25 @@ impl Admission {
             Ok(_) => decision,
             Err(e) => decision.denied_by(e),
         }
+    }
+}
+
+/// Record a deny that happened before admission could be set up (a policy
+/// or store error), in the audit log the policy names or the default one.
+/// Best effort: if even that fails, the deny stands without a record.
+pub fn record_setup_failure(
+    policy: Option<&Policy>,
+    dirs: &Dirs,
+    decision: &Decision,
+    context: &RecordContext,
+) {
+    let log_dir = policy
+        .and_then(|p| p.log_dir.clone())
+        .unwrap_or_else(|| dirs.log.clone());
+    let path = policy
+        .and_then(|p| p.audit.file.clone())
+        .unwrap_or_else(|| log_dir.join(AUDIT_LOG));
+    if let Ok(log) = AuditLog::open(path, AuditOptions::default()) {
+        let _ = log.append(AuditRecord::from_decision(decision, context));
     }
 }

@@ -13,18 +13,20 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jobseal_core::manifest::hex;
 use jobseal_core::time::UnixTime;
 use jobseal_core::{Error, Reason};
 use jobseal_verify::{Decision, Outcome};
 use serde::{Deserialize, Serialize};
+
+use crate::fsown;
 
 /// The record format version (`v`).
 pub const FORMAT_VERSION: u32 = 1;
@@ -44,7 +46,16 @@ pub const REDACTED: &str = "<redacted>";
 /// Arguments beyond this many bytes in total are left out of a record (and
 /// `arguments_truncated` is set), so a record stays below `MAX_RECORD_BYTES`.
 const MAX_ARGUMENT_BYTES: usize = 256 * 1024;
+/// Environment variable names beyond this many, or beyond
+/// `MAX_ENVIRONMENT_BYTES` in total, are left out (`environment_truncated`).
+const MAX_ENVIRONMENT_NAMES: usize = 1024;
+const MAX_ENVIRONMENT_BYTES: usize = 64 * 1024;
 const MAX_MESSAGE_BYTES: usize = 4096;
+/// Bounds of the fields a minimal record (a record too large to write whole)
+/// keeps, so that the minimal record always fits in `MAX_RECORD_BYTES`.
+const MAX_MINIMAL_FIELD_BYTES: usize = 64 * 1024;
+/// How long a writer waits for the lock before `audit.unavailable`.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_SYSLOG_MSG_BYTES: usize = 1024;
 /// /etc/passwd larger than this is not read (the user name is then absent).
 const MAX_PASSWD_BYTES: u64 = 16 * 1024 * 1024;
@@ -149,6 +160,9 @@ pub struct What {
     /// Environment variable names only, never values.
     #[serde(default)]
     pub environment: Vec<String>,
+    /// Names were left out: more than 1024 or 64 KiB of them.
+    #[serde(default)]
+    pub environment_truncated: bool,
     pub vo: Option<String>,
     pub sites: Option<Vec<String>>,
 }
@@ -199,13 +213,7 @@ impl AuditRecord {
             .unwrap_or_default();
         let (arguments, secrets) = redact_arguments(&given, &ctx.secret_names);
         let (arguments, arguments_truncated) = cap_arguments(arguments);
-        let mut environment: Vec<String> = ctx
-            .environment
-            .iter()
-            .map(|e| e.split('=').next().unwrap_or_default().to_string())
-            .collect();
-        environment.sort();
-        environment.dedup();
+        let (environment, environment_truncated) = cap_environment(&ctx.environment);
         Self {
             v: FORMAT_VERSION,
             seq: 0,
@@ -248,6 +256,7 @@ impl AuditRecord {
                 arguments,
                 arguments_truncated,
                 environment,
+                environment_truncated,
                 vo: job.and_then(|j| j.vo.clone()),
                 sites: job.and_then(|j| j.sites.clone()),
             },
@@ -351,6 +360,28 @@ fn cap_arguments(args: Vec<String>) -> (Vec<String>, bool) {
     (out, false)
 }
 
+/// The variable names (a `NAME=VALUE` is cut at `=`), sorted and without
+/// duplicates, at most `MAX_ENVIRONMENT_NAMES` of them and
+/// `MAX_ENVIRONMENT_BYTES` in total; `true` if some were left out.
+fn cap_environment(given: &[String]) -> (Vec<String>, bool) {
+    let mut names: Vec<&str> = given
+        .iter()
+        .map(|e| e.split('=').next().unwrap_or_default())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut total = 0usize;
+    let mut out = Vec::new();
+    for n in names {
+        total = total.saturating_add(n.len());
+        if out.len() >= MAX_ENVIRONMENT_NAMES || total > MAX_ENVIRONMENT_BYTES {
+            return (out, true);
+        }
+        out.push(n.to_string());
+    }
+    (out, false)
+}
+
 /// Remove every secret value, and its `{:?}`-escaped form, from `message`:
 /// deny messages may quote arguments. A short value mangles the message;
 /// that is the price of never logging it.
@@ -418,6 +449,9 @@ pub struct AuditOptions {
     pub max_file_bytes: u64,
     /// Anchor every record's head in syslog (`None`: off).
     pub syslog: Option<SyslogOptions>,
+    /// How long a writer waits for the lock (default
+    /// [`DEFAULT_LOCK_TIMEOUT`]) before failing with `audit.unavailable`.
+    pub lock_timeout: Duration,
 }
 
 impl Default for AuditOptions {
@@ -425,6 +459,7 @@ impl Default for AuditOptions {
         Self {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             syslog: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
 }
@@ -452,8 +487,10 @@ struct Head {
 
 impl AuditLog {
     /// Open (create) the log at `path`: the directory is created 0750, the
-    /// file and its `.lock` sibling 0640. Refuses files writable by group or
-    /// others.
+    /// file 0640 and its `.lock` sibling 0600. Refuses symbolic links, files
+    /// not owned by the effective uid, a log writable by group or others, and
+    /// a directory not owned by root or the effective uid or writable by
+    /// group or others.
     pub fn open(path: impl AsRef<Path>, options: AuditOptions) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         let name = path
@@ -478,10 +515,9 @@ impl AuditLog {
             threads: Mutex::new(()),
             syslog_failures: AtomicU64::new(0),
         };
-        for p in [&log.lock_path, &log.path] {
-            let f = open_rw(p).map_err(|e| io_unavailable("cannot open", p, &e))?;
-            check_mode(&f, p)?;
-        }
+        log.check_dir()?;
+        open_lock_file(&log.lock_path)?;
+        open_log_file(&log.path)?;
         Ok(log)
     }
 
@@ -509,18 +545,46 @@ impl AuditLog {
         result
     }
 
+    /// The log directory: owned by root or us, not writable by others.
+    fn check_dir(&self) -> Result<(), Error> {
+        let euid = fsown::euid().map_err(|m| unavailable(format!("audit log: {m}")))?;
+        fsown::check_dir(&parent_dir(&self.path), euid)
+            .map_err(|m| unavailable(format!("audit log: {m}")))
+    }
+
     /// Take the exclusive lock on the `.lock` file, making sure it is still
     /// the file at that path (a replaced lock file would split writers).
+    /// Never blocks: retries a non-blocking lock until `lock_timeout`.
     fn lock(&self) -> Result<File, Error> {
+        self.check_dir()?;
+        let deadline = Instant::now() + self.options.lock_timeout;
         for _ in 0..LOCK_ATTEMPTS {
-            let f = open_rw(&self.lock_path)
-                .map_err(|e| io_unavailable("cannot open lock", &self.lock_path, &e))?;
-            f.lock()
-                .map_err(|e| io_unavailable("cannot lock", &self.lock_path, &e))?;
+            let f = open_lock_file(&self.lock_path)?;
+            let mut pause = Duration::from_millis(1);
+            loop {
+                match f.try_lock() {
+                    Ok(()) => break,
+                    Err(fs::TryLockError::WouldBlock) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(unavailable(format!(
+                                "audit log: lock {} still held by another writer after {:?}",
+                                self.lock_path.display(),
+                                self.options.lock_timeout
+                            )));
+                        }
+                        std::thread::sleep(pause.min(left));
+                        pause = pause.saturating_mul(2).min(Duration::from_millis(50));
+                    }
+                    Err(fs::TryLockError::Error(e)) => {
+                        return Err(io_unavailable("cannot lock", &self.lock_path, &e));
+                    }
+                }
+            }
             let held = f
                 .metadata()
                 .map_err(|e| io_unavailable("cannot stat lock", &self.lock_path, &e))?;
-            match fs::metadata(&self.lock_path) {
+            match fs::symlink_metadata(&self.lock_path) {
                 Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(f),
                 _ => continue,
             }
@@ -572,9 +636,15 @@ impl AuditLog {
         if len < self.options.max_file_bytes {
             return Ok(());
         }
-        let n = rotated_files(&self.path)?
-            .last()
-            .map_or(1, |(n, _)| n.saturating_add(1));
+        let n = match rotated_files(&self.path)?.last() {
+            None => 1,
+            Some((n, _)) => n.checked_add(1).ok_or_else(|| {
+                unavailable(format!(
+                    "audit log: cannot rotate {}: the rotated suffix .{n} is the largest possible",
+                    self.path.display()
+                ))
+            })?,
+        };
         let target = rotated_name(&self.path, n);
         fs::rename(&self.path, &target)
             .map_err(|e| io_unavailable("cannot rotate", &self.path, &e))?;
@@ -583,9 +653,7 @@ impl AuditLog {
 
     /// Read the head, write one line, fsync. Returns (seq, new head).
     fn write_record(&self, mut record: AuditRecord) -> Result<(u64, String), Error> {
-        let mut file =
-            open_rw(&self.path).map_err(|e| io_unavailable("cannot open", &self.path, &e))?;
-        check_mode(&file, &self.path)?;
+        let mut file = open_log_file(&self.path)?;
         let len = file
             .metadata()
             .map_err(|e| io_unavailable("cannot stat", &self.path, &e))?
@@ -596,7 +664,7 @@ impl AuditLog {
             // A new file continues from the newest rotated file, if any.
             match rotated_files(&self.path)?.last() {
                 Some((_, p)) => {
-                    let mut f = File::open(p).map_err(|e| io_unavailable("cannot open", p, &e))?;
+                    let mut f = open_rotated_file(p)?;
                     let l = f
                         .metadata()
                         .map_err(|e| io_unavailable("cannot stat", p, &e))?
@@ -618,13 +686,28 @@ impl AuditLog {
             .ok_or_else(|| unavailable("audit log: seq overflow"))?;
         record.line = head.line.saturating_add(1);
         record.prev = head.hash;
-        let line = serde_json::to_string(&record)
-            .map_err(|e| unavailable(format!("audit log: cannot encode the record: {e}")))?;
+        record.message = cap(&record.message, MAX_MESSAGE_BYTES);
+        let encode = |r: &AuditRecord| {
+            serde_json::to_string(r)
+                .map_err(|e| unavailable(format!("audit log: cannot encode the record: {e}")))
+        };
+        let mut line = encode(&record)?;
         if line.len() > MAX_RECORD_BYTES {
-            return Err(unavailable(format!(
-                "audit log: record of {} bytes exceeds {MAX_RECORD_BYTES}",
-                line.len()
-            )));
+            // The decision must leave a trace all the same (a replay use may
+            // already be spent): keep what identifies it.
+            record = minimal_record(&record, line.len());
+            line = encode(&record)?;
+            if line.len() > MAX_RECORD_BYTES {
+                return Err(unavailable(format!(
+                    "audit log: record of {} bytes exceeds {MAX_RECORD_BYTES}",
+                    line.len()
+                )));
+            }
+        }
+        // Make a new file's directory entry durable before the record that
+        // depends on it: a failure here leaves nothing written.
+        if len == 0 {
+            sync_dir(&self.path)?;
         }
         let mut bytes = line.into_bytes();
         let hash = line_hash(&bytes);
@@ -637,9 +720,6 @@ impl AuditLog {
             let _ = file.set_len(len).and_then(|()| file.sync_data());
             return Err(io_unavailable("cannot write", &self.path, &e));
         }
-        if len == 0 {
-            sync_dir(&self.path)?;
-        }
         Ok((record.seq, hash))
     }
 }
@@ -651,26 +731,96 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn open_rw(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
+/// What a record too large to write keeps: the chain fields, `time`,
+/// `outcome`, `reason`, `who.end_entity`, `what.job_id`,
+/// `what.manifest_sha256` and `jobseal`, each bounded, and a message saying so.
+fn minimal_record(r: &AuditRecord, size: usize) -> AuditRecord {
+    let short = |s: &str| cap(s, MAX_MINIMAL_FIELD_BYTES);
+    AuditRecord {
+        v: r.v,
+        seq: r.seq,
+        line: r.line,
+        prev: r.prev.clone(),
+        time: cap(&r.time, 64),
+        outcome: cap(&r.outcome, 16),
+        reason: r.reason.as_deref().map(|s| cap(s, 256)),
+        message: format!(
+            "minimal record: the full record of {size} bytes exceeds {MAX_RECORD_BYTES}; \
+             only the chain fields, time, outcome, reason, who.end_entity, what.job_id and \
+             what.manifest_sha256 are kept: {}",
+            cap(&r.message, 1024)
+        ),
+        who: Who {
+            end_entity: r.who.end_entity.as_deref().map(short),
+            ..Who::default()
+        },
+        what: What {
+            job_id: r.what.job_id.as_deref().map(|s| cap(s, 256)),
+            manifest_sha256: r.what.manifest_sha256.as_deref().map(|s| cap(s, 256)),
+            ..What::default()
+        },
+        place: Where::default(),
+        jobseal: cap(&r.jobseal, 64),
+    }
 }
 
-/// A log others may write is no evidence: refuse it.
-fn check_mode(f: &File, path: &Path) -> Result<(), Error> {
+/// The lock file: created 0600; it must be ours, a regular file and not a
+/// symbolic link. Anyone who can open it can hold the lock, so group and
+/// other permissions are removed.
+fn open_lock_file(path: &Path) -> Result<File, Error> {
+    let f = fsown::open_nofollow(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600),
+        path,
+    )
+    .map_err(|e| io_unavailable("cannot open lock", path, &e))?;
+    let m = check_owned(&f, path)?;
+    if m.mode() & 0o077 != 0 {
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_unavailable("cannot make private (0600)", path, &e))?;
+    }
+    Ok(f)
+}
+
+/// The current log file, for appending: created 0640.
+fn open_log_file(path: &Path) -> Result<File, Error> {
+    let f = fsown::open_nofollow(
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o640),
+        path,
+    )
+    .map_err(|e| io_unavailable("cannot open", path, &e))?;
+    check_mode(&f, path)?;
+    Ok(f)
+}
+
+/// A rotated file whose head continues the chain: read-only, same checks.
+fn open_rotated_file(path: &Path) -> Result<File, Error> {
+    let f = fsown::open_nofollow(OpenOptions::new().read(true), path)
+        .map_err(|e| io_unavailable("cannot open", path, &e))?;
+    check_mode(&f, path)?;
+    Ok(f)
+}
+
+/// A regular file owned by the effective uid.
+fn check_owned(f: &File, path: &Path) -> Result<fs::Metadata, Error> {
     let m = f
         .metadata()
         .map_err(|e| io_unavailable("cannot stat", path, &e))?;
-    if !m.is_file() {
-        return Err(unavailable(format!(
-            "audit log: {} is not a regular file",
-            path.display()
-        )));
-    }
+    let euid = fsown::euid().map_err(|m| unavailable(format!("audit log: {m}")))?;
+    fsown::check_owned_file(&m, path, euid).map_err(|m| unavailable(format!("audit log: {m}")))?;
+    Ok(m)
+}
+
+/// A log someone else owns or others may write is no evidence: refuse it.
+fn check_mode(f: &File, path: &Path) -> Result<(), Error> {
+    let m = check_owned(f, path)?;
     if m.mode() & 0o022 != 0 {
         return Err(unavailable(format!(
             "audit log: {} is writable by group or others (mode {:o})",
@@ -875,6 +1025,10 @@ pub enum ProblemKind {
     Altered,
     /// The tail is shorter than the anchor says.
     Truncated,
+    /// The anchor names a record before the first record of the files read:
+    /// nothing could be compared (earlier files were not given or were
+    /// removed, or the whole log was replaced).
+    AnchorNotInFiles,
 }
 
 /// The first problem found.
@@ -902,7 +1056,8 @@ pub struct Report {
     /// The first record is not seq 1: earlier files were not given (or were
     /// removed); the records before it are not checked.
     pub starts_mid_chain: bool,
-    /// An anchor was given and compared.
+    /// An anchor was given and compared with a record of the files (set
+    /// only when a comparison happened).
     pub anchor_checked: bool,
     /// The first problem; `None` if the chain is intact.
     pub problem: Option<Problem>,
@@ -911,6 +1066,21 @@ pub struct Report {
 impl Report {
     pub fn is_ok(&self) -> bool {
         self.problem.is_none()
+    }
+
+    /// Warnings to print with the result even when the chain is intact: a
+    /// chain that starts mid-way (`starts_mid_chain`) proves nothing about
+    /// the records before it.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.starts_mid_chain {
+            notes.push(format!(
+                "the chain starts mid-way at seq {}: the records before it were not checked \
+                 (earlier files not given, or removed); compare with the syslog anchors",
+                self.first_seq.unwrap_or(0)
+            ));
+        }
+        notes
     }
 }
 
@@ -957,8 +1127,9 @@ pub fn verify_file<P: AsRef<Path>>(paths: &[P], anchor: Option<&str>) -> Report 
         return report;
     }
     if let Some(a) = anchor {
-        report.anchor_checked = true;
-        report.problem = check_anchor(&entries, a, &file_of);
+        let (problem, compared) = check_anchor(&entries, a, &file_of);
+        report.anchor_checked = compared;
+        report.problem = problem;
     }
     report
 }
@@ -1166,7 +1337,7 @@ fn check_anchor(
     entries: &[Entry],
     anchor: &str,
     file_of: &dyn Fn(usize) -> PathBuf,
-) -> Option<Problem> {
+) -> (Option<Problem>, bool) {
     let anchor = anchor.trim().to_ascii_lowercase();
     let (seq, hash) = match anchor.split_once(':') {
         Some((s, h)) => (s.parse::<u64>().ok(), h.to_string()),
@@ -1183,57 +1354,82 @@ fn check_anchor(
         })
     };
     if !is_hash(&hash) || (anchor.contains(':') && seq.is_none()) {
-        return problem(
-            ProblemKind::Malformed,
-            None,
-            0,
-            None,
-            format!("the anchor {anchor:?} is not SEQ:HASH or HASH (64 hex digits)"),
+        return (
+            problem(
+                ProblemKind::Malformed,
+                None,
+                0,
+                None,
+                format!("the anchor {anchor:?} is not SEQ:HASH or HASH (64 hex digits)"),
+            ),
+            false,
         );
     }
     if let Some(s) = seq {
         if let Some(e) = entries.iter().find(|e| e.seq == s) {
             if e.hash == hash {
-                return None;
+                return (None, true);
             }
-            return problem(
-                ProblemKind::Altered,
-                Some(e),
-                e.lineno,
-                Some(s),
-                format!(
-                    "line {} (seq {s}) does not match the anchor: it was altered",
-                    e.lineno
+            return (
+                problem(
+                    ProblemKind::Altered,
+                    Some(e),
+                    e.lineno,
+                    Some(s),
+                    format!(
+                        "line {} (seq {s}) does not match the anchor: it was altered",
+                        e.lineno
+                    ),
                 ),
+                true,
             );
         }
-        return match last {
-            Some(l) if s > l.seq => problem(
-                ProblemKind::Truncated,
-                Some(l),
-                l.lineno + 1,
-                Some(l.seq + 1),
-                format!(
-                    "the tail was truncated: the chain ends at seq {} but the anchor is seq {s}; seq {} to {s} are missing",
-                    l.seq,
-                    l.seq + 1
+        let first = entries.first();
+        return match (first, last) {
+            (_, Some(l)) if s > l.seq => (
+                problem(
+                    ProblemKind::Truncated,
+                    Some(l),
+                    l.lineno + 1,
+                    Some(l.seq + 1),
+                    format!(
+                        "the tail was truncated: the chain ends at seq {} but the anchor is seq {s}; seq {} to {s} are missing",
+                        l.seq,
+                        l.seq + 1
+                    ),
                 ),
+                true,
             ),
-            None => problem(
-                ProblemKind::Truncated,
-                None,
-                1,
-                Some(1),
-                format!("no records, but the anchor is seq {s}"),
+            (Some(f), _) if s < f.seq => (
+                problem(
+                    ProblemKind::AnchorNotInFiles,
+                    Some(f),
+                    f.lineno,
+                    Some(s),
+                    format!(
+                        "the anchored record seq {s} is not in the files; the chain starts at seq {}: \
+                         nothing was compared (give the earlier files)",
+                        f.seq
+                    ),
+                ),
+                false,
             ),
-            // Older than the files given: nothing to compare.
-            Some(_) => None,
+            _ => (
+                problem(
+                    ProblemKind::Truncated,
+                    None,
+                    1,
+                    Some(1),
+                    format!("no records, but the anchor is seq {s}"),
+                ),
+                false,
+            ),
         };
     }
     if entries.iter().any(|e| e.hash == hash) {
-        return None;
+        return (None, true);
     }
-    match last {
+    let p = match last {
         Some(l) => problem(
             ProblemKind::Truncated,
             Some(l),
@@ -1251,7 +1447,8 @@ fn check_anchor(
             None,
             "no records, but an anchor was given".into(),
         ),
-    }
+    };
+    (p, false)
 }
 
 // ---------------------------------------------------------------------------

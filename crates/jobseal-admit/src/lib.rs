@@ -5,4 +5,5 @@
 
 pub mod admit;
 pub mod audit;
+mod fsown;
 pub mod replay;

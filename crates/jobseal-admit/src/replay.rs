@@ -8,7 +8,7 @@
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,13 +18,16 @@ use jobseal_core::time::UnixTime;
 use jobseal_core::{Error, Reason};
 use jobseal_verify::decision::{Identity, JobInfo};
 
+use crate::fsown;
+
 /// How long a record outlives the manifest's not-after by default. Covers
 /// clocks that disagree between worker nodes (and the Redis server, whose
 /// clock expires site-wide records): a node whose clock lags still finds the
 /// record while it would accept the manifest.
 pub const DEFAULT_GRACE_SECS: u64 = 3600;
 
-/// Connect, read and write timeout for Redis: a dead server is a prompt deny.
+/// The whole exchange with Redis (connect, AUTH, SELECT, EVAL) must finish
+/// within this: a dead or slow server is a prompt deny.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a SQLite writer waits for another process's transaction.
@@ -50,8 +53,16 @@ const REDIS_MAX_LINE: u64 = 4096;
 
 /// INCR + PEXPIREAT, atomic because Redis runs a script without interleaving.
 /// The expiry is set only while the key has none (the first use), so it is
-/// never shortened by a later call. A PEXPIREAT in the past deletes the key.
-const REDIS_SCRIPT: &str = "local n = redis.call('INCR', KEYS[1])\n\
+/// never shortened by a later call. A PEXPIREAT in the past would delete the
+/// key, so that every use counted as the first: an expiry that is not in the
+/// future by the server's clock (a server clock ahead of ours) is an error,
+/// checked before anything is counted. `replicate_commands` lets Redis 3.2
+/// to 4 write after TIME (later versions always do).
+const REDIS_SCRIPT: &str = "if redis.replicate_commands then redis.replicate_commands() end\n\
+local t = redis.call('TIME')\n\
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n\
+if tonumber(ARGV[1]) <= now then return redis.error_reply('JOBSEAL expiry is in the past by the server clock') end\n\
+local n = redis.call('INCR', KEYS[1])\n\
 if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end\n\
 return n\n";
 
@@ -208,74 +219,101 @@ impl fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Open (or create) the database at `path`. Missing parent directories
-    /// are created 0700, a new database file 0600. A symbolic link or a
-    /// world-writable file is refused: anyone who can write the file can
-    /// erase uses.
+    /// are created 0700, a new database file 0600. Refused (anyone who can
+    /// write the file can erase uses): a symbolic link; a file that is not
+    /// regular, not owned by the effective uid or open to group or others
+    /// (and the same for existing `-wal` and `-shm` files); a directory not
+    /// owned by root or the effective uid, or writable by group or others.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
         let shown = path.display().to_string();
         let fail = |what: &str, e: &dyn fmt::Display| {
             unavailable(format!("replay database {shown}: {what}: {e}"))
         };
+        let refuse = |m: String| unavailable(format!("replay database: {m}"));
+        let euid = fsown::euid().map_err(refuse)?;
 
-        if let Some(parent) = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
-        {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
-                .create(parent)
+                .create(&dir)
                 .map_err(|e| fail("cannot create its directory", &e))?;
         }
+        fsown::check_dir(&dir, euid).map_err(refuse)?;
+        if let Ok(m) = std::fs::symlink_metadata(&path) {
+            fsown::check_owned_file(&m, &path, euid).map_err(refuse)?;
+        }
+        // Create it ourselves: SQLite would use 0644 (less the umask), and
+        // its -wal and -shm files copy the database file's mode. O_NOFOLLOW:
+        // a link planted after the check above is not followed either.
+        let held = fsown::open_nofollow(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            &path,
+        )
+        .and_then(|f| f.metadata())
+        .map_err(|e| fail("cannot open", &e))?;
+        check_private(&held, &path, euid)?;
+        Self::check_sides(&path, euid)?;
+
+        // No URI flag: a path is a path, never a `file:` URI with options.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let mut conn = rusqlite::Connection::open_with_flags(&path, flags)
+            .map_err(|e| fail("cannot open", &e))?;
+        // SQLite opened the path again: it must still be the file checked.
         match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {}
+            Ok(_) => {
                 return Err(unavailable(format!(
-                    "replay database {shown} is a symbolic link"
+                    "replay database {shown} was replaced while it was being opened"
                 )));
-            }
-            Ok(m) if !m.is_file() => {
-                return Err(unavailable(format!(
-                    "replay database {shown} is not a regular file"
-                )));
-            }
-            Ok(m) if m.permissions().mode() & 0o002 != 0 => {
-                return Err(unavailable(format!(
-                    "replay database {shown} is world-writable"
-                )));
-            }
-            Ok(_) => {}
-            // Create it ourselves: SQLite would use 0644 (less the umask),
-            // and its -wal and -shm files copy the database file's mode.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(|e| fail("cannot create", &e))?;
             }
             Err(e) => return Err(fail("cannot stat", &e)),
         }
-
-        // No URI flag: a path is a path, never a `file:` URI with options.
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = rusqlite::Connection::open_with_flags(&path, flags)
-            .map_err(|e| fail("cannot open", &e))?;
         conn.busy_timeout(SQLITE_BUSY_TIMEOUT)
             .map_err(|e| fail("cannot set the busy timeout", &e))?;
         // Processes that open a fresh database together can see SQLITE_BUSY
         // where SQLite does not call the busy handler (switching to WAL, WAL
         // recovery): retry the whole setup, which is idempotent.
         retry_busy(|| Self::setup(&mut conn, &shown))?;
+        Self::check_sides(&path, euid)?;
         Ok(Self {
             path,
             conn: Mutex::new(conn),
             grace: DEFAULT_GRACE_SECS,
         })
+    }
+
+    /// The `-wal` and `-shm` files, where they exist, pass the same checks
+    /// as the database: whoever can write them can change the database.
+    fn check_sides(path: &Path, euid: u32) -> Result<(), Error> {
+        for side in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(side);
+            let p = PathBuf::from(name);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) => check_private(&m, &p, euid)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(unavailable(format!(
+                        "replay database {}: cannot stat: {e}",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn setup(conn: &mut rusqlite::Connection, shown: &str) -> Result<(), SqlFail> {
@@ -345,6 +383,26 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A regular file (not a link), owned by `euid`, with no group or other
+/// access.
+fn check_private(m: &std::fs::Metadata, path: &Path, euid: u32) -> Result<(), Error> {
+    fsown::check_owned_file(m, path, euid)
+        .map_err(|msg| unavailable(format!("replay database: {msg}")))?;
+    let mode = m.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        let what = if mode & 0o002 != 0 {
+            "world-writable"
+        } else {
+            "open to group or others"
+        };
+        return Err(unavailable(format!(
+            "replay database {} is {what} (mode {mode:o}); it must be 0600",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A SQLite failure; busy or locked ones are worth another try.
@@ -541,13 +599,17 @@ impl RedisStore {
     /// Parse a URL; nothing is contacted yet. Forms:
     /// `redis://[user:password@]host[:port][/db]` (password alone:
     /// `redis://:password@host`), and
-    /// `unix:///path/to.sock[?user=U&pass=P&db=N]`. `%XX` escapes are
-    /// decoded in the user, password and socket path. `rediss://` (TLS) is
-    /// refused. Errors are `config.invalid`.
+    /// `unix:///path/to.sock[?user=U&pass=P&db=N]` (or `redis+unix://`, the
+    /// same). `%XX` escapes are decoded in the user, password and socket
+    /// path. `rediss://` (TLS) is refused. Errors are `config.invalid` and
+    /// never quote the URL (it may hold the password).
     pub fn new(url: &str) -> Result<Self, Error> {
         let (addr, user, password, db) = if let Some(rest) = url.strip_prefix("redis://") {
             Self::parse_tcp(rest)?
-        } else if let Some(rest) = url.strip_prefix("unix://") {
+        } else if let Some(rest) = url
+            .strip_prefix("unix://")
+            .or_else(|| url.strip_prefix("redis+unix://"))
+        {
             Self::parse_unix(rest)?
         } else if url.starts_with("rediss://") {
             return Err(config_error(
@@ -556,7 +618,8 @@ impl RedisStore {
             ));
         } else {
             return Err(config_error(
-                "redis URL: expected redis://[user:password@]host[:port][/db] or unix:///path/to.sock",
+                "redis URL: expected redis://[user:password@]host[:port][/db] or unix:///path/to.sock \
+                 (or redis+unix:///path/to.sock)",
             ));
         };
         if user.is_some() && password.is_none() {
@@ -618,7 +681,8 @@ impl RedisStore {
                     || (bracketed && c == b':')
             });
         if !valid_host {
-            return Err(config_error(format!("redis URL: bad host {host:?}")));
+            // Not quoted: in a malformed URL the "host" may be a password.
+            return Err(config_error("redis URL: bad host"));
         }
         let port = match port {
             None => 6379,
@@ -626,8 +690,8 @@ impl RedisStore {
                 .parse::<u16>()
                 .ok()
                 .filter(|&p| p != 0)
-                .ok_or_else(|| config_error(format!("redis URL: bad port {p:?}")))?,
-            Some(p) => return Err(config_error(format!("redis URL: bad port {p:?}"))),
+                .ok_or_else(|| config_error("redis URL: bad port"))?,
+            Some(_) => return Err(config_error("redis URL: bad port")),
         };
         let (user, password) = match userinfo {
             None => (None, None),
@@ -669,7 +733,7 @@ impl RedisStore {
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             let (k, v) = pair
                 .split_once('=')
-                .ok_or_else(|| config_error(format!("redis URL: bad query parameter {pair:?}")))?;
+                .ok_or_else(|| config_error("redis URL: a query parameter without ="))?;
             match k {
                 "user" if user.is_none() => user = Some(percent_decode(v, "user")?),
                 "pass" | "password" if password.is_none() => {
@@ -677,8 +741,9 @@ impl RedisStore {
                 }
                 "db" => db = parse_db(v)?,
                 _ => {
+                    let k: String = k.chars().take(16).collect();
                     return Err(config_error(format!(
-                        "redis URL: unknown or repeated parameter {k:?}"
+                        "redis URL: unknown or repeated parameter {k:?} (user, pass, db)"
                     )));
                 }
             }
@@ -691,7 +756,8 @@ impl RedisStore {
         ))
     }
 
-    /// Connect, read and write timeout (default [`DEFAULT_REDIS_TIMEOUT`]).
+    /// The time one admission may take with the server, connect included
+    /// (default [`DEFAULT_REDIS_TIMEOUT`]).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -718,12 +784,13 @@ impl RedisStore {
     /// Connect, authenticate, select the database and PING: a health check
     /// for start-up and diagnostics.
     pub fn ping(&self) -> Result<(), Error> {
-        let mut c = self.connect()?;
+        let mut c = self.connect(Instant::now() + self.timeout)?;
         c.command(&[b"PING"])?
             .expect_status(&c.server, "PONG", "PING")
     }
 
-    fn connect(&self) -> Result<RedisConn, Error> {
+    /// Connect and log in; every step must be done by `deadline`.
+    fn connect(&self, deadline: Instant) -> Result<RedisConn, Error> {
         let server = self.server();
         let stream = match &self.addr {
             RedisAddr::Tcp { host, port } => {
@@ -732,7 +799,6 @@ impl RedisStore {
                 let addrs = (host.as_str(), *port)
                     .to_socket_addrs()
                     .map_err(|e| unavailable(format!("{server}: cannot resolve: {e}")))?;
-                let deadline = Instant::now() + self.timeout;
                 let mut last = None;
                 let mut found = None;
                 for a in addrs {
@@ -758,16 +824,13 @@ impl RedisStore {
                 Stream::Tcp(s)
             }
             RedisAddr::Unix(p) => Stream::Unix(
-                UnixStream::connect(p)
+                connect_unix(p, deadline)
                     .map_err(|e| unavailable(format!("{server}: cannot connect: {e}")))?,
             ),
         };
-        stream
-            .set_timeouts(self.timeout)
-            .map_err(|e| unavailable(format!("{server}: {e}")))?;
         let mut c = RedisConn {
             server,
-            io: BufReader::new(stream),
+            io: BufReader::new(Timed { stream, deadline }),
         };
         if let Some(pw) = &self.password {
             let reply = match &self.user {
@@ -803,7 +866,8 @@ impl ReplayStore for RedisStore {
             .saturating_mul(1000)
             .min(REDIS_MAX_EXPIRY_MS);
         let redis_key = format!("{REDIS_KEY_PREFIX}{}", key.to_hex());
-        let mut c = self.connect()?;
+        // One deadline for the whole admission, not one per read.
+        let mut c = self.connect(Instant::now() + self.timeout)?;
         // EVAL, not EVALSHA: one round trip either way for a one-shot
         // connection, and no NOSCRIPT fallback path after a restart/failover.
         let reply = c.command(&[
@@ -825,44 +889,86 @@ impl ReplayStore for RedisStore {
     }
 }
 
+/// `UnixStream::connect` has no timeout (it blocks while the server's
+/// backlog is full): connect in a helper thread and stop waiting at
+/// `deadline`. A connection made too late is dropped by the helper.
+fn connect_unix(path: &Path, deadline: Instant) -> std::io::Result<UnixStream> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let p = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("jobseal-redis-connect".into())
+        .spawn(move || {
+            let _ = tx.send(UnixStream::connect(p));
+        })?;
+    match rx.recv_timeout(left) {
+        Ok(r) => r,
+        Err(_) => Err(timed_out()),
+    }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the time allowed for the exchange with Redis is over",
+    )
+}
+
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
-impl Stream {
-    fn set_timeouts(&self, t: Duration) -> std::io::Result<()> {
-        match self {
+/// A stream whose every read and write waits at most until `deadline`: a
+/// server that answers byte by byte cannot stretch the exchange.
+struct Timed {
+    stream: Stream,
+    deadline: Instant,
+}
+
+impl Timed {
+    /// The time left, set as the socket's read and write timeout.
+    fn arm(&self) -> std::io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        match &self.stream {
             Stream::Tcp(s) => {
-                s.set_read_timeout(Some(t))?;
-                s.set_write_timeout(Some(t))
+                s.set_read_timeout(Some(left))?;
+                s.set_write_timeout(Some(left))
             }
             Stream::Unix(s) => {
-                s.set_read_timeout(Some(t))?;
-                s.set_write_timeout(Some(t))
+                s.set_read_timeout(Some(left))?;
+                s.set_write_timeout(Some(left))
             }
         }
     }
 }
 
-impl Read for Stream {
+impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
+        self.arm()?;
+        match &mut self.stream {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
         }
     }
 }
 
-impl Write for Stream {
+impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
+        self.arm()?;
+        match &mut self.stream {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
+        match &mut self.stream {
             Stream::Tcp(s) => s.flush(),
             Stream::Unix(s) => s.flush(),
         }
@@ -871,7 +977,7 @@ impl Write for Stream {
 
 struct RedisConn {
     server: String,
-    io: BufReader<Stream>,
+    io: BufReader<Timed>,
 }
 
 /// The RESP2 replies we accept; bulk strings and arrays are not among them.

@@ -584,3 +584,216 @@ fn concurrent_processes_never_fork_the_chain() {
         r.head.unwrap_or_default()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Regressions of the hostile review
+
+/// C2: an anchor older than the first record of the files read compares
+/// nothing, so it must not pass as a match (a forged log would).
+#[test]
+fn an_anchor_before_the_files_is_not_a_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    // One record per file: the current file holds seq 5 as its line 1.
+    let opts = AuditOptions {
+        max_file_bytes: 1,
+        ..AuditOptions::default()
+    };
+    let log = AuditLog::open(&path, opts).unwrap();
+    let mut heads = Vec::new();
+    for i in 1..=5 {
+        heads.push(log.append(rec(i, DN)).unwrap());
+    }
+    let anchor2 = format!("2:{}", heads[1]);
+    let r = audit::verify_file(&[&path], Some(&anchor2));
+    let p = r
+        .problem
+        .clone()
+        .expect("an anchor before the files must not pass");
+    assert_eq!((p.kind, p.seq), (ProblemKind::AnchorNotInFiles, Some(2)));
+    assert!(
+        p.message
+            .contains("the anchored record seq 2 is not in the files; the chain starts at seq 5"),
+        "{}",
+        p.message
+    );
+    assert!(!r.anchor_checked);
+    assert!(r.starts_mid_chain);
+    assert!(
+        r.notes().iter().any(|n| n.contains("mid-way at seq 5")),
+        "{r:?}"
+    );
+    // The whole chain, or an anchor inside the files, is compared.
+    let all = audit::chain_files(&path).unwrap();
+    let r = audit::verify_file(&all, Some(&anchor2));
+    assert!(
+        r.is_ok() && r.anchor_checked && !r.starts_mid_chain,
+        "{r:?}"
+    );
+    assert!(r.notes().is_empty());
+    let r = audit::verify_file(&[&path], Some(&format!("5:{}", heads[4])));
+    assert!(r.is_ok() && r.anchor_checked, "{r:?}");
+}
+
+/// C5: a huge environment is capped, and a record still too large is
+/// written as a minimal record instead of failing after the replay use.
+#[test]
+fn oversized_records_are_written_minimal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let d = Decision::from_error(Error::new(
+        Reason::PayloadArgumentsMismatch,
+        "x".repeat(100_000),
+    ));
+    let ctx = RecordContext {
+        environment: (0..100_000).map(|i| format!("VAR_{i:020}=v")).collect(),
+        ..RecordContext::default()
+    };
+    let r = AuditRecord::from_decision(&d, &ctx);
+    assert!(r.what.environment_truncated);
+    assert!(r.what.environment.len() <= 1024);
+    assert!(r.message.len() <= 4096);
+    let log = AuditLog::open(&path, AuditOptions::default()).unwrap();
+    log.append(r).unwrap();
+    // 256 sites of 16 KiB: 4 MiB, beyond any cap of the record builder.
+    let mut big = rec(2, DN);
+    big.what.sites = Some(vec!["s".repeat(16 * 1024); 256]);
+    big.message = "m".repeat(50_000);
+    log.append(big).unwrap();
+    let l = lines(&path);
+    assert_eq!(l.len(), 2);
+    assert!(l.iter().all(|x| x.len() <= audit::MAX_RECORD_BYTES));
+    let shown = audit::show(&[&path], &Filter::default()).unwrap();
+    let m = &shown.records[1].record;
+    assert!(m.message.starts_with("minimal record"), "{}", m.message);
+    assert_eq!(m.who.end_entity.as_deref(), Some(DN));
+    assert_eq!(m.what.job_id, Some(format!("{:032x}", 2)));
+    assert_eq!(m.what.manifest_sha256, Some(format!("{:064x}", 2)));
+    assert_eq!((m.seq, m.outcome.as_str()), (2, "permit"));
+    assert!(m.what.sites.is_none());
+    assert!(audit::verify_file(&[&path], None).is_ok());
+}
+
+/// H1: a lock held by someone else makes the append fail after the lock
+/// timeout instead of hanging; the lock file is private.
+#[test]
+fn a_held_lock_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let lock_path = dir.path().join("audit.jsonl.lock");
+    // A lock file left 0640 by an older version is tightened.
+    fs::write(&lock_path, "").unwrap();
+    fs::set_permissions(&lock_path, fs::Permissions::from_mode(0o640)).unwrap();
+    let opts = AuditOptions {
+        lock_timeout: Duration::from_millis(300),
+        ..AuditOptions::default()
+    };
+    let log = AuditLog::open(&path, opts).unwrap();
+    let mode = fs::metadata(&lock_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let holder = fs::File::open(&lock_path).unwrap();
+    holder.lock_shared().unwrap();
+    let start = Instant::now();
+    let e = log.append(rec(1, DN)).unwrap_err();
+    assert_eq!(e.reason, Reason::AuditUnavailable, "{e}");
+    assert!(e.message.contains("still held"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(holder);
+    log.append(rec(1, DN)).unwrap();
+}
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+/// C3: symbolic links, files of other owners and an open directory are
+/// refused, for the log, the lock file and the newest rotated file.
+#[test]
+fn links_foreign_owners_and_open_directories_are_refused() {
+    let refused = |path: &Path, what: &str| {
+        let r = AuditLog::open(path, AuditOptions::default()).and_then(|l| l.append(rec(1, DN)));
+        let e = r.expect_err(what);
+        assert_eq!(e.reason, Reason::AuditUnavailable, "{what}: {e}");
+        e.message
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A symbolic link as the log, and as the lock file.
+    let target = dir.path().join("elsewhere");
+    fs::write(&target, "").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+    let d1 = dir.path().join("d1");
+    fs::create_dir(&d1).unwrap();
+    std::os::unix::fs::symlink(&target, d1.join("audit.jsonl")).unwrap();
+    refused(&d1.join("audit.jsonl"), "symlinked log");
+    let d2 = dir.path().join("d2");
+    fs::create_dir(&d2).unwrap();
+    std::os::unix::fs::symlink(&target, d2.join("audit.jsonl.lock")).unwrap();
+    refused(&d2.join("audit.jsonl"), "symlinked lock");
+    // A group- or world-writable directory (even sticky, like /tmp).
+    let d3 = dir.path().join("d3");
+    fs::create_dir(&d3).unwrap();
+    fs::set_permissions(&d3, fs::Permissions::from_mode(0o1777)).unwrap();
+    let m = refused(&d3.join("audit.jsonl"), "open directory");
+    assert!(m.contains("writable by group or others"), "{m}");
+    // The newest rotated file as a symbolic link: the chain head is not read
+    // through it.
+    let d4 = dir.path().join("d4");
+    fs::create_dir(&d4).unwrap();
+    {
+        let log = AuditLog::open(d4.join("audit.jsonl"), AuditOptions::default()).unwrap();
+        log.append(rec(1, DN)).unwrap();
+    }
+    fs::rename(d4.join("audit.jsonl"), dir.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("moved"), d4.join("audit.jsonl.1")).unwrap();
+    refused(&d4.join("audit.jsonl"), "symlinked rotated file");
+    if !is_root() {
+        eprintln!("not root: the foreign-owner cases need chown");
+        return;
+    }
+    // A log, or a lock file, owned by another user.
+    let d5 = dir.path().join("d5");
+    fs::create_dir(&d5).unwrap();
+    fs::write(d5.join("audit.jsonl"), "").unwrap();
+    std::os::unix::fs::chown(d5.join("audit.jsonl"), Some(NOBODY), None).unwrap();
+    let m = refused(&d5.join("audit.jsonl"), "foreign log");
+    assert!(m.contains("owned by uid 65534"), "{m}");
+    let d6 = dir.path().join("d6");
+    fs::create_dir(&d6).unwrap();
+    fs::write(d6.join("audit.jsonl.lock"), "").unwrap();
+    std::os::unix::fs::chown(d6.join("audit.jsonl.lock"), Some(NOBODY), None).unwrap();
+    refused(&d6.join("audit.jsonl"), "foreign lock");
+    // A directory owned by another user.
+    let d7 = dir.path().join("d7");
+    fs::create_dir(&d7).unwrap();
+    std::os::unix::fs::chown(&d7, Some(NOBODY), None).unwrap();
+    let m = refused(&d7.join("audit.jsonl"), "foreign directory");
+    assert!(m.contains("owned by uid 65534"), "{m}");
+}
+
+/// L2: the rotated suffix cannot wrap or saturate onto an existing file.
+#[test]
+fn rotation_suffix_overflow_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let opts = AuditOptions {
+        max_file_bytes: 1,
+        ..AuditOptions::default()
+    };
+    let log = AuditLog::open(&path, opts).unwrap();
+    log.append(rec(1, DN)).unwrap();
+    let last = dir.path().join(format!("audit.jsonl.{}", u64::MAX));
+    fs::write(&last, "kept\n").unwrap();
+    let e = log.append(rec(2, DN)).unwrap_err();
+    assert_eq!(e.reason, Reason::AuditUnavailable, "{e}");
+    assert_eq!(fs::read_to_string(&last).unwrap(), "kept\n");
+    assert_eq!(lines(&path).len(), 1);
+}

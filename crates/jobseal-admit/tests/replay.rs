@@ -260,7 +260,7 @@ impl RedisServer {
     /// `jobseal` user has exactly the ACL spec §6.7.2 recommends.
     fn unix_acl() -> Self {
         let cfg = "port 0\nunixsocketperm 700\nuser default off\n\
-                   user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +incr +pttl +pexpireat +select +ping\n";
+                   user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +select +ping\n";
         Self::start(cfg, 0, Some("unix:///SOCK?user=jobseal&pass=s3cret"))
             .expect("redis-server on a unix socket")
     }
@@ -673,5 +673,210 @@ fn race_child() {
     match r {
         Ok(_) => println!("RACE-RESULT ok"),
         Err(e) => println!("RACE-RESULT {}", e.reason.code()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Regressions of the hostile review
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+/// C3: a database (or -wal/-shm) someone else owns or may read, or in a
+/// directory others may write, is refused.
+#[test]
+fn sqlite_foreign_or_open_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |p: &Path, what: &str| {
+        let e = SqliteStore::open(p).expect_err(what);
+        assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{what}: {e}");
+        e.message
+    };
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    // A sticky world-writable directory, as /tmp.
+    let d = dir.path().join("sticky");
+    std::fs::create_dir(&d).unwrap();
+    mode(&d, 0o1777);
+    let m = refused(&d.join("replay.sqlite"), "open directory");
+    assert!(m.contains("writable by group or others"), "{m}");
+    // A database readable by the group.
+    let d = dir.path().join("grp");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("replay.sqlite"), b"").unwrap();
+    mode(&d.join("replay.sqlite"), 0o640);
+    refused(&d.join("replay.sqlite"), "group-readable database");
+    // A -wal file planted with a loose mode.
+    let d = dir.path().join("wal");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("replay.sqlite-wal"), b"").unwrap();
+    mode(&d.join("replay.sqlite-wal"), 0o644);
+    refused(&d.join("replay.sqlite"), "loose -wal");
+    if !is_root() {
+        eprintln!("not root: the foreign-owner cases need chown");
+        return;
+    }
+    // Pre-created by another user, with the right mode.
+    let d = dir.path().join("foreign");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("replay.sqlite"), b"").unwrap();
+    mode(&d.join("replay.sqlite"), 0o600);
+    std::os::unix::fs::chown(d.join("replay.sqlite"), Some(NOBODY), None).unwrap();
+    let m = refused(&d.join("replay.sqlite"), "foreign database");
+    assert!(m.contains("owned by uid 65534"), "{m}");
+    // A -shm of another user.
+    let d = dir.path().join("foreign-shm");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("replay.sqlite-shm"), b"").unwrap();
+    mode(&d.join("replay.sqlite-shm"), 0o600);
+    std::os::unix::fs::chown(d.join("replay.sqlite-shm"), Some(NOBODY), None).unwrap();
+    refused(&d.join("replay.sqlite"), "foreign -shm");
+    // A directory of another user.
+    let d = dir.path().join("foreign-dir");
+    std::fs::create_dir(&d).unwrap();
+    std::os::unix::fs::chown(&d, Some(NOBODY), None).unwrap();
+    refused(&d.join("replay.sqlite"), "foreign directory");
+    // And a private one is fine.
+    let d = dir.path().join("ok");
+    SqliteStore::open(d.join("replay.sqlite")).unwrap();
+}
+
+/// H3: connecting to a unix socket whose backlog is full blocks forever in
+/// the kernel; the store gives up at its deadline.
+#[test]
+fn redis_unix_connect_has_a_deadline() {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("full.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    // Fill the backlog (never accepted); the filler's last connect blocks.
+    let made = Arc::new(AtomicUsize::new(0));
+    {
+        let (made, sock) = (made.clone(), sock.clone());
+        std::thread::spawn(move || {
+            let mut keep = Vec::new();
+            while let Ok(s) = UnixStream::connect(&sock) {
+                keep.push(s);
+                made.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    let mut last = usize::MAX;
+    while made.load(Ordering::SeqCst) != last {
+        last = made.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let store = RedisStore::new(&format!("unix://{}", sock.display()))
+        .unwrap()
+        .with_timeout(Duration::from_millis(300));
+    let start = Instant::now();
+    let e = store.ping().unwrap_err();
+    assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{e}");
+    // The connect itself timed out (not a read after a connect).
+    assert!(e.message.contains("cannot connect"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+    drop(listener);
+}
+
+/// H4: the timeout bounds the whole exchange, not each read: a server that
+/// drips its reply byte by byte is a deny.
+#[test]
+fn redis_slow_drip_reply_is_a_deny() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            for b in b":1\r\n" {
+                std::thread::sleep(Duration::from_millis(150));
+                if s.write_all(&[*b]).is_err() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let now = UnixTime::now();
+    let store = RedisStore::new(&url)
+        .unwrap()
+        .with_timeout(Duration::from_millis(300));
+    let start = Instant::now();
+    let e = store
+        .record_use(&key("Alice", 1), 1, now.plus(60), now)
+        .unwrap_err();
+    assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{e}");
+    assert!(
+        start.elapsed() < Duration::from_millis(550),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// H6: an expiry already past by the server's clock (a server clock ahead
+/// of the node's) would delete the key on every use; it is refused instead.
+#[test]
+fn redis_expiry_in_the_past_by_the_server_clock_is_refused() {
+    let server = RedisServer::unix_acl();
+    let store = RedisStore::new(&server.unix_url("?user=jobseal&pass=s3cret"))
+        .unwrap()
+        .with_grace(0);
+    // The node believes it is 100 s earlier than the server does.
+    let node_now = UnixTime::now().minus(100);
+    for _ in 0..2 {
+        let e = store
+            .record_use(&key("Alice", 7), 1, node_now, node_now)
+            .unwrap_err();
+        assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{e}");
+        assert!(e.message.contains("past"), "{e}");
+    }
+    // Nothing was counted: a valid expiry counts from 1.
+    let now = UnixTime::now();
+    assert_eq!(
+        store
+            .record_use(&key("Alice", 7), 1, now.plus(60), now)
+            .unwrap(),
+        1
+    );
+}
+
+/// M2: `redis+unix://` is the same as `unix://`; no error quotes a password.
+#[test]
+fn redis_unix_alias_and_no_password_in_errors() {
+    assert_eq!(
+        RedisStore::new("redis+unix:///run/redis.sock?db=2")
+            .unwrap()
+            .server(),
+        "unix:///run/redis.sock?db=2"
+    );
+    let server = RedisServer::unix_acl();
+    let url = server
+        .unix_url("?user=jobseal&pass=s3cret")
+        .replacen("unix://", "redis+unix://", 1);
+    check_counting(&RedisStore::new(&url).unwrap(), UnixTime::now());
+    for bad in [
+        "redis://user:hunter2secret",
+        "redis://:hunter2secret",
+        "redis://h:hunter2secret",
+        "unix:///s?passhunter2secret",
+        "redis+unix:///s?hunter2secret",
+        "unix:///s?pass=a&pass=hunter2secret",
+    ] {
+        let e = RedisStore::new(bad).unwrap_err();
+        assert_eq!(e.reason, Reason::ConfigInvalid, "{bad}");
+        assert!(!e.message.contains("hunter2"), "{bad}: {e}");
     }
 }

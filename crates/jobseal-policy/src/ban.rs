@@ -45,17 +45,143 @@ impl BanList {
     }
 }
 
-/// Check a DN value (slash form).
-pub fn check_dn(v: &str) -> Result<String, String> {
-    if !v.starts_with('/') || v.len() < 2 {
-        return Err(format!(
-            "{v:?} is not a DN in slash form (\"/DC=org/DC=example/CN=...\")"
-        ));
+/// The attribute types a DN entry may name: the short names jobseal prints
+/// (`jobseal_core::name`), exactly as written there; any other type is a
+/// dotted OID.
+pub const DN_TYPES: [&str; 12] = [
+    "CN",
+    "C",
+    "L",
+    "ST",
+    "O",
+    "OU",
+    "DC",
+    "UID",
+    "emailAddress",
+    "serialNumber",
+    "GN",
+    "SN",
+];
+
+/// A dotted OID as jobseal prints one: at least two arcs of decimal digits,
+/// no leading zeros.
+fn is_dotted_oid(t: &str) -> bool {
+    let mut arcs = 0usize;
+    for arc in t.split('.') {
+        if arc.is_empty()
+            || !arc.bytes().all(|b| b.is_ascii_digit())
+            || (arc.len() > 1 && arc.starts_with('0'))
+        {
+            return false;
+        }
+        arcs += 1;
     }
+    arcs >= 2
+}
+
+/// If `rest` (the text after a `/` or `+`) begins like `TYPE=`, the type
+/// as written (possibly mistyped); otherwise the separator belongs to the
+/// value before it.
+fn type_like(rest: &str) -> Option<&str> {
+    let (token, _) = rest.split_once('=')?;
+    let looks = !token.trim().is_empty()
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '\t'));
+    looks.then_some(token)
+}
+
+/// Check one attribute type of a DN entry.
+fn check_dn_type(v: &str, t: &str) -> Result<(), String> {
+    if DN_TYPES.contains(&t) || is_dotted_oid(t) {
+        return Ok(());
+    }
+    let hint = DN_TYPES
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(t.trim()))
+        .map_or_else(String::new, |k| format!(" (write {k:?})"));
+    Err(format!(
+        "DN {v:?} names the attribute type {t:?}, which jobseal never prints{hint}; \
+         types are {} or a dotted OID, case-sensitive",
+        DN_TYPES.join(", ")
+    ))
+}
+
+/// Check one attribute value of a DN entry.
+fn check_dn_value(v: &str, t: &str, value: &str) -> Result<(), String> {
+    let bad = |what: &str| Err(format!("DN {v:?}: the value of {t} {what}"));
+    if value.is_empty() {
+        return bad("is empty");
+    }
+    if value.starts_with('/') || value.ends_with('/') {
+        return bad("starts or ends with '/' (an empty RDN or a trailing '/')");
+    }
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return bad("starts or ends with whitespace");
+    }
+    if strip_comment(value) != value {
+        return bad("holds whitespace followed by '#', which starts a comment in a ban file");
+    }
+    Ok(())
+}
+
+/// Check a DN entry: the one-line form of §6.8 that jobseal prints,
+/// `(/TYPE=value(+TYPE=value)*)+`, with TYPE one of [`DN_TYPES`] (exact
+/// case) or a dotted OID. A `/` or `+` followed by something like `word=`
+/// separates attributes, so its type must be valid; any other `/` or `+` is
+/// part of a value (`CN=host/node.example.org`). A value is non-empty, does
+/// not start or end with `/` or whitespace, and holds no control character.
+/// The DN is returned unchanged: DNs compare as exact strings, values
+/// case-sensitively.
+pub fn check_dn(v: &str) -> Result<String, String> {
     if v.chars().any(char::is_control) {
         return Err(format!("DN {v:?} holds a control character"));
     }
+    let Some(body) = v.strip_prefix('/') else {
+        return Err(format!(
+            "{v:?} is not a DN in slash form (\"/DC=org/DC=example/CN=...\")"
+        ));
+    };
+    let Some(first) = type_like(body) else {
+        return Err(format!(
+            "{v:?} is not a DN in slash form (\"/DC=org/DC=example/CN=...\")"
+        ));
+    };
+    // Walk the attributes: (type, start of value) pairs, split at each
+    // separator that introduces a type.
+    let mut ty = first;
+    check_dn_type(v, ty)?;
+    let mut value_start = first.len() + 1;
+    let mut i = value_start;
+    while let Some(off) = body.get(i..).and_then(|r| r.find(['/', '+'])) {
+        let sep = i + off;
+        let rest = body.get(sep + 1..).unwrap_or("");
+        match type_like(rest) {
+            Some(next) => {
+                check_dn_type(v, next)?;
+                check_dn_value(v, ty, body.get(value_start..sep).unwrap_or(""))?;
+                ty = next;
+                value_start = sep + 1 + next.len() + 1;
+                i = value_start;
+            }
+            None => i = sep + 1,
+        }
+    }
+    check_dn_value(v, ty, body.get(value_start..).unwrap_or(""))?;
     Ok(v.to_owned())
+}
+
+/// A ban file line without its trailing comment: a `#` preceded by
+/// whitespace starts a comment, and trailing whitespace is dropped.
+fn strip_comment(line: &str) -> &str {
+    let mut prev_space = false;
+    for (i, c) in line.char_indices() {
+        if c == '#' && prev_space {
+            return line.get(..i).unwrap_or(line).trim_end();
+        }
+        prev_space = c.is_whitespace();
+    }
+    line.trim_end()
 }
 
 /// Check a hex value of `len` digits; returns it in lowercase.
@@ -67,13 +193,14 @@ pub fn check_hex(v: &str, len: usize, what: &str) -> Result<String, String> {
 }
 
 /// Parse a ban file: one `KIND VALUE` a line, `#` comment lines and blank
-/// lines ignored. Errors are `LINE:COL: message`.
+/// lines ignored, a `#` after whitespace starting a trailing comment.
+/// Errors are `LINE:COL: message`.
 pub fn parse_ban_file(text: &str) -> Result<BanList, String> {
     let mut out = BanList::default();
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
         let indent = raw.len() - raw.trim_start().len();
-        let line = raw.trim();
+        let line = strip_comment(raw.trim());
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -110,6 +237,44 @@ pub fn parse_ban_file(text: &str) -> Result<BanList, String> {
         r.map_err(|m| at(value_col, m))?;
     }
     Ok(out)
+}
+
+/// The effective uid of this process: the second field of the `Uid:` line
+/// of `/proc/self/status`. `None` when it cannot be read, and then only
+/// files owned by root are trusted.
+pub(crate) fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    uids.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Whether a policy or ban file with this mode and owner may be trusted:
+/// writable by its owner only, and owned by root or by `euid` (the user
+/// jobseal runs as). The message completes "FILE is ...".
+pub fn check_owner_and_mode(mode: u32, uid: u32, euid: Option<u32>) -> Result<(), String> {
+    if mode & 0o022 != 0 {
+        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (true, true) => "its group and by others",
+            (true, false) => "its group",
+            _ => "others",
+        };
+        return Err(format!(
+            "writable by {who} (mode {:04o}); it must be writable by its owner only",
+            mode & 0o7777
+        ));
+    }
+    if uid != 0 && Some(uid) != euid {
+        return Err(format!(
+            "owned by uid {uid}, neither root nor the user jobseal runs as{}",
+            euid.map_or_else(String::new, |e| format!(" (uid {e})"))
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_owner_and_mode`] on a file's status, for this process.
+pub(crate) fn check_trusted(meta: &std::fs::Metadata) -> Result<(), String> {
+    check_owner_and_mode(meta.mode(), meta.uid(), effective_uid())
 }
 
 /// What identifies one version of a file: a change of any of these makes
@@ -163,6 +328,7 @@ impl BanCache {
                 "{shown}: the ban file is not a regular file"
             )));
         }
+        check_trusted(&meta).map_err(|m| invalid(format!("{shown}: the ban file is {m}")))?;
         let stamp = Stamp::of(&meta);
         // The cache holds whole values only, so a poisoned lock is still sound.
         let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -227,5 +393,88 @@ mod tests {
             Some("1:9")
         );
         assert!(parse_ban_file("subject").unwrap_err().starts_with("1:1:"));
+    }
+
+    /// C1: entries that could never match are refused, not kept.
+    #[test]
+    fn dn_entries_are_parsed_strictly() {
+        for ok in [
+            "/DC=org/DC=test/CN=alice",
+            "/DC=org/DC=example/O=Example/CN=Jane Doe",
+            "/C=NL/O=NIKHEF/OU=PDP/CN=host/node.example.org",
+            "/DC=org/CN=a+UID=b",
+            "/emailAddress=x@example.org/serialNumber=1/GN=J/SN=D/L=A/ST=B/C=NL",
+            "/2.5.4.12=Director/CN=x",
+            "/CN=C++ dev",
+            "/CN=Team#5",
+            "/CN=a=b",
+        ] {
+            assert_eq!(check_dn(ok).unwrap(), ok);
+        }
+        for (bad, says) in [
+            ("/DC=org/DC=test/CN=alice/", "'/'"),
+            ("/DC=org/DC=test/CN=alice   # INC-42", "'#'"),
+            ("/DC=org/DC=test/CN=alice ", "whitespace"),
+            ("/dc=org/dc=test/CN=alice", "write \"DC\""),
+            ("/DC=org/dc=test/CN=alice", "write \"DC\""),
+            ("/DC=org/Cn=alice", "write \"CN\""),
+            ("/DC=org/CN=a+uid=b", "write \"UID\""),
+            ("/DC=org/ CN=alice", "type"),
+            ("/DC=org/CN =alice", "type"),
+            ("/DC=org/Foo=alice", "type"),
+            ("/DC=org//CN=alice", "'/'"),
+            ("/DC=org/CN=", "empty"),
+            ("/CN=x/01.2=y", "type"),
+            ("/CN=x/2=y", "type"),
+            ("/", "slash form"),
+            ("/alice", "slash form"),
+            ("CN=alice", "slash form"),
+            ("/CN=a\nb", "control"),
+        ] {
+            let e = check_dn(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    /// C1: a trailing comment is stripped only after whitespace.
+    #[test]
+    fn ban_file_lines_may_end_in_a_comment() {
+        let l = parse_ban_file(
+            "subject /DC=org/DC=test/CN=alice   # INC-42\n\
+             ca /DC=org/CN=Bad CA\t#ticket\n\
+             fqan /atlas/Role=pilot # why\n\
+             job 00112233445566778899aabbccddeeff   \n",
+        )
+        .unwrap();
+        assert_eq!(l.subjects, ["/DC=org/DC=test/CN=alice"]);
+        assert_eq!(l.cas, ["/DC=org/CN=Bad CA"]);
+        assert_eq!(l.fqans[0].as_str(), "/atlas/Role=pilot");
+        assert_eq!(l.job_ids.len(), 1);
+        // `#` not after whitespace is part of the value.
+        let l = parse_ban_file("subject /DC=org/CN=Team#5 # x\n").unwrap();
+        assert_eq!(l.subjects, ["/DC=org/CN=Team#5"]);
+        let e = parse_ban_file("\nsubject /DC=org/DC=test/CN=alice/  # x\n").unwrap_err();
+        assert!(e.starts_with("2:9: ") && e.contains("'/'"), "{e}");
+        let e = parse_ban_file("subject /dc=org/dc=test/CN=alice\n").unwrap_err();
+        assert!(e.starts_with("1:9: "), "{e}");
+        assert!(parse_ban_file("subject # only a comment\n").is_err());
+    }
+
+    /// M3: only files that root or this user alone can write are trusted.
+    #[test]
+    fn owner_and_mode() {
+        assert!(check_owner_and_mode(0o100644, 0, Some(1000)).is_ok());
+        assert!(check_owner_and_mode(0o100600, 1000, Some(1000)).is_ok());
+        assert!(check_owner_and_mode(0o100444, 0, None).is_ok());
+        let e = check_owner_and_mode(0o100664, 0, Some(0)).unwrap_err();
+        assert!(e.contains("its group") && e.contains("0664"), "{e}");
+        let e = check_owner_and_mode(0o100646, 0, Some(0)).unwrap_err();
+        assert!(e.contains("by others"), "{e}");
+        assert!(check_owner_and_mode(0o100666, 0, Some(0)).is_err());
+        let e = check_owner_and_mode(0o100644, 1001, Some(1000)).unwrap_err();
+        assert!(e.contains("uid 1001"), "{e}");
+        assert!(check_owner_and_mode(0o100644, 1000, None).is_err());
+        // This process can read its own effective uid.
+        assert!(effective_uid().is_some());
     }
 }

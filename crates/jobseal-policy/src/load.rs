@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::ban::{BanList, check_dn, check_hex};
-use crate::pattern::FqanPattern;
+use crate::pattern::{FqanPattern, check_vo};
 use crate::settings::{
     AuditSettings, DEFAULT_MAX_USES, DEFAULT_SYSLOG_SOCKET, RawAudit, RawReplay, ReplaySettings,
     ReplayStore,
@@ -108,22 +108,6 @@ struct RawBan {
     files: Vec<PathBuf>,
 }
 
-/// VO names as VOMS policy authorities spell them (§6.3a b).
-fn check_vo(vo: &str) -> Result<String, String> {
-    let ok = !vo.is_empty()
-        && !vo.starts_with('.')
-        && vo
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-    if ok {
-        Ok(vo.to_owned())
-    } else {
-        Err(format!(
-            "{vo:?} is not a VO name (letters, digits, '.', '-', '_')"
-        ))
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAlgorithms {
@@ -201,6 +185,13 @@ impl Policy {
         let shown = path.display();
         let file = std::fs::File::open(path)
             .map_err(|e| invalid(format!("{shown}: cannot read the policy: {e}")))?;
+        // Whoever can write the policy decides who runs: trust only a file
+        // that root or this user alone can change.
+        let meta = file
+            .metadata()
+            .map_err(|e| invalid(format!("{shown}: cannot read the policy: {e}")))?;
+        crate::ban::check_trusted(&meta)
+            .map_err(|m| invalid(format!("{shown}: the policy is {m}")))?;
         let mut bytes = Vec::new();
         file.take(MAX_POLICY_BYTES + 1)
             .read_to_end(&mut bytes)

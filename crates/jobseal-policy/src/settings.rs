@@ -89,9 +89,9 @@ fn redis_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
         .iter()
         .any(|p| s.starts_with(p) && s.len() > p.len());
     if !ok {
-        return Err(serde::de::Error::custom(format!(
-            "redis_url {s:?} is not a redis://, rediss://, unix:// or redis+unix:// URL"
-        )));
+        return Err(serde::de::Error::custom(
+            "redis_url is not a redis://, rediss://, unix:// or redis+unix:// URL (not quoted: it may hold a password)",
+        ));
     }
     Ok(Some(s))
 }

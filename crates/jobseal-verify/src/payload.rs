@@ -33,13 +33,23 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
+/// Largest read buffer of [`hash_file`].
+const HASH_BUFFER: usize = 256 * 1024;
+
 /// Size and SHA-256 of a file, reading at most `max + 1` bytes: a file that
 /// grows while it is read cannot keep the verifier busy.
 pub fn hash_file(path: &Path, max: u64) -> std::io::Result<(u64, [u8; 32])> {
     let f = open_regular(path)?;
+    // A buffer no larger than the file (plus one byte, to see the end in
+    // one read): a 256 KiB zeroed allocation per small file cost more than
+    // hashing it. A file that grows while read is still read to `max + 1`.
+    let len = f.metadata()?.len();
+    let cap = usize::try_from(len.min(max).saturating_add(1))
+        .unwrap_or(HASH_BUFFER)
+        .clamp(1, HASH_BUFFER);
     let mut f = f.take(max.saturating_add(1));
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; cap];
     let mut size = 0u64;
     loop {
         let n = f.read(&mut buf)?;
@@ -87,11 +97,21 @@ pub fn check(manifest: &Manifest, inv: &Invocation, inputs: InputPolicy) -> Resu
             .zip(&manifest.arguments)
             .all(|(given, signed)| given.to_str() == Some(signed.as_str()));
     if !same {
+        // Say where they differ, never what they are: arguments may carry
+        // secrets, and this message reaches logs and the audit trail.
+        let first = inv
+            .arguments
+            .iter()
+            .zip(&manifest.arguments)
+            .position(|(given, signed)| given.to_str() != Some(signed.as_str()))
+            .unwrap_or(inv.arguments.len().min(manifest.arguments.len()));
         return Err(Error::new(
             Reason::PayloadArgumentsMismatch,
             format!(
-                "the arguments {:?} are not the signed arguments {:?}",
-                inv.arguments, manifest.arguments
+                "the arguments are not the signed ones: {} given, {} signed, first difference at argument {}",
+                inv.arguments.len(),
+                manifest.arguments.len(),
+                first + 1
             ),
         ));
     }

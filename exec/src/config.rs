@@ -1,0 +1,171 @@
+//! The launcher's configuration (`/etc/jobseal/exec.toml`).
+//!
+//! In privileged use this file is the only source of trust settings: it must
+//! be a root-owned regular file writable by nobody else, and no environment
+//! variable or option can replace it or anything it names.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the configuration lives.
+pub const DEFAULT_PATH: &str = "/etc/jobseal/exec.toml";
+
+/// Largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// What the launcher does after a permit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum Mode {
+    /// gLExec's "declare only": run the payload under the caller's own uid.
+    #[serde(rename = "logging-only")]
+    LoggingOnly,
+    /// Map the user to a local account and run the payload under it.
+    #[serde(rename = "identity-switching")]
+    IdentitySwitching,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecConfig {
+    pub mode: Mode,
+    /// Site policy (`None`: `/etc/jobseal/policy.toml` if present, else the
+    /// built-in policy).
+    pub policy: Option<PathBuf>,
+    pub ca_dir: Option<PathBuf>,
+    pub voms_dir: Option<PathBuf>,
+    /// Replay database and audit log directory (the policy's win).
+    pub state_dir: Option<PathBuf>,
+    /// Invoking users allowed (names or numeric uids). `None`: anyone, which
+    /// only logging-only mode accepts.
+    pub users: Option<Vec<String>>,
+    /// Environment names passed to the payload besides `TZ`,
+    /// `X509_USER_PROXY` and `GLEXEC_*`.
+    #[serde(default)]
+    pub env_whitelist: Vec<String>,
+    /// `"/DN" account` lines (identity switching).
+    pub gridmapfile: Option<PathBuf>,
+    #[serde(default = "default_min_id")]
+    pub min_uid: u32,
+    #[serde(default = "default_min_id")]
+    pub min_gid: u32,
+}
+
+fn default_min_id() -> u32 {
+    1000
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::LoggingOnly,
+            policy: None,
+            ca_dir: None,
+            voms_dir: None,
+            state_dir: None,
+            users: None,
+            env_whitelist: Vec::new(),
+            gridmapfile: None,
+            min_uid: default_min_id(),
+            min_gid: default_min_id(),
+        }
+    }
+}
+
+/// A file that only root may have written: root-owned, a regular file (no
+/// symbolic link), not writable by group or others.
+pub fn check_root_owned(path: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if !meta.file_type().is_file() && !meta.file_type().is_dir() {
+        return Err(format!(
+            "{}: not a regular file or directory",
+            path.display()
+        ));
+    }
+    if meta.uid() != 0 {
+        return Err(format!("{}: not owned by root", path.display()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!("{}: writable by group or others", path.display()));
+    }
+    Ok(())
+}
+
+impl ExecConfig {
+    /// Parse configuration text.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| format!("{}: {}", origin.display(), e.message()))
+    }
+
+    /// Read the file at `path`. `privileged`: it must exist and be
+    /// root-owned; otherwise a missing file gives the defaults.
+    pub fn load(path: &Path, privileged: bool) -> Result<Self, String> {
+        use std::io::Read;
+        if privileged {
+            check_root_owned(path)?;
+        }
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !privileged => {
+                return Ok(Self::default());
+            }
+            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+        };
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(format!("{}: too large", path.display()));
+        }
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Whether the invoking user may use the launcher.
+    pub fn user_allowed(&self, uid: u32, name: Option<&str>) -> bool {
+        match &self.users {
+            None => self.mode == Mode::LoggingOnly,
+            Some(list) => list
+                .iter()
+                .any(|u| Some(u.as_str()) == name || u.parse::<u32>().ok() == Some(uid)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_and_refuses_unknown_fields() {
+        let c = ExecConfig::from_toml(
+            "mode = \"identity-switching\"\nusers = [\"pilot\", \"1234\"]\nmin_uid = 500\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::IdentitySwitching);
+        assert!(c.user_allowed(1, Some("pilot")));
+        assert!(c.user_allowed(1234, None));
+        assert!(!c.user_allowed(1, Some("other")));
+        assert_eq!(c.min_uid, 500);
+        assert_eq!(c.min_gid, 1000);
+        assert!(
+            ExecConfig::from_toml("mode = \"logging-only\"\nca_dri = \"/x\"\n", Path::new("x"))
+                .is_err()
+        );
+        assert!(ExecConfig::from_toml("mode = \"yolo\"\n", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn no_whitelist_only_in_logging_only_mode() {
+        let mut c = ExecConfig::default();
+        assert!(c.user_allowed(5, None));
+        c.mode = Mode::IdentitySwitching;
+        assert!(!c.user_allowed(5, None));
+    }
+}
