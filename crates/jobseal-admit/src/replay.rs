@@ -11,12 +11,14 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobseal_core::time::UnixTime;
 use jobseal_core::{Error, Reason};
 use jobseal_verify::decision::{Identity, JobInfo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::fsown;
 
@@ -46,6 +48,12 @@ const REDIS_KEY_PREFIX: &str = "jobseal:replay:v1:";
 /// Latest expiry we ask Redis for (year 9999, in ms): larger values overflow
 /// its expiry arithmetic and would be an error, i.e. a deny.
 const REDIS_MAX_EXPIRY_MS: u64 = 253_402_300_799_999;
+
+/// CA bundle for `rediss://` when the URL names none.
+pub const DEFAULT_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Largest CA bundle we read (a system bundle is a few hundred KiB).
+const MAX_CA_BUNDLE: u64 = 8 << 20;
 
 /// Longest reply line we read from Redis: replies are short integers,
 /// `+OK` or an error message; anything longer is not our protocol.
@@ -518,9 +526,10 @@ impl ReplayStore for SqliteStore {
 // A minimal RESP2 client rather than the `redis` crate: we need AUTH, SELECT,
 // PING and EVAL with integer, status and error replies only. About 150 lines
 // we can read and test, strict and bounded parsing, explicit timeouts on
-// every socket operation, and no extra dependency tree to compile and trust
-// in the process that decides whether a job runs. TLS (`rediss://`) is not
-// supported: it would need a TLS stack; use a unix socket or a local stunnel.
+// every socket operation, and no client library's dependency tree to compile
+// and trust in the process that decides whether a job runs. TLS (`rediss://`)
+// is rustls on the ring provider (ring is already a dependency; no aws-lc, no
+// built-in roots), TLS 1.2 or 1.3, over the same deadline-bound socket.
 
 /// Where the Redis server is.
 #[derive(Clone, PartialEq, Eq)]
@@ -542,6 +551,15 @@ pub struct RedisStore {
     db: u32,
     timeout: Duration,
     grace: u64,
+    tls: Option<Tls>,
+}
+
+/// What a `rediss://` connection needs; built once, when the URL is parsed.
+#[derive(Clone)]
+struct Tls {
+    ca: PathBuf,
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -554,8 +572,47 @@ impl fmt::Debug for RedisStore {
             .field("db", &self.db)
             .field("timeout", &self.timeout)
             .field("grace", &self.grace)
+            .field("ca", &self.tls.as_ref().map(|t| &t.ca))
             .finish()
     }
+}
+
+/// The client configuration for `rediss://`: ring only, TLS 1.2 and 1.3,
+/// the server's chain verified against the certificates in `ca` (PEM) and
+/// its name against `host`. Problems here are configuration errors.
+fn tls_setup(host: &str, ca: PathBuf) -> Result<Tls, Error> {
+    let shown = ca.display().to_string();
+    let fail = |what: &str| config_error(format!("redis TLS: CA bundle {shown}: {what}"));
+    let mut pem = Vec::new();
+    std::fs::File::open(&ca)
+        .and_then(|f| f.take(MAX_CA_BUNDLE + 1).read_to_end(&mut pem))
+        .map_err(|e| fail(&format!("cannot read: {e}")))?;
+    if u64::try_from(pem.len()).unwrap_or(u64::MAX) > MAX_CA_BUNDLE {
+        return Err(fail("too large"));
+    }
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(&format!("bad PEM: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    // A system bundle may hold a certificate webpki cannot use; skipping it
+    // only narrows what is trusted. None usable is an error.
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(fail("no usable CA certificate"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| config_error(format!("redis TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|_| config_error("redis URL: the host is not a valid TLS server name"))?;
+    Ok(Tls {
+        ca,
+        config: Arc::new(config),
+        name,
+    })
 }
 
 fn config_error(msg: impl Into<String>) -> Error {
@@ -601,25 +658,34 @@ impl RedisStore {
     /// `redis://:password@host`), and
     /// `unix:///path/to.sock[?user=U&pass=P&db=N]` (or `redis+unix://`, the
     /// same). `%XX` escapes are decoded in the user, password and socket
-    /// path. `rediss://` (TLS) is refused. Errors are `config.invalid` and
-    /// never quote the URL (it may hold the password).
+    /// path. `rediss://[user:password@]host[:port][/db][?ca=/path/ca.pem]`
+    /// is TLS, the server verified against the PEM CA bundle `ca` (default
+    /// [`DEFAULT_CA_BUNDLE`]), which is read here. Errors are
+    /// `config.invalid` and never quote the URL (it may hold the password).
     pub fn new(url: &str) -> Result<Self, Error> {
+        let mut tls = None;
         let (addr, user, password, db) = if let Some(rest) = url.strip_prefix("redis://") {
             Self::parse_tcp(rest)?
+        } else if let Some(rest) = url.strip_prefix("rediss://") {
+            let (rest, ca) = Self::parse_tls_query(rest)?;
+            let parsed = Self::parse_tcp(rest)?;
+            // Never fall back to plain TCP for a rediss:// URL.
+            let RedisAddr::Tcp { host, .. } = &parsed.0 else {
+                return Err(config_error("redis URL: rediss:// needs a host"));
+            };
+            let ca = ca.unwrap_or_else(|| PathBuf::from(DEFAULT_CA_BUNDLE));
+            tls = Some(tls_setup(host, ca)?);
+            parsed
         } else if let Some(rest) = url
             .strip_prefix("unix://")
             .or_else(|| url.strip_prefix("redis+unix://"))
         {
             Self::parse_unix(rest)?
-        } else if url.starts_with("rediss://") {
-            return Err(config_error(
-                "redis URL: rediss:// (TLS) is not supported; reach Redis over a unix socket or a local \
-                 TLS tunnel such as stunnel (spec §6.7.2)",
-            ));
         } else {
             return Err(config_error(
-                "redis URL: expected redis://[user:password@]host[:port][/db] or unix:///path/to.sock \
-                 (or redis+unix:///path/to.sock)",
+                "redis URL: expected redis://[user:password@]host[:port][/db], \
+                 rediss://[user:password@]host[:port][/db][?ca=/path/ca.pem] or \
+                 unix:///path/to.sock (or redis+unix:///path/to.sock)",
             ));
         };
         if user.is_some() && password.is_none() {
@@ -634,7 +700,39 @@ impl RedisStore {
             db,
             timeout: DEFAULT_REDIS_TIMEOUT,
             grace: DEFAULT_GRACE_SECS,
+            tls,
         })
+    }
+
+    /// Split off a `rediss://` URL's query: only `ca=<absolute path>`, once.
+    /// Split at the first `?`: a `?` in the password must be `%3F`.
+    fn parse_tls_query(rest: &str) -> Result<(&str, Option<PathBuf>), Error> {
+        let Some((rest, query)) = rest.split_once('?') else {
+            return Ok((rest, None));
+        };
+        if query.contains('#') {
+            return Err(config_error("redis URL: a fragment is not supported"));
+        }
+        let mut ca = None;
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("ca", v)) if ca.is_none() => {
+                    let p = PathBuf::from(percent_decode(v, "CA path")?);
+                    if !p.is_absolute() {
+                        return Err(config_error(
+                            "redis URL: ca= needs an absolute path to a PEM CA bundle",
+                        ));
+                    }
+                    ca = Some(p);
+                }
+                _ => {
+                    return Err(config_error(
+                        "redis URL: rediss:// takes one query parameter, ca=/path/ca.pem",
+                    ));
+                }
+            }
+        }
+        Ok((rest, ca))
     }
 
     fn parse_tcp(rest: &str) -> Result<ParsedUrl, Error> {
@@ -772,11 +870,16 @@ impl RedisStore {
 
     /// The server, for messages (no credentials).
     pub fn server(&self) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.addr {
             RedisAddr::Tcp { host, port } if host.contains(':') => {
-                format!("redis://[{host}]:{port}/{}", self.db)
+                format!("{scheme}://[{host}]:{port}/{}", self.db)
             }
-            RedisAddr::Tcp { host, port } => format!("redis://{host}:{port}/{}", self.db),
+            RedisAddr::Tcp { host, port } => format!("{scheme}://{host}:{port}/{}", self.db),
             RedisAddr::Unix(p) => format!("unix://{}?db={}", p.display(), self.db),
         }
     }
@@ -828,9 +931,14 @@ impl RedisStore {
                     .map_err(|e| unavailable(format!("{server}: cannot connect: {e}")))?,
             ),
         };
+        let timed = Timed { stream, deadline };
+        let io = match &self.tls {
+            None => Conn::Plain(timed),
+            Some(tls) => Conn::Tls(Box::new(Self::handshake(tls, timed, &server)?)),
+        };
         let mut c = RedisConn {
             server,
-            io: BufReader::new(Timed { stream, deadline }),
+            io: BufReader::new(io),
         };
         if let Some(pw) = &self.password {
             let reply = match &self.user {
@@ -846,6 +954,27 @@ impl RedisStore {
                 .expect_status(&c.server, "OK", "SELECT")?;
         }
         Ok(c)
+    }
+
+    /// The TLS handshake, over the deadline-bound socket: every read and
+    /// write of it waits at most the time left.
+    fn handshake(
+        tls: &Tls,
+        mut sock: Timed,
+        server: &str,
+    ) -> Result<rustls::StreamOwned<rustls::ClientConnection, Timed>, Error> {
+        let mut conn = rustls::ClientConnection::new(Arc::clone(&tls.config), tls.name.clone())
+            .map_err(|e| unavailable(format!("{server}: TLS: {e}")))?;
+        while conn.is_handshaking() {
+            let moved = conn
+                .complete_io(&mut sock)
+                .map_err(|e| unavailable(format!("{server}: TLS handshake: {e}")))?;
+            // No progress while still handshaking would spin: give up.
+            if moved == (0, 0) && conn.is_handshaking() {
+                return Err(unavailable(format!("{server}: TLS handshake stalled")));
+            }
+        }
+        Ok(rustls::StreamOwned::new(conn, sock))
     }
 }
 
@@ -975,9 +1104,40 @@ impl Write for Timed {
     }
 }
 
+/// The connection as RESP sees it: plain, or TLS over the same
+/// deadline-bound socket.
+enum Conn {
+    Plain(Timed),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Timed>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
 struct RedisConn {
     server: String,
-    io: BufReader<Timed>,
+    io: BufReader<Conn>,
 }
 
 /// The RESP2 replies we accept; bulk strings and arrays are not among them.

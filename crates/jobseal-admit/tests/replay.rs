@@ -2,7 +2,8 @@
 //! against the same semantics, plus a 16-process race on each.
 //!
 //! The Redis tests start their own `redis-server` (TCP on a free localhost
-//! port, or a unix socket with an ACL user) and fail if it is not installed.
+//! port, a unix socket with an ACL user, or TLS with a CA made here by the
+//! `openssl` CLI) and fail if it is not installed or lacks TLS.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -520,7 +521,6 @@ fn redis_urls() {
         "unix:///run/redis.sock?db=2"
     );
     for bad in [
-        "rediss://h:1",
         "http://h",
         "h:6379",
         "redis://",
@@ -542,12 +542,6 @@ fn redis_urls() {
         let e = RedisStore::new(bad).unwrap_err();
         assert_eq!(e.reason, Reason::ConfigInvalid, "{bad}");
     }
-    assert!(
-        RedisStore::new("rediss://h")
-            .unwrap_err()
-            .message
-            .contains("stunnel")
-    );
 }
 
 #[test]
@@ -877,6 +871,254 @@ fn redis_unix_alias_and_no_password_in_errors() {
     ] {
         let e = RedisStore::new(bad).unwrap_err();
         assert_eq!(e.reason, Reason::ConfigInvalid, "{bad}");
+        assert!(!e.message.contains("hunter2"), "{bad}: {e}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Redis over TLS (rediss://)
+
+/// A test CA, a server certificate it issued (SAN DNS:localhost and
+/// IP:127.0.0.1) and an unrelated CA, made with the `openssl` CLI.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run openssl (apt-get install openssl): {e}"));
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let (key, pem, subj) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN=jobseal test {ca}"),
+            );
+            let mut a = vec![
+                "req", "-x509", "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &pem,
+            ];
+            a.extend(ec);
+            a.extend([
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+            openssl(&a);
+        }
+        let mut a = vec![
+            "req",
+            "-new",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ];
+        a.extend(ec);
+        openssl(&a);
+        std::fs::write(
+            dir.path().join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// A redis-server listening with TLS only on 127.0.0.1:`port` (no plain
+/// TCP port), the default user open and a `jobseal` user with a password.
+fn tls_server(pki: &Pki) -> RedisServer {
+    for _ in 0..5 {
+        let port = free_port();
+        let cfg = format!(
+            "bind 127.0.0.1\nport 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+             tls-ca-cert-file {}\ntls-auth-clients no\n\
+             user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +select +ping\n",
+            pki.path("server.pem"),
+            pki.path("server.key"),
+            pki.path("ca.pem"),
+        );
+        let ping = format!("rediss://localhost:{port}/?ca={}", pki.path("ca.pem"));
+        if let Some(s) = RedisServer::start(&cfg, port, Some(&ping)) {
+            return s;
+        }
+    }
+    // start() printed the server's log; a build without TLS refuses the
+    // tls-* directives. Never a skip: the TLS store must be tested.
+    panic!(
+        "redis-server did not come up with TLS (is it built with TLS support? \
+         `redis-server --tls-port` needs BUILD_TLS=yes); see its log above"
+    );
+}
+
+/// Admission over TLS against a real server: one use admitted, the second
+/// refused; the server name may be the DNS name or the IP of the SAN.
+#[test]
+fn rediss_counts_uses_with_the_site_ca() {
+    let pki = Pki::new();
+    let server = tls_server(&pki);
+    let ca = pki.path("ca.pem");
+    let store = RedisStore::new(&format!("rediss://localhost:{}/?ca={ca}", server.port)).unwrap();
+    assert_eq!(
+        store.server(),
+        format!("rediss://localhost:{}/0", server.port)
+    );
+    let now = UnixTime::now();
+    let k = key("Alice", 1);
+    assert_eq!(store.record_use(&k, 1, now.plus(60), now).unwrap(), 1);
+    let e = store.record_use(&k, 1, now.plus(60), now).unwrap_err();
+    assert_eq!(e.reason, Reason::ReplayJobIdUsed, "{e}");
+    check_counting(
+        &RedisStore::new(&format!("rediss://127.0.0.1:{}/3?ca={ca}", server.port)).unwrap(),
+        now,
+    );
+}
+
+/// ACL user and password over TLS; a wrong password is a deny that never
+/// quotes it.
+#[test]
+fn rediss_with_acl_user() {
+    let pki = Pki::new();
+    let server = tls_server(&pki);
+    let ca = pki.path("ca.pem");
+    let url = |ui: &str| format!("rediss://{ui}@localhost:{}/1?ca={ca}", server.port);
+    check_counting(
+        &RedisStore::new(&url("jobseal:s3cret")).unwrap(),
+        UnixTime::now(),
+    );
+    let now = UnixTime::now();
+    let e = RedisStore::new(&url("jobseal:wrongpw"))
+        .unwrap()
+        .record_use(&key("Alice", 9), 1, now.plus(60), now)
+        .unwrap_err();
+    assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{e}");
+    assert!(
+        e.message.contains("AUTH") && !e.message.contains("wrongpw"),
+        "{e}"
+    );
+}
+
+/// Fail closed: a server certificate from another CA, plain RESP to the TLS
+/// port, and a TLS peer that never answers are each a prompt deny.
+#[test]
+fn rediss_failures_are_a_prompt_deny() {
+    let pki = Pki::new();
+    let server = tls_server(&pki);
+    let now = UnixTime::now();
+    let t = Duration::from_millis(500);
+    let deny = |url: &str| {
+        let store = RedisStore::new(url).unwrap().with_timeout(t);
+        let start = Instant::now();
+        let e = store
+            .record_use(&key("Alice", 1), 1, now.plus(60), now)
+            .unwrap_err();
+        assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{url}: {e}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{url}: took {:?}",
+            start.elapsed()
+        );
+        e.message
+    };
+    let p = server.port;
+    let msg = deny(&format!(
+        "rediss://localhost:{p}/?ca={}",
+        pki.path("other-ca.pem")
+    ));
+    assert!(msg.contains("TLS"), "{msg}");
+    deny(&format!("redis://127.0.0.1:{p}"));
+    deny(&format!("redis://:s3cret@127.0.0.1:{p}"));
+    // Accepts and never speaks TLS: the handshake has the deadline too.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = silent.local_addr().unwrap().port();
+    deny(&format!(
+        "rediss://127.0.0.1:{sp}/?ca={}",
+        pki.path("ca.pem")
+    ));
+}
+
+/// `rediss://` URLs: only `ca=` (absolute, once); a CA bundle that cannot
+/// be read or holds no certificate is config.invalid, without the password.
+#[test]
+fn rediss_urls() {
+    let pki = Pki::new();
+    let ca = pki.path("ca.pem");
+    let s = RedisStore::new(&format!("rediss://u:p%3Fw@[::1]:6380/2?ca={ca}")).unwrap();
+    assert_eq!(s.server(), "rediss://[::1]:6380/2");
+    assert!(!format!("{s:?}").contains("p?w"));
+    std::fs::write(pki.dir.path().join("notpem"), "hello\n").unwrap();
+    // Without ca=, the system bundle; missing, it is a configuration error.
+    let system = RedisStore::new("rediss://redis.example.org");
+    if Path::new(jobseal_admit::replay::DEFAULT_CA_BUNDLE).is_file() {
+        let dbg = format!("{:?}", system.unwrap());
+        assert!(
+            dbg.contains(jobseal_admit::replay::DEFAULT_CA_BUNDLE),
+            "{dbg}"
+        );
+    } else {
+        assert_eq!(code(system), Reason::ConfigInvalid);
+    }
+    for bad in [
+        format!("rediss://h?ca={}", pki.path("nonexistent.pem")),
+        format!("rediss://h?ca={}", pki.path("notpem")),
+        format!("rediss://h?ca={}", pki.dir.path().display()),
+        "rediss://h?ca=ca.pem".to_owned(),
+        format!("rediss://h?ca={ca}&ca={ca}"),
+        format!("rediss://h?ca={ca}&db=1"),
+        format!("rediss://h?ca={ca}#x"),
+        format!("rediss://user@h?ca={ca}"),
+        format!("rediss://:hunter2secret@h:x?ca={ca}"),
+        format!(
+            "rediss://:hunter2secret@h?ca={}",
+            pki.path("nonexistent.pem")
+        ),
+        format!("redis://h?ca={ca}"),
+    ] {
+        let e = RedisStore::new(&bad).unwrap_err();
+        assert_eq!(e.reason, Reason::ConfigInvalid, "{bad}: {e}");
         assert!(!e.message.contains("hunter2"), "{bad}: {e}");
     }
 }
