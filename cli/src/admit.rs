@@ -139,21 +139,5 @@ pub fn run(args: &AdmitArgs) -> ExitCode {
             d
         }
     };
-    if args.json {
-        println!("{}", crate::json::decision(&decision, UnixTime::now()));
-    }
-    if decision.is_permit() {
-        if !args.json {
-            let who = decision
-                .identity
-                .as_ref()
-                .map_or("?", |i| i.end_entity.as_str());
-            let job = decision.job.as_ref().map_or("?", |j| j.job_id.as_str());
-            eprintln!("admitted: job {job} of {who}");
-        }
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("{}: {}", decision.code(), one_line(&decision.message));
-        ExitCode::from(EXIT_DENY)
-    }
+    crate::verify::finish(&decision, args.json, UnixTime::now(), "admitted")
 }

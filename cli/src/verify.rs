@@ -130,17 +130,28 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         Ok(v) => v.check_file(&args.bundle, &invocation, at),
         Err(e) => jobseal_verify::Decision::from_error(e),
     };
-    if args.json {
-        println!("{}", crate::json::decision(&decision, at));
+    finish(&decision, args.json, at, "permit")
+}
+
+/// Print a decision as `verify` and `admit` do and give the exit code: on
+/// permit one line (or the JSON), on deny exactly one `code: message` line.
+pub fn finish(
+    decision: &jobseal_verify::Decision,
+    json: bool,
+    at: UnixTime,
+    permit_word: &str,
+) -> ExitCode {
+    if json {
+        println!("{}", crate::json::decision(decision, at));
     }
     if decision.is_permit() {
-        if !args.json {
+        if !json {
             let who = decision
                 .identity
                 .as_ref()
                 .map_or("?", |i| i.end_entity.as_str());
             let job = decision.job.as_ref().map_or("?", |j| j.job_id.as_str());
-            eprintln!("permit: job {job} of {who}");
+            eprintln!("{permit_word}: job {job} of {}", one_line(who));
         }
         ExitCode::SUCCESS
     } else {
