@@ -11,6 +11,7 @@ mod account;
 mod config;
 mod payload;
 mod proxy;
+mod signals;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
@@ -204,14 +205,14 @@ fn check_payload_owner(meta: &std::fs::Metadata, caller: u32, target: u32) -> Re
     if ![caller, target, 0].contains(&meta.uid()) {
         return fail(
             EXIT_DENIED,
-            "exec.payload-unsafe",
+            "exec.payload-untrusted",
             "the executable is owned by neither the caller, the target account nor root",
         );
     }
     if meta.mode() & 0o022 != 0 {
         return fail(
             EXIT_DENIED,
-            "exec.payload-unsafe",
+            "exec.payload-untrusted",
             "the executable is writable by group or others",
         );
     }
@@ -375,6 +376,24 @@ fn run() -> Result<u8, Fail> {
             .collect(),
         ..RecordContext::default()
     };
+    // Identity switching: map (and check the target, and the original
+    // executable against it) from a side-effect-free check (steps 1–6)
+    // BEFORE admission records the use, so a job that cannot be mapped
+    // keeps its use. A check deny falls through to `admit`, which denies
+    // it again and records it.
+    let mapped = if privileged {
+        let checked = admission.check(&bundle, &invocation);
+        match &checked.identity {
+            Some(identity) if checked.is_permit() => {
+                let target = map_target(&config, &identity.end_entity)?;
+                check_payload_owner(&sealed.original, caller, target.uid)?;
+                Some((identity.end_entity.clone(), target))
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
     let decision = admission.admit(&bundle, &invocation, &context);
     // The replay store and audit log stay out of the payload's reach.
     drop(admission);
@@ -384,16 +403,18 @@ fn run() -> Result<u8, Fail> {
 
     // Who the payload runs as.
     let target = if privileged {
-        let Some(identity) = &decision.identity else {
-            return fail(
-                EXIT_INTERNAL,
-                "internal.error",
-                "a permit without an identity",
-            );
-        };
-        let target = map_target(&config, &identity.end_entity)?;
-        check_payload_owner(&sealed.original, caller, target.uid)?;
-        target
+        // The admitted identity must be the one mapped (same bundle, so
+        // only a bug could make them differ).
+        match (mapped, &decision.identity) {
+            (Some((dn, target)), Some(identity)) if dn == identity.end_entity => target,
+            _ => {
+                return fail(
+                    EXIT_INTERNAL,
+                    "internal.error",
+                    "the admitted identity is not the one that was mapped",
+                );
+            }
+        }
     } else {
         caller_account.unwrap_or_else(|| Account {
             name: caller.to_string(),
@@ -446,19 +467,16 @@ fn run() -> Result<u8, Fail> {
         // child before exec, and fails the spawn if any of them fails.
         cmd.uid(target.uid).gid(target.gid);
     }
-    let mut child = cmd.spawn().or_else(|e| {
-        fail(
+    // The payload stays our child; signals sent to us are forwarded to it.
+    let status = signals::run_forwarding(&mut cmd).or_else(|e| match e {
+        signals::RunError::Spawn(e) => fail(
             EXIT_NOT_EXECUTABLE,
             "exec.not-executable",
             format!("{}: {e}", command.to_string_lossy()),
-        )
-    })?;
-    let status = child.wait().or_else(|e| {
-        fail(
-            EXIT_INTERNAL,
-            "internal.error",
-            format!("waiting for the payload: {e}"),
-        )
+        ),
+        signals::RunError::Setup(m) | signals::RunError::Wait(m) => {
+            fail(EXIT_INTERNAL, "internal.error", m)
+        }
     })?;
     drop(sealed);
     Ok(match (status.code(), status.signal()) {

@@ -152,6 +152,29 @@ impl Admission {
         }
     }
 
+    /// Steps 1–6 only (verifier and site policy), now, recording nothing:
+    /// no use spent, no audit record. For a caller that must resolve
+    /// something from the verified identity (`jobseal-exec`: the local
+    /// account) before the job's use is spent. A permit here admits
+    /// nothing: the caller still calls [`Admission::admit`], which checks
+    /// again.
+    pub fn check(&self, bundle: &[u8], invocation: &Invocation) -> Decision {
+        self.check_at(bundle, invocation, UnixTime::now())
+    }
+
+    /// Steps 1–6 at `now`.
+    fn check_at(&self, bundle: &[u8], invocation: &Invocation, now: UnixTime) -> Decision {
+        // Steps 1–5.
+        let decision = self.verifier.check(bundle, invocation, now);
+        // Step 6.
+        if decision.is_permit()
+            && let Err(e) = self.policy.evaluate(&decision)
+        {
+            return decision.denied_by(e);
+        }
+        decision
+    }
+
     /// Admit (or refuse) the job about to run, now.
     pub fn admit(
         &self,
@@ -160,14 +183,7 @@ impl Admission {
         context: &RecordContext,
     ) -> Decision {
         let now = UnixTime::now();
-        // Steps 1–5.
-        let mut decision = self.verifier.check(bundle, invocation, now);
-        // Step 6.
-        if decision.is_permit()
-            && let Err(e) = self.policy.evaluate(&decision)
-        {
-            decision = decision.denied_by(e);
-        }
+        let mut decision = self.check_at(bundle, invocation, now);
         // Step 7: only a job that may run uses up one of its uses.
         if decision.is_permit() {
             let used = match (&decision.identity, &decision.job) {

@@ -155,8 +155,13 @@ fn canonical_string(s: &str) -> String {
 
 /// OpenSSL's `X509_NAME_hash` (the file name stem of an IGTF CA directory).
 pub fn openssl_hash(name: &[u8]) -> Option<u32> {
-    let canon = canonical(name)?;
-    let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &canon);
+    openssl_hash_of_canonical(&canonical(name)?)
+}
+
+/// [`openssl_hash`] of a name already in [`canonical`] form (for callers
+/// that keep the canonical form).
+pub fn openssl_hash_of_canonical(canon: &[u8]) -> Option<u32> {
+    let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, canon);
     let b = d.as_ref();
     Some(u32::from_le_bytes([
         *b.first()?,

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use jobseal_core::limits::MAX_POLICY_FILE_BYTES;
-use jobseal_core::{Error, Reason, name};
+use jobseal_core::{Error, Reason};
 
 use crate::parse::ParsedCert;
 use crate::trust::{CaFileError, TrustStore};
@@ -511,27 +511,35 @@ fn policy_file(
 /// sign nothing.
 pub fn check(cert: &ParsedCert, above: &[&ParsedCert], trust: &TrustStore) -> Result<(), Error> {
     // A self-issued certificate (key rollover) adds no name to constrain.
-    if trust.namespaces == NamespacePolicy::Ignore || name::same(cert.subject(), cert.issuer()) {
+    if trust.namespaces == NamespacePolicy::Ignore || cert.is_self_issued() {
         return Ok(());
     }
     let issuer = above
         .first()
         .ok_or_else(|| Error::new(Reason::Internal, "namespace check without an issuer"))?;
-    let subject_dn = cert.subject_dn();
-    let issuer_dn = issuer.subject_dn();
-    let subject = subject_dn.to_ascii_lowercase();
-    let issuer_key = RuleIssuer::Dn(issuer_dn.to_ascii_lowercase());
+    // The names are built once a policy file is found: a CA without one
+    // costs no string building.
+    let mut names: Option<(String, String, String, RuleIssuer)> = None;
     let mut consulted = Vec::new();
     for (depth, ca) in above.iter().enumerate() {
-        let Some(hash) = name::openssl_hash(ca.subject()) else {
+        let Some(hash) = ca.subject_hash() else {
             continue;
         };
         let Some((path, format, rules)) = policy_file(trust, hash)? else {
             continue;
         };
+        let (subject_dn, issuer_dn, subject, issuer_key) = names.get_or_insert_with(|| {
+            let subject_dn = cert.subject_dn();
+            let issuer_dn = issuer.subject_dn();
+            let subject = subject_dn.to_ascii_lowercase();
+            let issuer_key = RuleIssuer::Dn(issuer_dn.to_ascii_lowercase());
+            (subject_dn, issuer_dn, subject, issuer_key)
+        });
+        let (subject_dn, issuer_dn, subject, issuer_key) =
+            (&*subject_dn, &*issuer_dn, &*subject, &*issuer_key);
         let applicable: Vec<&Rule> = rules
             .iter()
-            .filter(|r| r.issuer == issuer_key || (r.issuer == RuleIssuer::SelfCa && depth == 0))
+            .filter(|r| r.issuer == *issuer_key || (r.issuer == RuleIssuer::SelfCa && depth == 0))
             .collect();
         if applicable.is_empty() {
             consulted.push(path.display().to_string());
@@ -539,7 +547,7 @@ pub fn check(cert: &ParsedCert, above: &[&ParsedCert], trust: &TrustStore) -> Re
         }
         if let Some(r) = applicable
             .iter()
-            .find(|r| !r.permit && r.pattern.matches(&subject))
+            .find(|r| !r.permit && r.pattern.matches(subject))
         {
             return Err(Error::new(
                 Reason::ChainNamespaceViolation,
@@ -552,7 +560,7 @@ pub fn check(cert: &ParsedCert, above: &[&ParsedCert], trust: &TrustStore) -> Re
         }
         if applicable
             .iter()
-            .any(|r| r.permit && r.pattern.matches(&subject))
+            .any(|r| r.permit && r.pattern.matches(subject))
         {
             return Ok(());
         }
@@ -569,6 +577,7 @@ pub fn check(cert: &ParsedCert, above: &[&ParsedCert], trust: &TrustStore) -> Re
         ));
     }
     if !consulted.is_empty() {
+        let (issuer_dn, subject_dn) = (issuer.subject_dn(), cert.subject_dn());
         return Err(Error::new(
             Reason::ChainNamespaceViolation,
             format!(
@@ -581,8 +590,9 @@ pub fn check(cert: &ParsedCert, above: &[&ParsedCert], trust: &TrustStore) -> Re
         return Err(Error::new(
             Reason::ChainNamespaceViolation,
             format!(
-                "no .namespaces or .signing_policy file in {} constrains {issuer_dn}, and the configuration requires one",
-                trust.dir().display()
+                "no .namespaces or .signing_policy file in {} constrains {}, and the configuration requires one",
+                trust.dir().display(),
+                issuer.subject_dn()
             ),
         ));
     }

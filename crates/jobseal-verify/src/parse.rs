@@ -3,12 +3,13 @@
 use der::Decode;
 use jobseal_core::bundle::Bundle;
 use jobseal_core::cose::{self, Envelope};
-use jobseal_core::{Error, Reason, tlv};
+use jobseal_core::{Error, Reason, name, tlv};
+use std::sync::OnceLock;
 use x509_cert::Certificate;
 use x509_cert::ext::Extension;
 
 /// A certificate with the raw bytes the checks need.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ParsedCert {
     pub der: Vec<u8>,
     pub cert: Certificate,
@@ -17,6 +18,10 @@ pub struct ParsedCert {
     issuer: std::ops::Range<usize>,
     subject: std::ops::Range<usize>,
     spki: std::ops::Range<usize>,
+    /// Canonical subject and issuer (§5), computed on first use: name
+    /// comparisons and subject hashes need them again and again.
+    subject_canon: OnceLock<Option<Vec<u8>>>,
+    issuer_canon: OnceLock<Option<Vec<u8>>>,
 }
 
 fn range_of(outer: &[u8], inner: &[u8]) -> std::ops::Range<usize> {
@@ -48,6 +53,8 @@ impl ParsedCert {
             issuer,
             subject,
             spki,
+            subject_canon: OnceLock::new(),
+            issuer_canon: OnceLock::new(),
         })
     }
 
@@ -70,9 +77,48 @@ impl ParsedCert {
     pub fn spki(&self) -> &[u8] {
         self.slice(&self.spki)
     }
+    /// The canonical form of the subject (`None` if it has none).
+    pub fn subject_canonical(&self) -> Option<&[u8]> {
+        self.subject_canon
+            .get_or_init(|| name::canonical(self.subject()))
+            .as_deref()
+    }
+    /// The canonical form of the issuer (`None` if it has none).
+    pub fn issuer_canonical(&self) -> Option<&[u8]> {
+        self.issuer_canon
+            .get_or_init(|| name::canonical(self.issuer()))
+            .as_deref()
+    }
+    /// `name::same(self.subject(), self.issuer())`, from the cached forms.
+    pub fn is_self_issued(&self) -> bool {
+        same(
+            self.subject(),
+            self.issuer(),
+            || self.subject_canonical(),
+            || self.issuer_canonical(),
+        )
+    }
+    /// `name::same(self.issuer(), parent.subject())`, from the cached forms.
+    pub fn is_issued_by(&self, parent: &ParsedCert) -> bool {
+        same(
+            self.issuer(),
+            parent.subject(),
+            || self.issuer_canonical(),
+            || parent.subject_canonical(),
+        )
+    }
+    /// `name::same(self.subject(), other)` where `canon` is
+    /// `name::canonical(other)`.
+    pub fn subject_is(&self, other: &[u8], canon: Option<&[u8]>) -> bool {
+        same(self.subject(), other, || self.subject_canonical(), || canon)
+    }
+    /// `name::openssl_hash(self.subject())`, from the cached form.
+    pub fn subject_hash(&self) -> Option<u32> {
+        name::openssl_hash_of_canonical(self.subject_canonical()?)
+    }
     /// The subject in `/DC=…/CN=…` form.
     pub fn subject_dn(&self) -> String {
-        jobseal_core::name::to_slash_string(self.subject())
+        name::to_slash_string(self.subject())
     }
     /// The extensions (empty if none).
     pub fn extensions(&self) -> &[Extension] {
@@ -108,6 +154,16 @@ impl ParsedCert {
         let secs = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs();
         (secs(&v.not_before), secs(&v.not_after))
     }
+}
+
+/// `name::same` over canonical forms that may already be known.
+fn same<'a>(
+    a: &[u8],
+    b: &[u8],
+    ca: impl FnOnce() -> Option<&'a [u8]>,
+    cb: impl FnOnce() -> Option<&'a [u8]>,
+) -> bool {
+    a == b || matches!((ca(), cb()), (Some(x), Some(y)) if x == y)
 }
 
 /// An extension appears more than once (RFC 5280 §4.2 forbids it).

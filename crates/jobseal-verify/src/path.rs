@@ -204,7 +204,7 @@ pub fn validate(
     // 2.1 Each certificate is issued by the next one.
     for pair in certs.windows(2) {
         if let [child, parent] = pair
-            && !name::same(child.issuer(), parent.subject())
+            && !child.is_issued_by(parent)
         {
             return Err(err(
                 Reason::ChainBroken,
@@ -222,10 +222,10 @@ pub fn validate(
     let top = chain
         .last()
         .ok_or_else(|| err(Reason::BundleMalformed, "no certificate"))?;
-    let top_is_anchor = name::same(top.subject(), top.issuer())
+    let top_is_anchor = top.is_self_issued()
         && trust
-            .candidates(top.subject())
-            .iter()
+            .anchors(top.subject())
+            .matching()
             .any(|(_, a)| a.der == top.der);
     if top_is_anchor && chain.len() > 1 {
         chain = chain.get(..chain.len() - 1).unwrap_or_default();
@@ -233,8 +233,9 @@ pub fn validate(
     let top = chain
         .last()
         .ok_or_else(|| err(Reason::BundleMalformed, "no certificate"))?;
-    let top_dn = top.subject_dn();
-    let candidates = trust.candidates(top.issuer());
+    let mut top_dn = top.subject_dn();
+    let anchors = trust.issuer_anchors(top);
+    let candidates: Vec<&ParsedCert> = anchors.matching().map(|(_, a)| a).collect();
     if candidates.is_empty() {
         let issuer = name::to_slash_string(top.issuer());
         let hash = name::openssl_hash(top.issuer()).unwrap_or(0);
@@ -251,8 +252,8 @@ pub fn validate(
     // taken and step 2d.2 reports why (weak algorithm, bad signature).
     let verified_by = candidates
         .iter()
-        .position(|(_, a)| check_signature(top, a.spki(), &top_dn, opts, Signer::Ca).is_ok());
-    let (_, anchor) = candidates
+        .position(|a| check_signature(top, a.spki(), &top_dn, opts, Signer::Ca).is_ok());
+    let anchor: &ParsedCert = candidates
         .get(verified_by.unwrap_or(0))
         .ok_or_else(|| err(Reason::Internal, "no anchor candidate"))?;
     let top_verified = verified_by.is_some();
@@ -281,9 +282,15 @@ pub fn validate(
     let mut issuer_ku = key_usage(anchor, &anchor_dn)?;
     let mut issuer_dn = anchor_dn.clone();
     let last = chain.len().saturating_sub(1);
+    // Subject names top down, built once and reused for the identity.
+    let mut dns: Vec<String> = Vec::with_capacity(chain.len());
     for (depth_from_top, c) in chain.iter().rev().enumerate() {
         let index = last - depth_from_top;
-        let dn = c.subject_dn();
+        let dn = if index == last {
+            std::mem::take(&mut top_dn)
+        } else {
+            c.subject_dn()
+        };
         let is_leaf = index == 0;
         // Role of this certificate: basicConstraints first (repeated or
         // malformed → cert.malformed), then ProxyCertInfo.
@@ -358,7 +365,7 @@ pub fn validate(
                 }
                 // Self-issued CA certificates (key rollover) do not count
                 // against path length constraints (RFC 5280 §6.1.4 (l)).
-                let self_issued = name::same(c.subject(), c.issuer());
+                let self_issued = c.is_self_issued();
                 match ca_path_len {
                     _ if self_issued => {}
                     Some(0) => {
@@ -416,6 +423,7 @@ pub fn validate(
         }
         issuer_spki = c.spki().to_vec();
         issuer_ku = ku;
+        dns.push(dn.clone());
         issuer_dn = dn;
     }
     let end_entity = end_entity.ok_or_else(|| {
@@ -432,16 +440,22 @@ pub fn validate(
         .ok_or_else(|| err(Reason::Internal, "no leaf"))?;
     // Bundle certificates above the EEC are its CAs (a set-aside anchor copy
     // is not in `chain`), then the anchor.
+    let dn_of = |i: usize, c: &ParsedCert| {
+        dns.get(last.saturating_sub(i))
+            .cloned()
+            .unwrap_or_else(|| c.subject_dn())
+    };
     let mut cas: Vec<String> = chain
         .iter()
+        .enumerate()
         .skip(end_entity.saturating_add(1))
-        .map(|c| c.subject_dn())
+        .map(|(i, c)| dn_of(i, c))
         .collect();
     cas.push(anchor_dn.clone());
     Ok(ValidatedPath {
         identity: Identity {
-            end_entity: eec.subject_dn(),
-            subject: leaf.subject_dn(),
+            end_entity: dn_of(end_entity, eec),
+            subject: dn_of(0, leaf),
             issuer: name::to_slash_string(leaf.issuer()),
             ca: anchor_dn,
             cas,

@@ -332,13 +332,17 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
         ));
     }
     // (g) The AA certificate has a path to a trusted CA, as an end entity.
-    let aa_dn = aa.subject_dn();
+    // Spelled out for a failure only: not built when the AC verifies.
+    let aa_dn = || aa.subject_dn();
     match path::validate(&r.carried, ctx.trust, ctx.opts) {
         Ok(p) if p.end_entity == 0 => {}
         Ok(_) => {
             return Err(fail(
                 VomsCode::UntrustedAa,
-                format!("{what}: the AA certificate {aa_dn} is not an end-entity certificate"),
+                format!(
+                    "{what}: the AA certificate {aa_dn} is not an end-entity certificate",
+                    aa_dn = aa_dn()
+                ),
             ));
         }
         Err(e) => {
@@ -347,7 +351,8 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
                 format!(
                     "{what}: the AA certificate {aa_dn} is not trusted: {}: {}",
                     e.reason.code(),
-                    e.message
+                    e.message,
+                    aa_dn = aa_dn()
                 ),
             ));
         }
@@ -361,7 +366,8 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
         return Err(fail(
             VomsCode::UntrustedAa,
             format!(
-                "{what}: the AA certificate {aa_dn} may not sign (keyUsage lacks digitalSignature)"
+                "{what}: the AA certificate {aa_dn} may not sign (keyUsage lacks digitalSignature)",
+                aa_dn = aa_dn()
             ),
         ));
     }
@@ -371,7 +377,8 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
             VomsCode::IssuerMismatch,
             format!(
                 "{what} names {} as its issuer, not the AA certificate it carries, {aa_dn}",
-                name::to_slash_string(&ac.issuer)
+                name::to_slash_string(&ac.issuer),
+                aa_dn = aa_dn()
             ),
         ));
     }
@@ -380,7 +387,10 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
     {
         return Err(fail(
             VomsCode::IssuerMismatch,
-            format!("{what}: its authority key identifier is not that of {aa_dn}"),
+            format!(
+                "{what}: its authority key identifier is not that of {aa_dn}",
+                aa_dn = aa_dn()
+            ),
         ));
     }
     // (i) The AA's key signed it: the algorithm table of §6.3 2d.2, with the
@@ -442,7 +452,7 @@ fn key_id_matches(key_id: &[u8], aa: &ParsedCert) -> bool {
 /// VOMS practice (and voms-proxy-fake's): `baseCertificateID` names the EEC
 /// by its subject, or (RFC 5755) its issuer, with the EEC's serial number.
 fn check_holder(ac: &AttributeCertificate, eec: &ParsedCert) -> Result<(), String> {
-    let eec_dn = eec.subject_dn();
+    let eec_dn = || eec.subject_dn();
     let base = match (&ac.holder.base_certificate_id, ac.holder.other_forms) {
         (Some(b), false) => b,
         _ => return Err("its holder is not a baseCertificateID alone".into()),
@@ -456,7 +466,8 @@ fn check_holder(ac: &AttributeCertificate, eec: &ParsedCert) -> Result<(), Strin
     if !name::same(holder_name, eec.subject()) && !name::same(holder_name, eec.issuer()) {
         return Err(format!(
             "it was issued to {}, not to {eec_dn} or its CA",
-            name::to_slash_string(holder_name)
+            name::to_slash_string(holder_name),
+            eec_dn = eec_dn()
         ));
     }
     let fields = tbs_fields(eec).ok_or("the EEC cannot be read")?;
@@ -465,7 +476,8 @@ fn check_holder(ac: &AttributeCertificate, eec: &ParsedCert) -> Result<(), Strin
             "it was issued to serial number {} of {}, not to {eec_dn}'s {}",
             hex(&base.serial),
             name::to_slash_string(holder_name),
-            hex(fields.serial)
+            hex(fields.serial),
+            eec_dn = eec_dn()
         ));
     }
     if fields.issuer_uid != base.issuer_uid.as_deref() {
@@ -572,7 +584,7 @@ fn chain_names(carried: &[ParsedCert], trust: &TrustStore) -> Vec<String> {
     names.push(first.subject_dn());
     let mut top: Option<Vec<u8>> = None;
     for c in carried {
-        if name::same(c.subject(), c.issuer()) {
+        if c.is_self_issued() {
             return names;
         }
         names.push(name::to_slash_string(c.issuer()));
@@ -580,10 +592,11 @@ fn chain_names(carried: &[ParsedCert], trust: &TrustStore) -> Vec<String> {
     }
     for _ in 0..MAX_LSC_DEPTH {
         let Some(issuer) = top.take() else { break };
-        let Some((_, ca)) = trust.candidates(&issuer).into_iter().next() else {
+        let anchors = trust.anchors(&issuer);
+        let Some((_, ca)) = anchors.matching().next() else {
             break;
         };
-        if name::same(ca.subject(), ca.issuer()) {
+        if ca.is_self_issued() {
             break;
         }
         names.push(name::to_slash_string(ca.issuer()));
