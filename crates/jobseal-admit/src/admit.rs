@@ -118,6 +118,7 @@ impl Admission {
             .unwrap_or_else(|| log.join(AUDIT_LOG));
         let syslog = policy.audit.syslog.then(|| SyslogOptions {
             socket: policy.audit.syslog_socket.clone(),
+            required: policy.audit.syslog_required,
             ..SyslogOptions::default()
         });
         let audit = AuditLog::open(

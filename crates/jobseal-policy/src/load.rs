@@ -330,6 +330,7 @@ impl Policy {
                     .audit
                     .syslog_socket
                     .map_or_else(|| PathBuf::from(DEFAULT_SYSLOG_SOCKET), resolve),
+                syslog_required: raw.audit.syslog_required.unwrap_or(true),
                 secret_env: raw.audit.secret_env,
             },
             state_dir: raw.state_dir.map(resolve),

@@ -55,6 +55,9 @@ pub struct AuditSettings {
     pub syslog: bool,
     /// The syslog socket.
     pub syslog_socket: PathBuf,
+    /// Whether a syslog message that cannot be sent denies the job (the
+    /// default) or is only counted.
+    pub syslog_required: bool,
     /// Environment variables whose values are secret: their names only are
     /// logged (no environment value is ever logged).
     pub secret_env: Vec<String>,
@@ -66,6 +69,7 @@ impl Default for AuditSettings {
             file: None,
             syslog: false,
             syslog_socket: PathBuf::from(DEFAULT_SYSLOG_SOCKET),
+            syslog_required: true,
             secret_env: Vec::new(),
         }
     }
@@ -111,6 +115,7 @@ pub(crate) struct RawAudit {
     #[serde(default)]
     pub syslog: bool,
     pub syslog_socket: Option<PathBuf>,
+    pub syslog_required: Option<bool>,
     #[serde(default)]
     pub secret_env: Vec<String>,
 }

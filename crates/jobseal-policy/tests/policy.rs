@@ -588,3 +588,21 @@ fn writable_or_foreign_policy_and_ban_files_are_refused() {
         eprintln!("not root: the owner check is covered by the unit tests only");
     }
 }
+
+#[test]
+fn syslog_is_required_unless_the_policy_says_otherwise() {
+    let default = jobseal_policy::Policy::from_toml("", std::path::Path::new("p.toml")).unwrap();
+    assert!(default.audit.syslog_required);
+    let relaxed = jobseal_policy::Policy::from_toml(
+        "[audit]\nsyslog = true\nsyslog_required = false\n",
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    assert!(relaxed.audit.syslog && !relaxed.audit.syslog_required);
+    let bad = jobseal_policy::Policy::from_toml(
+        "[audit]\nsyslog_required = \"no\"\n",
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap_err();
+    assert!(bad.message.starts_with("p.toml:2:"), "{}", bad.message);
+}
