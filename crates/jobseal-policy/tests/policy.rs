@@ -591,18 +591,15 @@ fn writable_or_foreign_policy_and_ban_files_are_refused() {
 
 #[test]
 fn syslog_is_required_unless_the_policy_says_otherwise() {
-    let default = jobseal_policy::Policy::from_toml("", std::path::Path::new("p.toml")).unwrap();
+    let default = Policy::from_toml("", Path::new("p.toml")).unwrap();
     assert!(default.audit.syslog_required);
-    let relaxed = jobseal_policy::Policy::from_toml(
+    let relaxed = Policy::from_toml(
         "[audit]\nsyslog = true\nsyslog_required = false\n",
-        std::path::Path::new("p.toml"),
+        Path::new("p.toml"),
     )
     .unwrap();
     assert!(relaxed.audit.syslog && !relaxed.audit.syslog_required);
-    let bad = jobseal_policy::Policy::from_toml(
-        "[audit]\nsyslog_required = \"no\"\n",
-        std::path::Path::new("p.toml"),
-    )
-    .unwrap_err();
+    let bad =
+        Policy::from_toml("[audit]\nsyslog_required = \"no\"\n", Path::new("p.toml")).unwrap_err();
     assert!(bad.message.starts_with("p.toml:2:"), "{}", bad.message);
 }
