@@ -14,6 +14,7 @@
 
 pub mod binding;
 pub mod decision;
+mod fsread;
 pub mod manifest;
 pub mod namespaces;
 pub mod parse;
@@ -187,7 +188,7 @@ impl Verifier {
 fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let limit = jobseal_core::limits::MAX_BUNDLE_BYTES as u64;
-    let f = std::fs::File::open(path).map_err(|e| {
+    let (f, _) = fsread::open_regular(path).map_err(|e| {
         Error::new(
             Reason::BundleMalformed,
             format!("cannot read the bundle {}: {e}", path.display()),

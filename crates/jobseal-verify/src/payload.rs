@@ -19,27 +19,13 @@ pub enum InputPolicy {
     IfPresent,
 }
 
-/// Open a file to check it: non-blocking (a FIFO must not hang the
-/// verifier), and only if it is a regular file.
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok(f)
-}
-
 /// Largest read buffer of [`hash_file`].
 const HASH_BUFFER: usize = 256 * 1024;
 
 /// Size and SHA-256 of a file, reading at most `max + 1` bytes: a file that
 /// grows while it is read cannot keep the verifier busy.
 pub fn hash_file(path: &Path, max: u64) -> std::io::Result<(u64, [u8; 32])> {
-    let f = open_regular(path)?;
+    let (f, _) = crate::fsread::open_regular(path)?;
     // A buffer no larger than the file (plus one byte, to see the end in
     // one read): a 256 KiB zeroed allocation per small file cost more than
     // hashing it. A file that grows while read is still read to `max + 1`.

@@ -153,26 +153,12 @@ impl TrustStore {
         max: usize,
     ) -> Result<Option<CaFile>, (PathBuf, CaFileError)> {
         use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.dir.join(format!("{hash:08x}.{suffix}"));
-        // Non-blocking, regular files only: a FIFO must not hang the verifier.
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(f) => f,
+        let file = match crate::fsread::open_regular(&path) {
+            Ok((f, _)) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err((path, CaFileError::Unreadable(e))),
         };
-        match file.metadata() {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => {
-                let e = std::io::Error::other("not a regular file");
-                return Err((path, CaFileError::Unreadable(e)));
-            }
-            Err(e) => return Err((path, CaFileError::Unreadable(e))),
-        }
         let mut data = Vec::new();
         let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
         if let Err(e) = file.take(limit).read_to_end(&mut data) {
@@ -255,14 +241,7 @@ impl TrustStore {
 /// file before reading, so a change during the read makes it stale.
 fn load_anchor_file(path: PathBuf) -> Option<AnchorFile> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking, regular files only: a FIFO must not hang the verifier.
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&path)
-        .ok()?;
-    let meta = file.metadata().ok().filter(|m| m.is_file())?;
+    let (mut file, meta) = crate::fsread::open_regular(&path).ok()?;
     let mut data = Vec::new();
     file.read_to_end(&mut data).ok()?;
     let certs = certificates_in(&data)

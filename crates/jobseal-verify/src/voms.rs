@@ -474,9 +474,9 @@ fn check_holder(ac: &AttributeCertificate, eec: &ParsedCert) -> Result<(), Strin
     if fields.serial != base.serial.as_slice() {
         return Err(format!(
             "it was issued to serial number {} of {}, not to {eec_dn}'s {}",
-            hex(&base.serial),
+            jobseal_core::manifest::hex(&base.serial),
             name::to_slash_string(holder_name),
-            hex(fields.serial),
+            jobseal_core::manifest::hex(fields.serial),
             eec_dn = eec_dn()
         ));
     }
@@ -504,24 +504,6 @@ fn tbs_fields(c: &ParsedCert) -> Option<TbsFields<'_>> {
     Some(TbsFields { serial, issuer_uid })
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Open a file without blocking (a FIFO must not hang the verifier), only if
-/// it is a regular file.
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok(f)
-}
-
 /// The descriptions of `<voms_dir>/<vo>/<host>.lsc`: each a list of DNs in
 /// slash form, the AA first. Lines are trimmed; blank lines and lines
 /// starting with `#` are skipped; a line starting with `-` (VOMS's
@@ -539,7 +521,8 @@ fn read_lsc(voms_dir: &Path, vo: &str, host: &str) -> Result<Vec<Vec<String>>, V
             ),
         )
     };
-    let f = open_regular(&path).map_err(|e| no(format!("cannot be read ({e})")))?;
+    let (f, _) =
+        crate::fsread::open_regular(&path).map_err(|e| no(format!("cannot be read ({e})")))?;
     let mut bytes = Vec::new();
     f.take(MAX_LSC_BYTES + 1)
         .read_to_end(&mut bytes)

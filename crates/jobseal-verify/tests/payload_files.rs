@@ -56,3 +56,35 @@ fn a_longer_executable_is_a_mismatch() {
     let r = check_with_executable(|p| std::fs::write(p, vec![b'#'; 10 << 20]).unwrap());
     assert_eq!(r, Reason::PayloadExecutableMismatch);
 }
+
+#[test]
+fn a_fifo_in_place_of_the_bundle_is_a_deny_not_a_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_dir(&generate().unwrap(), tmp.path()).unwrap();
+    let fifo = tmp.path().join("bundle.fifo");
+    let st = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils) is needed");
+    assert!(st.success());
+    let ca_dir = tmp.path().join("ca");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A blocking open would never return: run it where the test can give up.
+    std::thread::spawn(move || {
+        let v = Verifier::new(Config {
+            ca_dir,
+            ..Config::default()
+        })
+        .unwrap();
+        let inv = Invocation {
+            executable: "/bin/true".into(),
+            arguments: vec![],
+            job_dir: ".".into(),
+        };
+        let _ = tx.send(v.check_file(&fifo, &inv, VECTOR_TIME).reason);
+    });
+    let reason = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("check_file blocked on a FIFO");
+    assert_eq!(reason, Some(Reason::BundleMalformed));
+}
