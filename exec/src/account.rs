@@ -46,9 +46,35 @@ pub fn by_name(name: &str) -> Option<Account> {
     read_passwd().into_iter().find(|a| a.name == name)
 }
 
+/// The supplementary groups of `name` in group text (`name:x:gid:a,b`):
+/// every group that lists it as a member, sorted, without duplicates.
+fn parse_groups(text: &str, name: &str) -> Vec<u32> {
+    let mut out: Vec<u32> = text
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            let gid = f.get(2)?.parse().ok()?;
+            f.get(3)?
+                .split(',')
+                .any(|m| m.trim() == name)
+                .then_some(gid)
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The supplementary groups `/etc/group` gives `name` (no NSS, as for the
+/// account itself). Unreadable: none.
+pub fn groups_of(name: &str) -> Vec<u32> {
+    std::fs::read_to_string("/etc/group")
+        .map(|t| parse_groups(&t, name))
+        .unwrap_or_default()
+}
+
 /// The account a grid-mapfile gives `dn`: lines `"DN" account[,account…]`
-/// (the first account is taken); `#` comments. Pool entries (`.prefix`)
-/// need a gridmapdir lease, which this launcher does not do yet: refused.
+/// (the first account is taken; `.prefix` names a pool); `#` comments.
 pub fn map_dn(text: &str, dn: &str) -> Result<String, String> {
     for line in text.lines() {
         let line = line.trim();
@@ -64,11 +90,6 @@ pub fn map_dn(text: &str, dn: &str) -> Result<String, String> {
         let account = accounts.trim().split(',').next().unwrap_or("").trim();
         if account.is_empty() {
             return Err(format!("the grid-mapfile maps {dn} to no account"));
-        }
-        if account.starts_with('.') {
-            return Err(format!(
-                "{dn} maps to pool {account}: pool accounts are not supported yet"
-            ));
         }
         return Ok(account.to_string());
     }
@@ -96,10 +117,17 @@ mod tests {
     }
 
     #[test]
+    fn supplementary_groups_are_the_groups_listing_the_account() {
+        let t = "root:x:0:\nusers:x:100:jd,other\nbad\natlas:x:2000:jd\nlookalike:x:3000:jdx\nusers2:x:100:jd\n";
+        assert_eq!(parse_groups(t, "jd"), vec![100, 2000]);
+        assert!(parse_groups(t, "nobody").is_empty());
+    }
+
+    #[test]
     fn gridmap() {
         let t = "# comment\n\"/O=x/CN=A B\" alice,other\n\"/O=x/CN=P\" .pool\n\"/O=x/CN=E\"\n";
         assert_eq!(map_dn(t, "/O=x/CN=A B").unwrap(), "alice");
-        assert!(map_dn(t, "/O=x/CN=P").unwrap_err().contains("pool"));
+        assert_eq!(map_dn(t, "/O=x/CN=P").unwrap(), ".pool");
         assert!(map_dn(t, "/O=x/CN=E").is_err());
         assert!(map_dn(t, "/O=x/CN=A").is_err());
     }

@@ -44,12 +44,49 @@ pub struct ExecConfig {
     /// `X509_USER_PROXY` and `GLEXEC_*`.
     #[serde(default)]
     pub env_whitelist: Vec<String>,
-    /// `"/DN" account` lines (identity switching).
+    /// `"/DN" account` lines (identity switching), consulted after `map`.
     pub gridmapfile: Option<PathBuf>,
+    /// Pool-account leases (`.prefix` entries): one empty file per pool
+    /// account, hard-linked to a lease per user, as Globus and LCMAPS do.
+    pub gridmapdir: Option<PathBuf>,
+    /// Static mappings, tried in order before the grid-mapfile.
+    #[serde(default)]
+    pub map: Vec<MapEntry>,
+    /// Where fresh working directories are made: required semantics in
+    /// identity-switching mode (default [`DEFAULT_WORK_ROOT`]); in
+    /// logging-only mode, only if set (else the payload runs in the
+    /// caller's directory).
+    pub work_root: Option<PathBuf>,
     #[serde(default = "default_min_id")]
     pub min_uid: u32,
     #[serde(default = "default_min_id")]
     pub min_gid: u32,
+}
+
+/// Where identity-switching mode makes fresh working directories.
+pub const DEFAULT_WORK_ROOT: &str = "/var/lib/jobseal/work";
+
+/// One static mapping: a verified DN, or a verified primary FQAN, to an
+/// account or a pool (`.prefix`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapEntry {
+    pub dn: Option<String>,
+    pub fqan: Option<String>,
+    pub account: String,
+}
+
+impl MapEntry {
+    fn check(&self) -> Result<(), String> {
+        match (&self.dn, &self.fqan) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => return Err("each [[map]] entry needs exactly one of dn or fqan".into()),
+        }
+        if self.account.trim_start_matches('.').is_empty() {
+            return Err("a [[map]] entry has an empty account".into());
+        }
+        Ok(())
+    }
 }
 
 fn default_min_id() -> u32 {
@@ -67,6 +104,9 @@ impl Default for ExecConfig {
             users: None,
             env_whitelist: Vec::new(),
             gridmapfile: None,
+            gridmapdir: None,
+            map: Vec::new(),
+            work_root: None,
             min_uid: default_min_id(),
             min_gid: default_min_id(),
         }
@@ -96,7 +136,26 @@ pub fn check_root_owned(path: &Path) -> Result<(), String> {
 impl ExecConfig {
     /// Parse configuration text.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| format!("{}: {}", origin.display(), e.message()))
+        let config: Self =
+            toml::from_str(text).map_err(|e| format!("{}: {}", origin.display(), e.message()))?;
+        for entry in &config.map {
+            entry
+                .check()
+                .map_err(|m| format!("{}: {m}", origin.display()))?;
+        }
+        Ok(config)
+    }
+
+    /// The directory fresh working directories are made in, if any.
+    pub fn work_root(&self) -> Option<PathBuf> {
+        match self.mode {
+            Mode::IdentitySwitching => Some(
+                self.work_root
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_WORK_ROOT)),
+            ),
+            Mode::LoggingOnly => self.work_root.clone(),
+        }
     }
 
     /// Read the file at `path`. `privileged`: it must exist and be
@@ -159,6 +218,33 @@ mod tests {
                 .is_err()
         );
         assert!(ExecConfig::from_toml("mode = \"yolo\"\n", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn map_entries_need_exactly_one_key_and_an_account() {
+        let ok = "mode = \"identity-switching\"\n[[map]]\nfqan = \"/atlas/Role=production\"\naccount = \".atlprd\"\n[[map]]\ndn = \"/O=x/CN=A\"\naccount = \"alice\"\n";
+        let c = ExecConfig::from_toml(ok, Path::new("x")).unwrap();
+        assert_eq!(c.map.len(), 2);
+        for bad in [
+            "[[map]]\naccount = \"a\"\n",
+            "[[map]]\ndn = \"/O=x\"\nfqan = \"/vo\"\naccount = \"a\"\n",
+            "[[map]]\ndn = \"/O=x\"\naccount = \".\"\n",
+            "[[map]]\ndn = \"/O=x\"\naccount = \"a\"\nuid = 5\n",
+        ] {
+            let text = format!("mode = \"identity-switching\"\n{bad}");
+            assert!(
+                ExecConfig::from_toml(&text, Path::new("x")).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn work_root_defaults_only_in_identity_switching_mode() {
+        let mut c = ExecConfig::default();
+        assert_eq!(c.work_root(), None);
+        c.mode = Mode::IdentitySwitching;
+        assert_eq!(c.work_root(), Some(PathBuf::from(DEFAULT_WORK_ROOT)));
     }
 
     #[test]

@@ -9,9 +9,12 @@
 
 mod account;
 mod config;
+mod creds;
 mod payload;
+mod pool;
 mod proxy;
 mod signals;
+mod workdir;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
@@ -20,22 +23,24 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use jobseal_admit::admit::{Admission, Dirs};
-use jobseal_admit::audit::RecordContext;
+use jobseal_admit::admit::{Admission, Dirs, record_outside, record_setup_failure};
+use jobseal_admit::audit::{AuditRecord, Launch, RecordContext};
 use jobseal_policy::Policy;
-use jobseal_verify::{Config, Invocation};
+use jobseal_verify::{Config, Identity, Invocation};
 
 use crate::account::Account;
 use crate::config::{ExecConfig, Mode, check_root_owned};
+use crate::creds::Caller;
 use crate::payload::PayloadError;
 use crate::proxy::ProxyError;
+use crate::workdir::WorkDir;
 
 /// gLExec's exit codes.
-const EXIT_CLIENT: u8 = 201;
-const EXIT_INTERNAL: u8 = 202;
+pub(crate) const EXIT_CLIENT: u8 = 201;
+pub(crate) const EXIT_INTERNAL: u8 = 202;
 const EXIT_DENIED: u8 = 203;
 const EXIT_PAYLOAD_201_204: u8 = 204;
-const EXIT_NOT_EXECUTABLE: u8 = 126;
+pub(crate) const EXIT_NOT_EXECUTABLE: u8 = 126;
 
 /// The payload's PATH, whatever the caller's.
 const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -57,7 +62,13 @@ fn fail<T>(code: u8, reason: &'static str, message: impl Into<String>) -> Result
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() == Some(OsStr::new(creds::TRAMPOLINE)) {
+        let rest: Vec<OsString> = args.collect();
+        return creds::trampoline(&rest);
+    }
+    let inherited = inherited_descriptors();
+    match run(&inherited) {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, reason, message)) => {
             eprintln!("{reason}: {}", one_line(&message));
@@ -67,7 +78,7 @@ fn main() -> ExitCode {
 }
 
 /// Control characters escaped: one line on stderr whatever a message holds.
-fn one_line(message: &str) -> String {
+pub(crate) fn one_line(message: &str) -> String {
     message
         .chars()
         .map(|c| {
@@ -156,18 +167,80 @@ fn read_credential(path: &Path, caller: u32) -> Result<Vec<u8>, Fail> {
     Ok(bytes)
 }
 
-/// The local account a permitted identity runs under (identity switching).
-fn map_target(config: &ExecConfig, dn: &str) -> Result<Account, Fail> {
-    let Some(gridmap) = &config.gridmapfile else {
-        return fail(
-            EXIT_INTERNAL,
-            "config.invalid",
-            "identity switching needs a gridmapfile",
-        );
+/// How the target account was chosen.
+struct Mapped {
+    account: Account,
+    groups: Vec<u32>,
+    mapped_by: &'static str,
+    lease: Option<String>,
+}
+
+/// An FQAN without the `/Role=NULL` and `/Capability=NULL` that VOMS adds.
+fn short_fqan(fqan: &str) -> &str {
+    let f = fqan.strip_suffix("/Capability=NULL").unwrap_or(fqan);
+    f.strip_suffix("/Role=NULL").unwrap_or(f)
+}
+
+/// The local account a permitted identity runs under (identity switching,
+/// §14.6): the first `[[map]]` entry for its DN or its primary FQAN (the
+/// first FQAN of the first verified attribute certificate), else the
+/// grid-mapfile; a `.prefix` account is a pool lease in the gridmapdir.
+fn map_target(config: &ExecConfig, identity: &Identity) -> Result<Mapped, Fail> {
+    let dn = identity.end_entity.as_str();
+    let primary_fqan = identity
+        .voms
+        .iter()
+        .find(|v| v.verified)
+        .and_then(|v| v.fqans.first())
+        .map(|f| short_fqan(f));
+    let by_map = config.map.iter().find_map(|entry| {
+        if entry.dn.as_deref() == Some(dn) {
+            Some((entry.account.clone(), "map dn", dn.to_string()))
+        } else {
+            let fqan = entry.fqan.as_deref().map(short_fqan)?;
+            (Some(fqan) == primary_fqan)
+                .then(|| (entry.account.clone(), "map fqan", format!("{dn}:{fqan}")))
+        }
+    });
+    let (name, mapped_by, lease_key) = match (by_map, &config.gridmapfile) {
+        (Some(found), _) => found,
+        (None, Some(gridmap)) => {
+            check_root_owned(gridmap).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
+            let name = account::map_dn_file(gridmap, dn)
+                .or_else(|m| fail(EXIT_DENIED, "exec.no-mapping", m))?;
+            (name, "grid-mapfile", dn.to_string())
+        }
+        (None, None) if config.map.is_empty() => {
+            return fail(
+                EXIT_INTERNAL,
+                "config.invalid",
+                "identity switching needs [[map]] entries or a gridmapfile",
+            );
+        }
+        (None, None) => {
+            return fail(
+                EXIT_DENIED,
+                "exec.no-mapping",
+                format!("no [[map]] entry for {dn} or its primary FQAN"),
+            );
+        }
     };
-    check_root_owned(gridmap).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
-    let name =
-        account::map_dn_file(gridmap, dn).or_else(|m| fail(EXIT_DENIED, "exec.no-mapping", m))?;
+    let (name, lease) = match name.strip_prefix('.') {
+        Some(prefix) => {
+            let Some(dir) = &config.gridmapdir else {
+                return fail(
+                    EXIT_INTERNAL,
+                    "config.invalid",
+                    format!("{dn} maps to pool .{prefix}, but no gridmapdir is configured"),
+                );
+            };
+            check_root_owned(dir).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
+            let lease = pool::lease(dir, prefix, &lease_key)
+                .or_else(|m| fail(EXIT_DENIED, "exec.no-mapping", m))?;
+            (lease.account, Some(lease.name))
+        }
+        None => (name, None),
+    };
     let Some(target) = account::by_name(&name) else {
         return fail(
             EXIT_DENIED,
@@ -195,7 +268,23 @@ fn map_target(config: &ExecConfig, dn: &str) -> Result<Account, Fail> {
             ),
         );
     }
-    Ok(target)
+    let mut groups = account::groups_of(&name);
+    if groups.contains(&0) {
+        return fail(
+            EXIT_DENIED,
+            "exec.target-gid",
+            format!("{name} is a member of group 0"),
+        );
+    }
+    if !groups.contains(&target.gid) {
+        groups.insert(0, target.gid);
+    }
+    Ok(Mapped {
+        account: target,
+        groups,
+        mapped_by,
+        lease,
+    })
 }
 
 /// gLExec's payload check, where the copy alone does not settle it: the
@@ -214,6 +303,13 @@ fn check_payload_owner(meta: &std::fs::Metadata, caller: u32, target: u32) -> Re
             EXIT_DENIED,
             "exec.payload-untrusted",
             "the executable is writable by group or others",
+        );
+    }
+    if meta.mode() & 0o6000 != 0 {
+        return fail(
+            EXIT_DENIED,
+            "exec.payload-untrusted",
+            "the executable is setuid or setgid",
         );
     }
     Ok(())
@@ -238,7 +334,70 @@ fn load_policy(config: &ExecConfig, privileged: bool) -> Result<Policy, Fail> {
     loaded.or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))
 }
 
-fn run() -> Result<u8, Fail> {
+/// Descriptors above 2 open at start-up: inherited without close-on-exec
+/// (the kernel closed the others at exec). Read before this process opens
+/// anything of its own.
+fn inherited_descriptors() -> Vec<u32> {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsRawFd;
+    let Ok(dir) = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return Vec::new();
+    };
+    // The listing's own descriptor is not inherited.
+    let own = u32::try_from(dir.as_raw_fd()).unwrap_or(u32::MAX);
+    // `Dir::new` reads through this very descriptor (`read_from` would
+    // open another one).
+    let Ok(entries) = rustix::fs::Dir::new(dir) else {
+        return Vec::new();
+    };
+    let mut fds: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse().ok())
+        .filter(|fd| *fd > 2 && *fd != own)
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// Read the manifest out of a bundle without verifying anything: to name
+/// the working directory and know which inputs to copy into it before
+/// admission hashes them. Admission verifies these very bytes afterwards.
+fn peek_manifest(bundle: &[u8]) -> Option<jobseal_core::manifest::Manifest> {
+    let parsed = jobseal_core::bundle::Bundle::parse(bundle).ok()?;
+    let envelope = jobseal_core::cose::parse(&parsed.manifest).ok()?;
+    jobseal_core::manifest::Manifest::from_cbor(&envelope.payload).ok()
+}
+
+/// Once the configuration is known, the launcher's refusals go to the audit
+/// log too (§14.4): everything except usage and configuration errors.
+struct Refusals<'a> {
+    policy: Option<&'a Policy>,
+    dirs: Option<&'a Dirs>,
+    context: &'a RecordContext,
+}
+
+impl Refusals<'_> {
+    fn record(&self, f: Fail, decision: Option<&jobseal_verify::Decision>) -> Fail {
+        if let Some(dirs) = self.dirs {
+            let base = decision.cloned().unwrap_or_else(|| {
+                jobseal_verify::Decision::from_error(jobseal_verify::Error::new(
+                    jobseal_verify::Reason::Internal,
+                    f.2.clone(),
+                ))
+            });
+            let mut record = AuditRecord::refusal(&base, f.1, self.context);
+            record.message.clone_from(&f.2);
+            // Best effort: the refusal stands whether or not it is logged.
+            let _ = record_outside(self.policy, dirs, record);
+        }
+        f
+    }
+}
+
+fn run(inherited: &[u32]) -> Result<u8, Fail> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
         return fail(
@@ -260,7 +419,7 @@ fn run() -> Result<u8, Fail> {
             ),
         );
     }
-    let caller = rustix::process::getuid().as_raw();
+    let caller = Caller::current();
     let privileged = rustix::process::geteuid().is_root();
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
 
@@ -288,81 +447,17 @@ fn run() -> Result<u8, Fail> {
         }
         _ => {}
     }
-    let caller_account = account::by_uid(caller);
-    if !config.user_allowed(caller, caller_account.as_ref().map(|a| a.name.as_str())) {
-        return fail(
-            EXIT_DENIED,
-            "exec.caller-not-allowed",
-            format!("uid {caller} may not use jobseal-exec"),
-        );
-    }
-
-    // The job's bundle.
-    let Some(bundle_path) = env_var(&env, "GLEXEC_CLIENT_CERT") else {
-        return fail(
-            EXIT_CLIENT,
-            "exec.credential",
-            "GLEXEC_CLIENT_CERT is not set",
-        );
-    };
-    let bundle = read_credential(Path::new(&bundle_path), caller)?;
-
-    // The payload's bytes, sealed: what admission hashes is what runs.
-    let search = if privileged {
-        SAFE_PATH.to_string()
-    } else {
-        env_var(&env, "PATH").map_or_else(
-            || SAFE_PATH.to_string(),
-            |p| p.to_string_lossy().into_owned(),
-        )
-    };
-    let Some(executable) = payload::resolve(Path::new(command), &search) else {
-        return fail(
-            EXIT_NOT_EXECUTABLE,
-            "exec.not-executable",
-            format!("{}: command not found", command.to_string_lossy()),
-        );
-    };
-    let sealed = payload::seal_copy(&executable).or_else(|e| match e {
-        PayloadError::NotExecutable(m) => fail(EXIT_NOT_EXECUTABLE, "exec.not-executable", m),
-        PayloadError::Internal(m) => fail(EXIT_INTERNAL, "internal.error", m),
-    })?;
-
-    // Admission: check, policy, replay, audit, on the sealed copy.
-    let policy = load_policy(&config, privileged)?;
-    let ca_dir = config
-        .ca_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_CA_DIR));
-    let voms_dir = config
-        .voms_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_VOMS_DIR));
-    if privileged {
-        check_root_owned(&ca_dir).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
-    }
     let dirs = match &config.state_dir {
         Some(d) => Dirs::under(d),
         None => {
             let xdg = env_var(&env, "XDG_STATE_HOME").map(PathBuf::from);
             let home = env_var(&env, "HOME").map(PathBuf::from);
-            let uid = if privileged { 0 } else { caller };
+            let uid = if privileged { 0 } else { caller.uid };
             Dirs::for_user(Some(uid), xdg.as_deref(), home.as_deref())
                 .or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))?
         }
     };
-    let verifier_config = Config {
-        ca_dir,
-        voms_dir,
-        ..Config::default()
-    };
-    let admission = Admission::open(verifier_config, policy, &dirs)
-        .or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))?;
-    let invocation = Invocation {
-        executable: sealed.path(),
-        arguments: rest.to_vec(),
-        job_dir: PathBuf::from("."),
-    };
+    let policy = load_policy(&config, privileged)?;
     let context = RecordContext {
         executable: Some(Path::new(command).display().to_string()),
         arguments: Some(
@@ -374,57 +469,241 @@ fn run() -> Result<u8, Fail> {
             .iter()
             .map(|(k, _)| k.to_string_lossy().into_owned())
             .collect(),
+        site: policy.site.clone(),
         ..RecordContext::default()
     };
-    // Identity switching: map (and check the target, and the original
-    // executable against it) from a side-effect-free check (steps 1–6)
-    // BEFORE admission records the use, so a job that cannot be mapped
-    // keeps its use. A check deny falls through to `admit`, which denies
-    // it again and records it.
-    let mapped = if privileged {
+    let refusals = Refusals {
+        policy: Some(&policy),
+        dirs: Some(&dirs),
+        context: &context,
+    };
+    let refuse = |f: Fail| refusals.record(f, None);
+
+    // The caller.
+    let caller_account = account::by_uid(caller.uid);
+    if !config.user_allowed(caller.uid, caller_account.as_ref().map(|a| a.name.as_str())) {
+        return Err(refuse(Fail(
+            EXIT_DENIED,
+            "exec.caller-not-allowed",
+            format!("uid {} may not use jobseal-exec", caller.uid),
+        )));
+    }
+    // Descriptors the payload would inherit under another account: a
+    // launcher cannot close them safely, so it refuses to carry them over.
+    if config.mode == Mode::IdentitySwitching && !inherited.is_empty() {
+        return Err(refuse(Fail(
+            EXIT_CLIENT,
+            "exec.descriptor",
+            format!(
+                "descriptors {inherited:?} are open without close-on-exec: the payload would inherit them under another account; close them before calling jobseal-exec"
+            ),
+        )));
+    }
+
+    // The job's bundle.
+    let Some(bundle_path) = env_var(&env, "GLEXEC_CLIENT_CERT") else {
+        return Err(refuse(Fail(
+            EXIT_CLIENT,
+            "exec.credential",
+            "GLEXEC_CLIENT_CERT is not set".into(),
+        )));
+    };
+    let bundle = creds::as_caller(&caller, || {
+        read_credential(Path::new(&bundle_path), caller.uid)
+    })
+    .or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))
+    .and_then(|r| r)
+    .map_err(refuse)?;
+
+    // The payload's bytes, sealed: what admission hashes is what runs. The
+    // pilot names the file, so it is opened with the pilot's rights.
+    let search = if privileged {
+        SAFE_PATH.to_string()
+    } else {
+        env_var(&env, "PATH").map_or_else(
+            || SAFE_PATH.to_string(),
+            |p| p.to_string_lossy().into_owned(),
+        )
+    };
+    let sealed = creds::as_caller(&caller, || {
+        let Some(executable) = payload::resolve(Path::new(command), &search) else {
+            return fail(
+                EXIT_NOT_EXECUTABLE,
+                "exec.not-executable",
+                format!("{}: command not found", command.to_string_lossy()),
+            );
+        };
+        payload::seal_copy(&executable).or_else(|e| match e {
+            PayloadError::NotExecutable(m) => fail(EXIT_NOT_EXECUTABLE, "exec.not-executable", m),
+            PayloadError::Internal(m) => fail(EXIT_INTERNAL, "internal.error", m),
+        })
+    })
+    .or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))
+    .and_then(|r| r)
+    .map_err(refuse)?;
+
+    // Admission set-up.
+    let ca_dir = config
+        .ca_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_CA_DIR));
+    let voms_dir = config
+        .voms_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_VOMS_DIR));
+    if privileged {
+        check_root_owned_tree(&ca_dir, 1)
+            .and_then(|()| {
+                if std::fs::symlink_metadata(&voms_dir).is_ok() {
+                    check_root_owned_tree(&voms_dir, 2)
+                } else {
+                    Ok(())
+                }
+            })
+            .or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))
+            .map_err(refuse)?;
+    }
+    let verifier_config = Config {
+        ca_dir,
+        voms_dir,
+        ..Config::default()
+    };
+    let admission = match Admission::open(verifier_config, policy.clone(), &dirs) {
+        Ok(a) => a,
+        Err(e) => {
+            let decision = jobseal_verify::Decision::from_error(e);
+            record_setup_failure(Some(&policy), &dirs, &decision, &context);
+            return fail(EXIT_INTERNAL, decision.code(), decision.message);
+        }
+    };
+
+    // The fresh working directory, with copies of the inputs for admission
+    // to hash (the job's own directory otherwise).
+    let peeked = peek_manifest(&bundle);
+    let mut workdir = match config.work_root() {
+        Some(root) => {
+            let job_id = peeked.as_ref().map(|m| m.job_id_hex()).unwrap_or_default();
+            let mut w = WorkDir::make(&root, &job_id, privileged)
+                .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))
+                .map_err(refuse)?;
+            let inputs: Vec<workdir::Input> = peeked
+                .iter()
+                .flat_map(|m| m.inputs.iter())
+                .map(|i| workdir::Input {
+                    name: i.name.clone(),
+                    size: i.size,
+                })
+                .collect();
+            let cwd = std::env::current_dir()
+                .or_else(|e| {
+                    fail(
+                        EXIT_CLIENT,
+                        "exec.workdir",
+                        format!("working directory: {e}"),
+                    )
+                })
+                .map_err(refuse)?;
+            w.copy_inputs(&cwd, &inputs, &caller)
+                .or_else(|m| fail(EXIT_CLIENT, "exec.workdir", m))
+                .map_err(refuse)?;
+            Some(w)
+        }
+        None => None,
+    };
+    let invocation = Invocation {
+        executable: sealed.path(),
+        arguments: rest.to_vec(),
+        job_dir: workdir
+            .as_ref()
+            .map_or_else(|| PathBuf::from("."), |w| w.path.clone()),
+    };
+
+    // Who the payload runs as. Identity switching maps (and checks the
+    // target, and the original executable against it) from a side-effect-
+    // free check BEFORE admission records the use, so a job that cannot be
+    // mapped keeps its use. A check deny falls through to `admit`, which
+    // denies it again and records it.
+    let mapped = if config.mode == Mode::IdentitySwitching {
         let checked = admission.check(&bundle, &invocation);
         match &checked.identity {
             Some(identity) if checked.is_permit() => {
-                let target = map_target(&config, &identity.end_entity)?;
-                check_payload_owner(&sealed.original, caller, target.uid)?;
-                Some((identity.end_entity.clone(), target))
+                let record = |f: Fail| refusals.record(f, Some(&checked));
+                let m = map_target(&config, identity).map_err(record)?;
+                check_payload_owner(&sealed.original, caller.uid, m.account.uid).map_err(record)?;
+                Some((identity.end_entity.clone(), m))
             }
             _ => None,
         }
     } else {
         None
     };
-    let decision = admission.admit(&bundle, &invocation, &context);
+    let launch = match &mapped {
+        Some((_, m)) => Launch {
+            mode: "identity-switching".into(),
+            source_uid: caller.uid,
+            target_uid: m.account.uid,
+            target_gid: m.account.gid,
+            target_groups: m.groups.clone(),
+            account: m.account.name.clone(),
+            mapped_by: m.mapped_by.into(),
+            lease: m.lease.clone(),
+            workdir: workdir.as_ref().map(|w| w.path.display().to_string()),
+        },
+        None => Launch {
+            mode: "logging-only".into(),
+            source_uid: caller.uid,
+            target_uid: caller.uid,
+            target_gid: caller.gid,
+            target_groups: caller.groups.clone(),
+            account: caller_account
+                .as_ref()
+                .map_or_else(|| caller.uid.to_string(), |a| a.name.clone()),
+            mapped_by: "caller".into(),
+            lease: None,
+            workdir: workdir.as_ref().map(|w| w.path.display().to_string()),
+        },
+    };
+    let admitted_context = RecordContext {
+        launch: Some(launch),
+        ..context.clone()
+    };
+    let decision = admission.admit(&bundle, &invocation, &admitted_context);
     // The replay store and audit log stay out of the payload's reach.
     drop(admission);
     if !decision.is_permit() {
         return fail(EXIT_DENIED, decision.code(), decision.message);
     }
 
-    // Who the payload runs as.
-    let target = if privileged {
+    let target = match (config.mode, mapped, &decision.identity) {
         // The admitted identity must be the one mapped (same bundle, so
         // only a bug could make them differ).
-        match (mapped, &decision.identity) {
-            (Some((dn, target)), Some(identity)) if dn == identity.end_entity => target,
-            _ => {
-                return fail(
-                    EXIT_INTERNAL,
-                    "internal.error",
-                    "the admitted identity is not the one that was mapped",
-                );
-            }
+        (Mode::IdentitySwitching, Some((dn, m)), Some(identity)) if dn == identity.end_entity => {
+            Some(m)
         }
-    } else {
-        caller_account.unwrap_or_else(|| Account {
-            name: caller.to_string(),
-            uid: caller,
-            gid: rustix::process::getgid().as_raw(),
-            home: "/".into(),
-        })
+        (Mode::IdentitySwitching, ..) => {
+            return fail(
+                EXIT_INTERNAL,
+                "internal.error",
+                "the admitted identity is not the one that was mapped",
+            );
+        }
+        (Mode::LoggingOnly, ..) => None,
+    };
+    let (account, groups) = match &target {
+        Some(m) => (m.account.clone(), m.groups.clone()),
+        None => (
+            caller_account.unwrap_or_else(|| Account {
+                name: caller.uid.to_string(),
+                uid: caller.uid,
+                gid: caller.gid,
+                home: "/".into(),
+            }),
+            caller.groups.clone(),
+        ),
     };
 
-    // The payload's environment.
+    // The payload's environment (§14.7): the caller's whitelisted names,
+    // the fixed PATH, then what the user signed, then the target's own.
     let mut payload_env: Vec<(OsString, OsString)> = env
         .iter()
         .filter(|(k, _)| passes(k, &config.env_whitelist))
@@ -435,12 +714,23 @@ fn run() -> Result<u8, Fail> {
         payload_env.push((k.into(), v));
     };
     set("PATH", SAFE_PATH.into());
-    set("HOME", target.home.clone().into());
-    set("USER", target.name.clone().into());
-    set("LOGNAME", target.name.clone().into());
+    for (k, v) in decision.job.iter().flat_map(|j| j.environment.iter()) {
+        set(k, v.into());
+    }
+    set("HOME", account.home.clone().into());
+    set("USER", account.name.clone().into());
+    set("LOGNAME", account.name.clone().into());
+    if let Some(w) = &workdir {
+        set("JOBSEAL_WORKDIR", w.path.clone().into_os_string());
+    }
+    let as_target = Caller {
+        uid: account.uid,
+        gid: account.gid,
+        groups: groups.clone(),
+    };
     if let Some(source) = env_var(&env, "GLEXEC_SOURCE_PROXY") {
         let destination = env_var(&env, "GLEXEC_TARGET_PROXY").map_or_else(
-            || PathBuf::from(format!("/tmp/x509up_u{}", target.uid)),
+            || PathBuf::from(format!("/tmp/x509up_u{}", account.uid)),
             PathBuf::from,
         );
         if !destination.is_absolute() {
@@ -450,22 +740,55 @@ fn run() -> Result<u8, Fail> {
                 "GLEXEC_TARGET_PROXY must be an absolute path",
             );
         }
-        let copy = proxy::read_source(Path::new(&source), caller)
-            .and_then(|bytes| proxy::write_target(&destination, bytes, target.uid, target.gid));
+        // Read with the caller's rights, written with the target's.
+        let copy = creds::as_caller(&caller, || {
+            proxy::read_source(Path::new(&source), caller.uid)
+        })
+        .map_err(ProxyError::Internal)
+        .and_then(|r| r)
+        .and_then(|bytes| {
+            creds::as_caller(&as_target, || proxy::write_here(&destination, &bytes))
+                .map_err(ProxyError::Internal)
+                .and_then(|r| r.map_err(ProxyError::Internal))
+        });
         match copy {
             Ok(()) => set("X509_USER_PROXY", destination.into_os_string()),
             Err(ProxyError::Client(m)) => return fail(EXIT_CLIENT, "exec.proxy", m),
             Err(ProxyError::Internal(m)) => return fail(EXIT_INTERNAL, "exec.proxy", m),
         }
     }
+    if let Some(w) = &mut workdir {
+        w.hand_over(account.uid, account.gid)
+            .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))?;
+    }
 
     // Run the sealed copy; stay its parent to report its exit code.
-    let mut cmd = Command::new(sealed.path());
-    cmd.arg0(command).args(rest).env_clear().envs(payload_env);
-    if privileged {
-        // std drops supplementary groups, then setgid, then setuid, in the
-        // child before exec, and fails the spawn if any of them fails.
-        cmd.uid(target.uid).gid(target.gid);
+    let status_pipe;
+    let mut cmd = if let Some(m) = &target {
+        status_pipe =
+            Some(creds::StatusPipe::new().or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))?);
+        let Some(pipe) = &status_pipe else {
+            return fail(EXIT_INTERNAL, "internal.error", "no status pipe");
+        };
+        pipe.command(
+            &creds::Target {
+                uid: m.account.uid,
+                gid: m.account.gid,
+                groups,
+            },
+            &sealed.path(),
+            command,
+            rest,
+        )
+    } else {
+        status_pipe = None;
+        let mut c = Command::new(sealed.path());
+        c.arg0(command).args(rest);
+        c
+    };
+    cmd.env_clear().envs(payload_env);
+    if let Some(w) = &workdir {
+        cmd.current_dir(&w.path);
     }
     // The payload stays our child; signals sent to us are forwarded to it.
     let status = signals::run_forwarding(&mut cmd).or_else(|e| match e {
@@ -479,6 +802,14 @@ fn run() -> Result<u8, Fail> {
         }
     })?;
     drop(sealed);
+    // The trampoline's own failure (before the payload existed).
+    if let Some((code, reason, message)) = status_pipe.and_then(creds::StatusPipe::failure) {
+        let reason = match reason.as_str() {
+            "exec.not-executable" => "exec.not-executable",
+            _ => "internal.error",
+        };
+        return fail(code, reason, message);
+    }
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) if (201..=204).contains(&c) => EXIT_PAYLOAD_201_204,
         (Some(c), _) => u8::try_from(c).unwrap_or(EXIT_INTERNAL),
@@ -486,6 +817,43 @@ fn run() -> Result<u8, Fail> {
         (None, Some(s)) => u8::try_from(128 + s).unwrap_or(EXIT_INTERNAL),
         (None, None) => EXIT_INTERNAL,
     })
+}
+
+/// A root-owned trust directory (§14.3): the directory and, `depth` levels
+/// down, every entry: owned by root and, for what a symbolic link leads to
+/// and everything else, writable by nobody else.
+fn check_root_owned_tree(dir: &Path, depth: u32) -> Result<(), String> {
+    check_root_owned(dir)?;
+    if depth == 0 {
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        let link =
+            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if link.file_type().is_symlink() {
+            if link.uid() != 0 {
+                return Err(format!("{}: not owned by root", path.display()));
+            }
+            // A dangling link is harmless: nothing can be read through it.
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+                return Err(format!(
+                    "{}: leads to a file not owned by root or writable by others",
+                    path.display()
+                ));
+            }
+        } else if link.is_dir() {
+            check_root_owned_tree(&path, depth - 1)?;
+        } else {
+            check_root_owned(&path)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

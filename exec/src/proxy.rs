@@ -1,11 +1,12 @@
-//! `GLEXEC_SOURCE_PROXY` → `GLEXEC_TARGET_PROXY`, as gLExec does: the source
-//! is read as the caller's (it must be the caller's own file), the target is
-//! written *as the target user* (never as root into a directory someone else
-//! controls), mode 0600, never through a symbolic link.
+//! `GLEXEC_SOURCE_PROXY` → `GLEXEC_TARGET_PROXY`, as gLExec does. The
+//! launcher reads the source with the caller's rights (it must be the
+//! caller's own file) and writes the copy with the target's, never as root
+//! into a directory someone else controls (`creds::as_caller`): mode 0600,
+//! never through a symbolic link.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::OFlags;
 
@@ -61,7 +62,7 @@ pub fn read_source(path: &Path, caller_uid: u32) -> Result<Vec<u8>, ProxyError> 
 /// Write `bytes` to `target` with the current thread's credentials: a new
 /// file next to it (O_CREAT|O_EXCL|O_NOFOLLOW, 0600), then renamed over the
 /// target (a rename replaces a symbolic link, it never follows it).
-fn write_here(target: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_here(target: &Path, bytes: &[u8]) -> Result<(), String> {
     let shown = target.display();
     let name = target
         .file_name()
@@ -88,33 +89,6 @@ fn write_here(target: &Path, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Write the target proxy as `uid`/`gid`. When that is not who we are, a
-/// short-lived thread takes the target's credentials for itself alone (raw
-/// per-thread setres[ug]id, not libc's process-wide ones) and ends with them.
-pub fn write_target(target: &Path, bytes: Vec<u8>, uid: u32, gid: u32) -> Result<(), ProxyError> {
-    use rustix::process::{Gid, Uid};
-    if rustix::process::geteuid().as_raw() == uid {
-        return write_here(target, &bytes).map_err(ProxyError::Internal);
-    }
-    let target: PathBuf = target.to_path_buf();
-    let worker = std::thread::spawn(move || -> Result<(), String> {
-        let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
-        rustix::thread::set_thread_groups(&[g])
-            .and_then(|()| rustix::thread::set_thread_res_gid(g, g, g))
-            .and_then(|()| rustix::thread::set_thread_res_uid(u, u, u))
-            .map_err(|e| format!("cannot become uid {uid}: {e}"))?;
-        // Verified, not assumed.
-        if rustix::process::getuid().as_raw() != uid {
-            return Err(format!("still not uid {uid}"));
-        }
-        write_here(&target, &bytes)
-    });
-    worker
-        .join()
-        .map_err(|_| ProxyError::Internal("the proxy writer failed".into()))?
-        .map_err(ProxyError::Internal)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -135,7 +109,7 @@ mod tests {
         std::fs::write(&victim, b"keep").unwrap();
         let target = dir.path().join("target");
         std::os::unix::fs::symlink(&victim, &target).unwrap();
-        write_target(&target, bytes, me, rustix::process::getgid().as_raw()).unwrap();
+        write_here(&target, &bytes).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         let meta = std::fs::symlink_metadata(&target).unwrap();
         assert!(meta.file_type().is_file());

@@ -1,6 +1,6 @@
 //! gLExec's contract, replayed with the call patterns of real pilots (DIRAC,
-//! PanDA) against a really sealed bundle, in logging-only mode (one test,
-//! as root only, in identity-switching mode).
+//! PanDA) against a really sealed bundle, in logging-only mode. Identity
+//! switching, with real accounts, is in `privileged.rs`.
 //!
 //! When the tests run as root (CI), the launcher is run as `nobody` through
 //! `setpriv`: in logging-only mode it must not be privileged.
@@ -499,75 +499,4 @@ fn a_signal_sent_to_the_launcher_alone_is_forwarded_to_the_payload() {
         std::fs::read_to_string(f.path("job/got-term")).unwrap(),
         "term\n"
     );
-}
-
-/// Removes the `/etc/jobseal/exec.toml` a privileged test wrote.
-struct EtcConfig(PathBuf);
-
-impl Drop for EtcConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_dir(self.0.parent().unwrap());
-    }
-}
-
-/// Identity switching reads only `/etc/jobseal/exec.toml` and needs root:
-/// CI (root) runs this; a non-root developer run says it skipped.
-#[test]
-fn an_unmappable_user_is_refused_before_the_job_s_use_is_spent() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI must run this as root");
-        eprintln!("skipped: identity switching needs root");
-        return;
-    }
-    let f = Fixture::new();
-    let conf = PathBuf::from("/etc/jobseal/exec.toml");
-    assert!(
-        !conf.exists(),
-        "{} exists: not overwriting it",
-        conf.display()
-    );
-    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
-    let _guard = EtcConfig(conf.clone());
-    let gridmap = f.path("grid-mapfile");
-    std::fs::write(&gridmap, "\"/O=jobseal/CN=Someone Else\" nobody\n").unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "mode = \"identity-switching\"\npolicy = \"{0}/policy.toml\"\nca_dir = \"{0}/ca\"\n\
-             state_dir = \"{0}/state\"\nusers = [\"0\"]\ngridmapfile = \"{1}\"\n",
-            f.dir.path().display(),
-            gridmap.display()
-        ),
-    )
-    .unwrap();
-    let b = f.seal("map", "run.sh", &["0"]);
-    let launch = || {
-        let mut c = Command::new(f.path("jobseal-exec"));
-        c.args(["./run.sh", "0"])
-            .current_dir(f.path("job"))
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("GLEXEC_CLIENT_CERT", &b);
-        run(&mut c)
-    };
-    // No mapping: 203, nothing ran, no use spent (admission never ran).
-    let o = launch();
-    assert_eq!(o.status.code(), Some(203));
-    assert!(
-        stderr(&o).starts_with("exec.no-mapping: "),
-        "{}",
-        stderr(&o)
-    );
-    assert!(stdout(&o).is_empty());
-    assert_eq!(f.audit_lines(), 0);
-    // Mapped now: the same bundle still has its one use, and runs as the
-    // mapped account.
-    std::fs::write(&gridmap, "\"/O=jobseal/CN=Jane Doe\" nobody\n").unwrap();
-    let o = launch();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), format!("ran 0 as {NOBODY}\n"));
-    assert_eq!(f.audit_lines(), 1);
-    // And that use is spent.
-    assert_eq!(launch().status.code(), Some(203));
 }

@@ -65,10 +65,53 @@ impl Dirs {
 pub const REPLAY_DB: &str = "replay.sqlite";
 pub const AUDIT_LOG: &str = "audit.jsonl";
 
-/// A verifier with its site policy, replay store and audit log.
-pub struct Admission {
+/// Steps 1–6 (the verifier, then the site policy), side-effect free: what
+/// a relying party that records nothing uses (`jobseal verify` with a
+/// policy, the C and Python bindings' `check`, the LCMAPS plugin).
+#[derive(Debug)]
+pub struct Checker {
     verifier: Verifier,
     policy: Policy,
+}
+
+impl Checker {
+    /// A verifier over `config` as `policy` configures it.
+    pub fn new(config: Config, policy: Policy) -> Result<Self, Error> {
+        let verifier = Verifier::new(policy.configure(config))?;
+        Ok(Self { verifier, policy })
+    }
+
+    /// The site policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Steps 1–6 at `at`.
+    pub fn check_at(&self, bundle: &[u8], invocation: &Invocation, at: UnixTime) -> Decision {
+        self.apply_policy(self.verifier.check(bundle, invocation, at))
+    }
+
+    /// Steps 1–4 and 6 at `at`: the credential without its payload
+    /// ([`Verifier::check_credential`]). The payload check (step 5) is left
+    /// to whoever runs the job.
+    pub fn check_credential_at(&self, bundle: &[u8], at: UnixTime) -> Decision {
+        self.apply_policy(self.verifier.check_credential(bundle, at))
+    }
+
+    /// Step 6.
+    fn apply_policy(&self, decision: Decision) -> Decision {
+        if decision.is_permit()
+            && let Err(e) = self.policy.evaluate(&decision)
+        {
+            return decision.denied_by(e);
+        }
+        decision
+    }
+}
+
+/// A verifier with its site policy, replay store and audit log.
+pub struct Admission {
+    checker: Checker,
     replay: Box<dyn ReplayStore>,
     audit: AuditLog,
 }
@@ -76,7 +119,7 @@ pub struct Admission {
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admission")
-            .field("verifier", &self.verifier)
+            .field("checker", &self.checker)
             .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
@@ -86,7 +129,8 @@ impl Admission {
     /// Set up admission. `config` gives the CA and VOMS directories; the
     /// policy sets the rest. The policy's directories win over `dirs`.
     pub fn open(config: Config, policy: Policy, dirs: &Dirs) -> Result<Self, Error> {
-        let verifier = Verifier::new(policy.configure(config))?;
+        let checker = Checker::new(config, policy)?;
+        let policy = checker.policy();
         let state = policy
             .state_dir
             .clone()
@@ -129,8 +173,7 @@ impl Admission {
             },
         )?;
         Ok(Self {
-            verifier,
-            policy,
+            checker,
             replay,
             audit,
         })
@@ -165,15 +208,12 @@ impl Admission {
 
     /// Steps 1–6 at `now`.
     fn check_at(&self, bundle: &[u8], invocation: &Invocation, now: UnixTime) -> Decision {
-        // Steps 1–5.
-        let decision = self.verifier.check(bundle, invocation, now);
-        // Step 6.
-        if decision.is_permit()
-            && let Err(e) = self.policy.evaluate(&decision)
-        {
-            return decision.denied_by(e);
-        }
-        decision
+        self.checker.check_at(bundle, invocation, now)
+    }
+
+    /// The side-effect-free part (steps 1–6).
+    pub fn checker(&self) -> &Checker {
+        &self.checker
     }
 
     /// Admit (or refuse) the job about to run, now.
@@ -189,7 +229,7 @@ impl Admission {
         if decision.is_permit() {
             let used = match (&decision.identity, &decision.job) {
                 (Some(identity), Some(job)) => ReplayKey::for_job(identity, job).and_then(|key| {
-                    let max_uses = self.policy.allowed_uses(job.allowed_uses);
+                    let max_uses = self.checker.policy.allowed_uses(job.allowed_uses);
                     self.replay.record_use(&key, max_uses, job.not_after, now)
                 }),
                 _ => Err(Error::new(
@@ -204,11 +244,11 @@ impl Admission {
         // Step 8: no execution without a trace.
         let mut context = context.clone();
         if context.site.is_none() {
-            context.site = self.policy.site.clone();
+            context.site = self.checker.policy.site.clone();
         }
         context
             .secret_names
-            .extend(self.policy.audit.secret_env.iter().cloned());
+            .extend(self.checker.policy.audit.secret_env.iter().cloned());
         match self
             .audit
             .append(AuditRecord::from_decision(&decision, &context))
@@ -228,13 +268,21 @@ pub fn record_setup_failure(
     decision: &Decision,
     context: &RecordContext,
 ) {
+    let _ = record_outside(policy, dirs, AuditRecord::from_decision(decision, context));
+}
+
+/// Append `record` (a refusal made outside [`Admission::admit`], such as a
+/// launcher's) to the audit log the policy names, or the default one.
+pub fn record_outside(
+    policy: Option<&Policy>,
+    dirs: &Dirs,
+    record: AuditRecord,
+) -> Result<String, Error> {
     let log_dir = policy
         .and_then(|p| p.log_dir.clone())
         .unwrap_or_else(|| dirs.log.clone());
     let path = policy
         .and_then(|p| p.audit.file.clone())
         .unwrap_or_else(|| log_dir.join(AUDIT_LOG));
-    if let Ok(log) = AuditLog::open(path, AuditOptions::default()) {
-        let _ = log.append(AuditRecord::from_decision(decision, context));
-    }
+    AuditLog::open(path, AuditOptions::default())?.append(record)
 }

@@ -108,6 +108,32 @@ pub struct AuditRecord {
     pub place: Where,
     /// The jobseal version that wrote the record.
     pub jobseal: String,
+    /// How a launcher runs the payload (`jobseal-exec`): absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Launch>,
+}
+
+/// The identity change a launcher makes for the payload, recorded before
+/// it is made (traceability: which local account ran whose job).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    /// `identity-switching` or `logging-only`.
+    pub mode: String,
+    /// The invoking (pilot) uid.
+    pub source_uid: u32,
+    /// The uid, gid and supplementary groups the payload runs with.
+    pub target_uid: u32,
+    pub target_gid: u32,
+    #[serde(default)]
+    pub target_groups: Vec<u32>,
+    /// The local account.
+    pub account: String,
+    /// How it was chosen (`map dn`, `map fqan`, `grid-mapfile`, `caller`).
+    pub mapped_by: String,
+    /// The gridmapdir lease, for a pool account.
+    pub lease: Option<String>,
+    /// The payload's fresh working directory, if one was made.
+    pub workdir: Option<String>,
 }
 
 /// Who: as far as path validation got.
@@ -198,6 +224,8 @@ pub struct RecordContext {
     /// argument after `--NAME`/`-NAME` are redacted (ASCII case-insensitive),
     /// and the redacted values are scrubbed from the message.
     pub secret_names: Vec<String>,
+    /// A launcher's identity change, recorded with the decision.
+    pub launch: Option<Launch>,
 }
 
 impl AuditRecord {
@@ -262,7 +290,18 @@ impl AuditRecord {
             },
             place: Where::current(ctx.site.clone()),
             jobseal: env!("CARGO_PKG_VERSION").to_string(),
+            launch: ctx.launch.clone(),
         }
+    }
+
+    /// The record of a launcher's own refusal (an `exec.*` or set-up code,
+    /// `spec/jobseal.md` §14.11), made before or without a verifier
+    /// decision; whatever `decision` established is kept.
+    pub fn refusal(decision: &Decision, code: &str, ctx: &RecordContext) -> Self {
+        let mut record = Self::from_decision(decision, ctx);
+        record.outcome = "deny".into();
+        record.reason = Some(code.to_string());
+        record
     }
 
     /// The record's time, if it parses.
@@ -733,7 +772,8 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// What a record too large to write keeps: the chain fields, `time`,
 /// `outcome`, `reason`, `who.end_entity`, `what.job_id`,
-/// `what.manifest_sha256` and `jobseal`, each bounded, and a message saying so.
+/// `what.manifest_sha256`, `jobseal` and `launch`, each bounded, and a
+/// message saying so.
 fn minimal_record(r: &AuditRecord, size: usize) -> AuditRecord {
     let short = |s: &str| cap(s, MAX_MINIMAL_FIELD_BYTES);
     AuditRecord {
@@ -747,7 +787,7 @@ fn minimal_record(r: &AuditRecord, size: usize) -> AuditRecord {
         message: format!(
             "minimal record: the full record of {size} bytes exceeds {MAX_RECORD_BYTES}; \
              only the chain fields, time, outcome, reason, who.end_entity, what.job_id and \
-             what.manifest_sha256 are kept: {}",
+             what.manifest_sha256 (and a launcher's identity change) are kept: {}",
             cap(&r.message, 1024)
         ),
         who: Who {
@@ -761,6 +801,16 @@ fn minimal_record(r: &AuditRecord, size: usize) -> AuditRecord {
         },
         place: Where::default(),
         jobseal: cap(&r.jobseal, 64),
+        // Who ran it, and as whom, is kept: a few numbers and short names.
+        launch: r.launch.as_ref().map(|l| Launch {
+            mode: cap(&l.mode, 32),
+            account: short(&l.account),
+            mapped_by: cap(&l.mapped_by, 32),
+            lease: l.lease.as_deref().map(short),
+            workdir: l.workdir.as_deref().map(short),
+            target_groups: l.target_groups.iter().take(64).copied().collect(),
+            ..*l
+        }),
     }
 }
 

@@ -59,6 +59,7 @@ fn rec(i: u64, dn: &str) -> AuditRecord {
         },
         place: Where::current(Some("TEST-SITE".into())),
         jobseal: "test".into(),
+        launch: None,
     }
 }
 
@@ -364,6 +365,7 @@ fn secrets_and_environment_values_are_never_logged() {
         environment: vec!["API_KEY=zzzvalue".into(), "HOME".into()],
         site: Some("TEST-SITE".into()),
         secret_names: vec!["token".into(), "PASS".into()],
+        launch: None,
     };
     let r = AuditRecord::from_decision(&d, &ctx);
     assert_eq!(r.what.environment, ["API_KEY", "HOME"]);

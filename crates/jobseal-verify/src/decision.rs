@@ -63,6 +63,11 @@ pub struct JobInfo {
     pub executable_sha256: String,
     pub arguments: Vec<String>,
     pub inputs: usize,
+    /// The signed inputs' relative paths, in manifest order.
+    pub input_names: Vec<String>,
+    /// The signed environment (`NAME`, value), sorted by name; empty if the
+    /// manifest has none.
+    pub environment: Vec<(String, String)>,
     pub vo: Option<String>,
     pub sites: Option<Vec<String>>,
     pub not_before: UnixTime,
@@ -79,6 +84,13 @@ impl JobInfo {
             executable_sha256: hex(&m.executable.sha256),
             arguments: m.arguments.clone(),
             inputs: m.inputs.len(),
+            input_names: m.inputs.iter().map(|i| i.name.clone()).collect(),
+            environment: m
+                .environment
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             vo: m.vo.clone(),
             sites: m.sites.clone(),
             not_before: UnixTime(m.not_before),

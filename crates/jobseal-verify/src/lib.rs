@@ -135,9 +135,29 @@ impl Verifier {
         })
     }
 
+    /// Steps 1–4 only (parse, path, binding, manifest), at time `at`: for a
+    /// relying party that is handed the credential but not the command, such
+    /// as an LCMAPS plugin. A permit here says nothing about the payload;
+    /// whoever runs it MUST still check it (step 5) before it starts.
+    pub fn check_credential(&self, bundle: &[u8], at: UnixTime) -> Decision {
+        let run = std::panic::AssertUnwindSafe(|| {
+            let mut partial = decision::Partial::default();
+            match self.steps(bundle, None, at, &mut partial) {
+                Ok(()) => Decision::permit(partial),
+                Err(e) => Decision::deny(e, partial),
+            }
+        });
+        std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            Decision::deny(
+                Error::new(Reason::Internal, "internal fault while verifying; denied"),
+                decision::Partial::default(),
+            )
+        })
+    }
+
     fn check_inner(&self, bundle: &[u8], invocation: &Invocation, at: UnixTime) -> Decision {
         let mut partial = decision::Partial::default();
-        match self.steps(bundle, invocation, at, &mut partial) {
+        match self.steps(bundle, Some(invocation), at, &mut partial) {
             Ok(()) => Decision::permit(partial),
             Err(e) => Decision::deny(e, partial),
         }
@@ -146,7 +166,7 @@ impl Verifier {
     fn steps(
         &self,
         bundle: &[u8],
-        invocation: &Invocation,
+        invocation: Option<&Invocation>,
         at: UnixTime,
         partial: &mut decision::Partial,
     ) -> Result<(), Error> {
@@ -178,8 +198,10 @@ impl Verifier {
         // 4. Manifest.
         let manifest = manifest::check(&parsed, at, skew)?;
         partial.job = Some(JobInfo::new(&manifest, &bound.digest));
-        // 5. Payload.
-        payload::check(&manifest, invocation, self.config.inputs)?;
+        // 5. Payload (unless only the credential is checked).
+        if let Some(invocation) = invocation {
+            payload::check(&manifest, invocation, self.config.inputs)?;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,253 @@
+//! The payload's fresh working directory (`spec/jobseal.md` §14.7a): made
+//! by the launcher, holding copies of the signed inputs that admission then
+//! hashes, handed to the target account only after the permit. Nobody but
+//! the launcher can write in it between the hash and the hand-over, so the
+//! inputs the payload finds are the inputs that were checked.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::creds::{Caller, as_caller};
+
+/// How many directories one job may get (a job with several allowed uses
+/// gets `ID`, `ID.2`, `ID.3`, …).
+const MAX_USES_DIRS: u32 = 1000;
+
+/// A fresh working directory being prepared.
+#[derive(Debug)]
+pub struct WorkDir {
+    pub path: PathBuf,
+    /// Everything made in it, parents first, for the hand-over.
+    made: Vec<PathBuf>,
+    kept: bool,
+}
+
+/// An input to copy: its signed relative name and size.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub name: String,
+    pub size: u64,
+}
+
+fn dir_builder() -> std::fs::DirBuilder {
+    let mut b = std::fs::DirBuilder::new();
+    b.mode(0o700);
+    b
+}
+
+impl WorkDir {
+    /// A new directory under `root` named after the job (`job_id`, then
+    /// `job_id.2`, … if taken). `privileged`: `root` is made if missing,
+    /// and must be root-owned and writable by nobody else.
+    pub fn make(root: &Path, job_id: &str, privileged: bool) -> Result<Self, String> {
+        if privileged {
+            if std::fs::symlink_metadata(root).is_err() {
+                let mut b = std::fs::DirBuilder::new();
+                b.mode(0o711).recursive(true);
+                b.create(root)
+                    .map_err(|e| format!("work_root {}: {e}", root.display()))?;
+            }
+            crate::config::check_root_owned(root)?;
+            if !std::fs::symlink_metadata(root).is_ok_and(|m| m.is_dir()) {
+                return Err(format!("work_root {}: not a directory", root.display()));
+            }
+        }
+        let safe_id: String = job_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(64)
+            .collect();
+        let base = if safe_id.is_empty() {
+            "job".to_string()
+        } else {
+            safe_id
+        };
+        for n in 1..=MAX_USES_DIRS {
+            let name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}.{n}")
+            };
+            let path = root.join(name);
+            match dir_builder().create(&path) {
+                Ok(()) => {
+                    return Ok(Self {
+                        made: vec![path.clone()],
+                        path,
+                        kept: false,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("working directory {}: {e}", path.display())),
+            }
+        }
+        Err(format!(
+            "work_root {}: {MAX_USES_DIRS} directories of job {job_id} already exist",
+            root.display()
+        ))
+    }
+
+    /// Copy the inputs present in `source` (opened with the caller's
+    /// rights) into the directory. A missing input is left out, so that
+    /// admission decides about it exactly as it would in `source`; at most
+    /// the signed size plus one byte is copied, so an input that grew is
+    /// still seen to differ.
+    pub fn copy_inputs(
+        &mut self,
+        source: &Path,
+        inputs: &[Input],
+        caller: &Caller,
+    ) -> Result<(), String> {
+        let opened = as_caller(caller, || {
+            inputs
+                .iter()
+                .map(|i| open_input(&source.join(&i.name)))
+                .collect::<Vec<_>>()
+        })?;
+        for (input, file) in inputs.iter().zip(opened) {
+            let Some(file) = file? else {
+                continue;
+            };
+            self.copy_one(input, file)?;
+        }
+        Ok(())
+    }
+
+    fn copy_one(&mut self, input: &Input, file: File) -> Result<(), String> {
+        let relative = Path::new(&input.name);
+        // The manifest's decoder already refuses these; never trust twice-
+        // removed data with a path.
+        if relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(format!("input {}: not a plain relative path", input.name));
+        }
+        let mut dir = self.path.clone();
+        if let Some(parent) = relative.parent() {
+            for part in parent.components() {
+                dir.push(part);
+                match dir_builder().create(&dir) {
+                    Ok(()) => self.made.push(dir.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(format!("input {}: {e}", input.name)),
+                }
+            }
+        }
+        let target = self.path.join(relative);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&target)
+            .map_err(|e| format!("input {}: {e}", input.name))?;
+        self.made.push(target);
+        std::io::copy(&mut file.take(input.size.saturating_add(1)), &mut out)
+            .map_err(|e| format!("input {}: cannot copy: {e}", input.name))?;
+        Ok(())
+    }
+
+    /// Give the directory and everything in it to the target account, and
+    /// keep it (it holds the payload's outputs).
+    pub fn hand_over(&mut self, uid: u32, gid: u32) -> Result<(), String> {
+        for p in &self.made {
+            std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for WorkDir {
+    /// A directory whose job was refused is removed.
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Open an input for copying: `None` if it does not exist; a regular file
+/// (symbolic links followed, with the caller's rights), non-blocking so that
+/// a FIFO cannot hang the launcher.
+fn open_input(path: &Path) -> Result<Option<File>, String> {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("input {}: {e}", path.display())),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("input {}: {e}", path.display()))?;
+    if !meta.file_type().is_file() {
+        return Err(format!("input {}: not a regular file", path.display()));
+    }
+    Ok(Some(file))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn inputs_are_copied_bounded_and_a_refused_job_leaves_nothing() {
+        let src = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(src.path().join("data")).unwrap();
+        std::fs::write(src.path().join("data/a.txt"), b"hello").unwrap();
+        std::fs::write(src.path().join("grown"), b"0123456789").unwrap();
+        let inputs = [
+            Input {
+                name: "data/a.txt".into(),
+                size: 5,
+            },
+            Input {
+                name: "grown".into(),
+                size: 3,
+            },
+            Input {
+                name: "missing".into(),
+                size: 1,
+            },
+        ];
+        let me = Caller::current();
+        let mut w = WorkDir::make(root.path(), "ab12", false).unwrap();
+        assert_eq!(w.path, root.path().join("ab12"));
+        w.copy_inputs(src.path(), &inputs, &me).unwrap();
+        assert_eq!(std::fs::read(w.path.join("data/a.txt")).unwrap(), b"hello");
+        assert_eq!(std::fs::read(w.path.join("grown")).unwrap(), b"0123");
+        assert!(!w.path.join("missing").exists());
+        // A second use of the same job gets its own directory.
+        let second = WorkDir::make(root.path(), "ab12", false).unwrap();
+        assert_eq!(second.path, root.path().join("ab12.2"));
+        let path = w.path.clone();
+        drop(w);
+        assert!(!path.exists(), "a refused job's directory is removed");
+        let mut kept = second;
+        kept.hand_over(
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw(),
+        )
+        .unwrap();
+        let kept_path = kept.path.clone();
+        drop(kept);
+        assert!(kept_path.is_dir(), "a permitted job's directory is kept");
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_as_input_is_refused() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir(src.path().join("d")).unwrap();
+        assert!(open_input(&src.path().join("d")).is_err());
+        assert!(open_input(&src.path().join("none")).unwrap().is_none());
+    }
+}
