@@ -37,6 +37,7 @@ fn every_vector_through_the_cli() {
     let at = index["verify_at"].as_str().unwrap();
     let vectors = index["vectors"].as_array().unwrap();
     let mut disagreements = Vec::new();
+    let mut decisions = Vec::new();
     for v in vectors {
         let o = Command::new(env!("CARGO_BIN_EXE_jobseal"))
             .current_dir(&dir)
@@ -68,6 +69,7 @@ fn every_vector_through_the_cli() {
         let expected = v["expected"].as_str().unwrap();
         let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let got = json["reason"].as_str().unwrap_or("permit");
+        decisions.push(format!("{}\t{got}\n", v["name"].as_str().unwrap()));
         let exit_ok = o.status.code() == Some(if expected == "permit" { 0 } else { 1 });
         let line = String::from_utf8_lossy(&o.stderr);
         let stderr_ok = expected == "permit" || line.starts_with(&format!("{expected}: "));
@@ -89,6 +91,12 @@ fn every_vector_through_the_cli() {
                 }
             ));
         }
+    }
+    // For the one-behaviour check (`.ci/one-behaviour`).
+    if let Some(out) = std::env::var_os("JOBSEAL_DECISIONS_DIR") {
+        decisions.sort();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(Path::new(&out).join("cli.tsv"), decisions.concat()).unwrap();
     }
     eprintln!(
         "cli vectors: {} run, {} disagree",

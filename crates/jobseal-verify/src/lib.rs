@@ -117,7 +117,7 @@ impl Verifier {
 
     /// Check the bundle in `path` (side-effect free).
     pub fn check_file(&self, path: &Path, invocation: &Invocation, at: UnixTime) -> Decision {
-        match read_bounded(path) {
+        match read_bundle_file(path) {
             Ok(bytes) => self.check(&bytes, invocation, at),
             Err(e) => Decision::deny(e, decision::Partial::default()),
         }
@@ -206,8 +206,11 @@ impl Verifier {
     }
 }
 
-/// Read a file, refusing one larger than a bundle may be.
-fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
+/// Read a bundle file as the verifier does (`spec/jobseal.md` §6.2): opened
+/// without blocking (a FIFO cannot hang the caller), regular files only, at
+/// most 32 MiB; a file that cannot be read is `bundle.malformed`. For
+/// bindings that take a path.
+pub fn read_bundle_file(path: &Path) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let limit = jobseal_core::limits::MAX_BUNDLE_BYTES as u64;
     let (f, _) = fsread::open_regular(path).map_err(|e| {

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use jobseal_testkit::{Expected, VECTOR_TIME, generate, write_dir};
-use jobseal_verify::{Config, Invocation, Reason, Verifier, VomsCode, VomsInfo};
+use jobseal_verify::{Config, Decision, Invocation, Reason, Verifier, VomsCode, VomsInfo};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -62,7 +62,38 @@ fn voms_mismatch(expected: &serde_json::Value, got: &[VomsInfo]) -> Option<Strin
     None
 }
 
+/// The decisions of one verifier on every vector, one `NAME<TAB>CODE` line
+/// each, sorted by name: what the one-behaviour check (`.ci/one-behaviour`)
+/// compares across the Rust API, the CLI and the C and Python bindings.
+/// Written only when `JOBSEAL_DECISIONS_DIR` is set.
+fn write_decisions(file: &str, decisions: &[(String, String)]) {
+    let Some(dir) = std::env::var_os("JOBSEAL_DECISIONS_DIR") else {
+        return;
+    };
+    let mut lines: Vec<String> = decisions
+        .iter()
+        .map(|(n, c)| format!("{n}\t{c}\n"))
+        .collect();
+    lines.sort();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(Path::new(&dir).join(file), lines.concat()).unwrap();
+}
+
+struct Run {
+    n: usize,
+    failures: Vec<String>,
+    seen: BTreeSet<&'static str>,
+    /// (name, code) of the full check, and of the credential-only check.
+    decisions: Vec<(String, String)>,
+    credential: Vec<(String, String)>,
+}
+
 fn verify_dir(dir: &Path) -> (usize, Vec<String>, BTreeSet<&'static str>) {
+    let r = run_dir(dir);
+    (r.n, r.failures, r.seen)
+}
+
+fn run_dir(dir: &Path) -> Run {
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("vectors.json")).unwrap()).unwrap();
     let at = jobseal_verify::UnixTime::parse_rfc3339(index["verify_at"].as_str().unwrap()).unwrap();
@@ -74,6 +105,8 @@ fn verify_dir(dir: &Path) -> (usize, Vec<String>, BTreeSet<&'static str>) {
     .unwrap();
     let mut failures = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut decisions = Vec::new();
+    let mut credential = Vec::new();
     let vectors = index["vectors"].as_array().unwrap();
     for v in vectors {
         let inv = Invocation {
@@ -86,7 +119,13 @@ fn verify_dir(dir: &Path) -> (usize, Vec<String>, BTreeSet<&'static str>) {
                 .collect(),
             job_dir: dir.join(v["job_dir"].as_str().unwrap()),
         };
-        let d = verifier.check_file(&dir.join(v["bundle"].as_str().unwrap()), &inv, at);
+        let bundle = dir.join(v["bundle"].as_str().unwrap());
+        let d = verifier.check_file(&bundle, &inv, at);
+        let name = v["name"].as_str().unwrap().to_string();
+        decisions.push((name.clone(), d.code().to_string()));
+        let c = jobseal_verify::read_bundle_file(&bundle)
+            .map_or_else(Decision::from_error, |b| verifier.check_credential(&b, at));
+        credential.push((name, c.code().to_string()));
         let expected = v["expected"].as_str().unwrap();
         if d.code() != expected {
             failures.push(format!(
@@ -108,7 +147,13 @@ fn verify_dir(dir: &Path) -> (usize, Vec<String>, BTreeSet<&'static str>) {
         }
         seen.insert(d.code());
     }
-    (vectors.len(), failures, seen)
+    Run {
+        n: vectors.len(),
+        failures,
+        seen,
+        decisions,
+        credential,
+    }
 }
 
 #[test]
@@ -235,10 +280,13 @@ fn checked_in_vectors_are_current_and_verify() {
             p.display()
         );
     }
-    let (n, failures, _) = verify_dir(&checked_in);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let run = run_dir(&checked_in);
+    assert!(run.failures.is_empty(), "{}", run.failures.join("\n"));
+    write_decisions("rust-api.tsv", &run.decisions);
+    write_decisions("rust-credential.tsv", &run.credential);
     eprintln!(
-        "checked-in vectors: {n} verified as expected at {}",
+        "checked-in vectors: {} verified as expected at {}",
+        run.n,
         VECTOR_TIME.to_rfc3339()
     );
 }
