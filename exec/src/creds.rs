@@ -12,9 +12,14 @@
 //! its supplementary groups, gid and uid (real, effective and saved) to the
 //! target's, verifies in `/proc/self/status` that no uid, gid, group or
 //! capability of the old identity is left and that it cannot become root
-//! again, and only then execs the sealed copy. A failure before the exec is
-//! reported to the launcher on a status pipe, with a nonce the payload never
-//! sees, so the launcher never mistakes it for the payload's own status.
+//! again, and only then enters the working directory and execs the sealed
+//! copy. The trampoline runs as root, so nothing the user or the pilot chose
+//! may reach its dynamic loader: its own environment holds only a nonce and
+//! the payload's environment hex-encoded under inert names, which it decodes
+//! for the payload alone. A failure before the exec is reported to the
+//! launcher on a status pipe, prefixed with that nonce (which only root could
+//! read, in the trampoline's environment), so the launcher never mistakes a
+//! line written by the payload for its own status.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -79,8 +84,41 @@ pub fn as_caller<T: Send>(caller: &Caller, f: impl FnOnce() -> T + Send) -> Resu
 }
 
 /// The first argument that makes the binary the trampoline. It starts with
-/// `-`, so a pilot can never reach it: the launcher refuses every option.
+/// `-`, so a pilot can never reach it: the launcher refuses every option
+/// (and the trampoline refuses any process but a root one).
 pub const TRAMPOLINE: &str = "--jobseal-payload";
+
+/// The trampoline's environment: the nonce, and the payload's variables
+/// hex-encoded under inert names.
+const NONCE_VAR: &str = "JOBSEAL_TRAMPOLINE_NONCE";
+const ENV_PREFIX: &str = "JOBSEAL_TRAMPOLINE_ENV_";
+
+/// What the trampoline is to run, as whom, where.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    pub target: &'a Target,
+    pub program: &'a std::path::Path,
+    pub workdir: &'a std::path::Path,
+    pub argv0: &'a OsString,
+    pub args: &'a [OsString],
+    pub env: &'a [(OsString, OsString)],
+    /// The caller's file-size limit, restored for the payload.
+    pub fsize: rustix::process::Rlimit,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
 
 /// What the trampoline needs to become the target and run the payload.
 #[derive(Clone, Debug)]
@@ -118,32 +156,41 @@ impl StatusPipe {
     }
 
     /// The command that runs `program` (the sealed copy) as `target` through
-    /// the trampoline, with `argv0` and `args`.
-    pub fn command(
-        &self,
-        target: &Target,
-        program: &std::path::Path,
-        argv0: &OsString,
-        args: &[OsString],
-    ) -> Command {
+    /// the trampoline, with `argv0`, `args`, the environment `env` and the
+    /// working directory `workdir`.
+    pub fn command(&self, launch: &Launch<'_>) -> Command {
         let write_fd = self.write.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        let groups: Vec<String> = target.groups.iter().map(u32::to_string).collect();
+        let groups: Vec<String> = launch.target.groups.iter().map(u32::to_string).collect();
+        let limit = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         let mut cmd = Command::new("/proc/self/exe");
         cmd.arg0("jobseal-exec")
             .arg(TRAMPOLINE)
-            .arg(&self.nonce)
             .arg(write_fd.to_string())
-            .arg(target.uid.to_string())
-            .arg(target.gid.to_string())
+            .arg(launch.target.uid.to_string())
+            .arg(launch.target.gid.to_string())
             .arg(groups.join(","))
-            .arg(program)
-            .arg(argv0)
+            .arg(launch.program)
+            .arg(launch.workdir)
+            .arg(limit(launch.fsize.current))
+            .arg(limit(launch.fsize.maximum))
+            .arg(launch.argv0)
             .arg("--")
-            .args(args)
+            .args(launch.args)
+            // Nothing chosen by the pilot or the user reaches the root
+            // trampoline's loader: an inert, encoded environment, and "/".
+            .env_clear()
+            .env(NONCE_VAR, &self.nonce)
+            .current_dir("/")
             // A fully root process (real ids too), so that the trampoline can
             // tell it was started by the launcher and not by a pilot.
             .uid(0)
             .gid(0);
+        for (i, (k, v)) in launch.env.iter().enumerate() {
+            let mut pair = k.as_encoded_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(v.as_encoded_bytes());
+            cmd.env(format!("{ENV_PREFIX}{i}"), hex(&pair));
+        }
         cmd
     }
 
@@ -209,44 +256,88 @@ fn verify_switched(target: &Target) -> Result<(), String> {
 }
 
 /// The trampoline: `args` are this process's arguments after
-/// [`TRAMPOLINE`]. Never returns: execs the payload or exits.
+/// [`TRAMPOLINE`]. Execs the payload, or exits with a report.
 pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
+    use std::os::unix::ffi::OsStringExt;
     // Only a root process the launcher started (real uid 0: a pilot running
     // a setuid binary keeps its own real uid) may be the trampoline.
     if !rustix::process::getuid().is_root() || !rustix::process::geteuid().is_root() {
         return std::process::ExitCode::from(crate::EXIT_CLIENT);
     }
     let text = |i: usize| args.get(i).and_then(|a| a.to_str()).unwrap_or("");
-    let nonce = text(0).to_string();
+    // The nonce and the payload's environment, then nothing of ours is left.
+    let mut nonce = String::new();
+    let mut encoded: Vec<(usize, String)> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
+            continue;
+        };
+        if k == NONCE_VAR {
+            nonce = v.to_string();
+        } else if let Some(i) = k.strip_prefix(ENV_PREFIX).and_then(|i| i.parse().ok()) {
+            encoded.push((i, v.to_string()));
+        }
+    }
+    encoded.sort();
     let report = |code: u8, reason: &str, message: String| {
-        let path = format!("/proc/self/fd/{}", text(1));
-        if let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(path) {
+        let path = format!("/proc/self/fd/{}", text(0));
+        if !nonce.is_empty()
+            && let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(path)
+        {
             let line = format!("{nonce} {code} {reason} {}\n", crate::one_line(&message));
             let _ = w.write_all(line.as_bytes());
         }
         std::process::ExitCode::from(code)
     };
-    let parsed = (|| -> Option<(Target, PathBuf, OsString, Vec<OsString>)> {
-        let uid = text(2).parse().ok()?;
-        let gid = text(3).parse().ok()?;
-        let groups = if text(4).is_empty() {
+    let mut payload_env: Vec<(OsString, OsString)> = Vec::new();
+    for (_, hexed) in &encoded {
+        let Some(pair) = unhex(hexed) else {
+            return report(
+                crate::EXIT_INTERNAL,
+                "internal.error",
+                "bad trampoline environment".into(),
+            );
+        };
+        let pair = OsString::from_vec(pair);
+        let bytes = pair.as_encoded_bytes();
+        let Some(eq) = bytes.iter().position(|b| *b == b'=') else {
+            continue;
+        };
+        let (k, v) = bytes.split_at(eq);
+        payload_env.push((
+            OsString::from_vec(k.to_vec()),
+            OsString::from_vec(v.get(1..).unwrap_or_default().to_vec()),
+        ));
+    }
+    let parsed = (|| -> Option<(Target, PathBuf, PathBuf, rustix::process::Rlimit, OsString, Vec<OsString>)> {
+        let uid = text(1).parse().ok()?;
+        let gid = text(2).parse().ok()?;
+        let groups = if text(3).is_empty() {
             Vec::new()
         } else {
-            text(4)
+            text(3)
                 .split(',')
                 .map(str::parse)
                 .collect::<Result<_, _>>()
                 .ok()?
         };
-        let program = PathBuf::from(args.get(5)?);
-        let argv0 = args.get(6)?.clone();
-        if args.get(7)? != "--" {
+        let program = PathBuf::from(args.get(4)?);
+        let workdir = PathBuf::from(args.get(5)?);
+        let limit = |t: &str| -> Option<Option<u64>> {
+            if t == "-" { Some(None) } else { t.parse().ok().map(Some) }
+        };
+        let fsize = rustix::process::Rlimit {
+            current: limit(text(6))?,
+            maximum: limit(text(7))?,
+        };
+        let argv0 = args.get(8)?.clone();
+        if args.get(9)? != "--" {
             return None;
         }
-        let rest = args.get(8..)?.to_vec();
-        Some((Target { uid, gid, groups }, program, argv0, rest))
+        let rest = args.get(10..)?.to_vec();
+        Some((Target { uid, gid, groups }, program, workdir, fsize, argv0, rest))
     })();
-    let Some((target, program, argv0, rest)) = parsed else {
+    let Some((target, program, workdir, fsize, argv0, rest)) = parsed else {
         return report(
             crate::EXIT_INTERNAL,
             "internal.error",
@@ -260,6 +351,8 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
             "refusing to run a payload as root".into(),
         );
     }
+    // The caller's file-size limit, which the launcher lifted for itself.
+    let _ = rustix::process::setrlimit(rustix::process::Resource::Fsize, fsize);
     // This process has one thread: the per-thread calls change it all.
     let (u, g) = (Uid::from_raw(target.uid), Gid::from_raw(target.gid));
     let switched = rustix::thread::set_thread_groups(&gids(&target.groups))
@@ -270,8 +363,20 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
     if let Err(m) = switched {
         return report(crate::EXIT_INTERNAL, "internal.error", m);
     }
-    // The environment and working directory are the launcher's choice.
-    let e = Command::new(&program).arg0(&argv0).args(&rest).exec();
+    // Entered as the target, with the target's rights.
+    if let Err(e) = std::env::set_current_dir(&workdir) {
+        return report(
+            crate::EXIT_INTERNAL,
+            "internal.error",
+            format!("working directory {}: {e}", workdir.display()),
+        );
+    }
+    let e = Command::new(&program)
+        .arg0(&argv0)
+        .args(&rest)
+        .env_clear()
+        .envs(payload_env)
+        .exec();
     report(
         crate::EXIT_NOT_EXECUTABLE,
         "exec.not-executable",
@@ -315,6 +420,14 @@ mod tests {
         w.write_all(b"forged 202 internal.error fake\n").unwrap();
         drop(w);
         assert_eq!(pipe.failure(), None);
+    }
+
+    #[test]
+    fn environment_pairs_survive_hex_encoding() {
+        let pair = b"LD_LIBRARY_PATH=/opt/x=y\xff";
+        assert_eq!(unhex(&hex(pair)).unwrap(), pair);
+        assert!(unhex("abc").is_none());
+        assert!(unhex("zz").is_none());
     }
 
     #[test]

@@ -173,6 +173,20 @@ struct Mapped {
     groups: Vec<u32>,
     mapped_by: &'static str,
     lease: Option<String>,
+    /// What the mapping was decided on: the DN, and the primary FQAN for a
+    /// mapping by FQAN. Admission must admit the same.
+    key: (String, Option<String>),
+}
+
+/// The primary FQAN of an identity (§14.6): the first FQAN of the first
+/// verified attribute certificate, short form.
+fn primary_fqan(identity: &Identity) -> Option<String> {
+    identity
+        .voms
+        .iter()
+        .find(|v| v.verified)
+        .and_then(|v| v.fqans.first())
+        .map(|f| short_fqan(f).to_string())
 }
 
 /// An FQAN without the `/Role=NULL` and `/Capability=NULL` that VOMS adds.
@@ -187,28 +201,30 @@ fn short_fqan(fqan: &str) -> &str {
 /// grid-mapfile; a `.prefix` account is a pool lease in the gridmapdir.
 fn map_target(config: &ExecConfig, identity: &Identity) -> Result<Mapped, Fail> {
     let dn = identity.end_entity.as_str();
-    let primary_fqan = identity
-        .voms
-        .iter()
-        .find(|v| v.verified)
-        .and_then(|v| v.fqans.first())
-        .map(|f| short_fqan(f));
+    let primary = primary_fqan(identity);
     let by_map = config.map.iter().find_map(|entry| {
         if entry.dn.as_deref() == Some(dn) {
-            Some((entry.account.clone(), "map dn", dn.to_string()))
+            Some((entry.account.clone(), "map dn", pool::lease_name(dn)))
         } else {
             let fqan = entry.fqan.as_deref().map(short_fqan)?;
-            (Some(fqan) == primary_fqan)
-                .then(|| (entry.account.clone(), "map fqan", format!("{dn}:{fqan}")))
+            (Some(fqan) == primary.as_deref()).then(|| {
+                (
+                    entry.account.clone(),
+                    "map fqan",
+                    pool::fqan_lease_name(dn, fqan),
+                )
+            })
         }
     });
+    let by_fqan = by_map.as_ref().is_some_and(|m| m.1 == "map fqan");
+    let key = (dn.to_string(), if by_fqan { primary } else { None });
     let (name, mapped_by, lease_key) = match (by_map, &config.gridmapfile) {
         (Some(found), _) => found,
         (None, Some(gridmap)) => {
             check_root_owned(gridmap).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
             let name = account::map_dn_file(gridmap, dn)
                 .or_else(|m| fail(EXIT_DENIED, "exec.no-mapping", m))?;
-            (name, "grid-mapfile", dn.to_string())
+            (name, "grid-mapfile", pool::lease_name(dn))
         }
         (None, None) if config.map.is_empty() => {
             return fail(
@@ -268,14 +284,12 @@ fn map_target(config: &ExecConfig, identity: &Identity) -> Result<Mapped, Fail> 
             ),
         );
     }
-    let mut groups = account::groups_of(&name);
-    if groups.contains(&0) {
-        return fail(
-            EXIT_DENIED,
-            "exec.target-gid",
-            format!("{name} is a member of group 0"),
-        );
-    }
+    // Supplementary groups below min_gid (system groups: 0, disk, shadow,
+    // docker, adm, …) are never given to a payload.
+    let mut groups: Vec<u32> = account::groups_of(&name)
+        .into_iter()
+        .filter(|g| *g != 0 && *g >= config.min_gid)
+        .collect();
     if !groups.contains(&target.gid) {
         groups.insert(0, target.gid);
     }
@@ -284,6 +298,7 @@ fn map_target(config: &ExecConfig, identity: &Identity) -> Result<Mapped, Fail> 
         groups,
         mapped_by,
         lease,
+        key,
     })
 }
 
@@ -421,6 +436,17 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
     }
     let caller = Caller::current();
     let privileged = rustix::process::geteuid().is_root();
+    // The pilot chose this process's file-size limit: a limit that cuts an
+    // audit record short would tear the shared log. Lifted while the
+    // launcher writes; the payload gets the caller's back.
+    let caller_fsize = rustix::process::getrlimit(rustix::process::Resource::Fsize);
+    if privileged {
+        let unlimited = rustix::process::Rlimit {
+            current: None,
+            maximum: None,
+        };
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Fsize, unlimited);
+    }
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
 
     // Configuration: in privileged use only the root-owned file.
@@ -578,17 +604,26 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
     };
 
     // The fresh working directory, with copies of the inputs for admission
-    // to hash (the job's own directory otherwise).
-    let peeked = peek_manifest(&bundle);
-    let mut workdir = match config.work_root() {
-        Some(root) => {
-            let job_id = peeked.as_ref().map(|m| m.job_id_hex()).unwrap_or_default();
-            let mut w = WorkDir::make(&root, &job_id, privileged)
+    // to hash (the job's own directory otherwise). Made only for a job
+    // whose credential and manifest check out (steps 1–4 and policy), so a
+    // pilot cannot have the launcher copy data for a forged manifest.
+    let credential_ok = admission
+        .checker()
+        .check_credential_at(&bundle, jobseal_verify::UnixTime::now())
+        .is_permit();
+    let peeked = if credential_ok {
+        peek_manifest(&bundle)
+    } else {
+        None
+    };
+    let mut workdir = match (config.work_root(), &peeked) {
+        (Some(root), Some(peeked)) => {
+            let mut w = WorkDir::make(&root, &peeked.job_id_hex(), privileged)
                 .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))
                 .map_err(refuse)?;
             let inputs: Vec<workdir::Input> = peeked
+                .inputs
                 .iter()
-                .flat_map(|m| m.inputs.iter())
                 .map(|i| workdir::Input {
                     name: i.name.clone(),
                     size: i.size,
@@ -604,11 +639,16 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
                 })
                 .map_err(refuse)?;
             w.copy_inputs(&cwd, &inputs, &caller)
-                .or_else(|m| fail(EXIT_CLIENT, "exec.workdir", m))
+                .or_else(|e| match e {
+                    workdir::CopyError::Client(m) => fail(EXIT_CLIENT, "exec.workdir", m),
+                    workdir::CopyError::Internal(m) => fail(EXIT_INTERNAL, "exec.workdir", m),
+                })
                 .map_err(refuse)?;
             Some(w)
         }
-        None => None,
+        // A job that fails its credential check: admission denies it and
+        // records the deny, in the caller's directory, copying nothing.
+        _ => None,
     };
     let invocation = Invocation {
         executable: sealed.path(),
@@ -630,7 +670,7 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
                 let record = |f: Fail| refusals.record(f, Some(&checked));
                 let m = map_target(&config, identity).map_err(record)?;
                 check_payload_owner(&sealed.original, caller.uid, m.account.uid).map_err(record)?;
-                Some((identity.end_entity.clone(), m))
+                Some(m)
             }
             _ => None,
         }
@@ -638,7 +678,7 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
         None
     };
     let launch = match &mapped {
-        Some((_, m)) => Launch {
+        Some(m) => Launch {
             mode: "identity-switching".into(),
             source_uid: caller.uid,
             target_uid: m.account.uid,
@@ -677,7 +717,10 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
     let target = match (config.mode, mapped, &decision.identity) {
         // The admitted identity must be the one mapped (same bundle, so
         // only a bug could make them differ).
-        (Mode::IdentitySwitching, Some((dn, m)), Some(identity)) if dn == identity.end_entity => {
+        (Mode::IdentitySwitching, Some(m), Some(identity))
+            if m.key.0 == identity.end_entity
+                && (m.key.1.is_none() || m.key.1 == primary_fqan(identity)) =>
+        {
             Some(m)
         }
         (Mode::IdentitySwitching, ..) => {
@@ -728,24 +771,53 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
         gid: account.gid,
         groups: groups.clone(),
     };
+    // The working directory becomes the target's (the proxy copy may go
+    // there, written with the target's rights).
+    if let Some(w) = &mut workdir {
+        w.hand_over(account.uid, account.gid)
+            .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))?;
+    }
     if let Some(source) = env_var(&env, "GLEXEC_SOURCE_PROXY") {
-        let destination = env_var(&env, "GLEXEC_TARGET_PROXY").map_or_else(
-            || PathBuf::from(format!("/tmp/x509up_u{}", account.uid)),
-            PathBuf::from,
-        );
-        if !destination.is_absolute() {
-            return fail(
-                EXIT_CLIENT,
-                "exec.proxy",
-                "GLEXEC_TARGET_PROXY must be an absolute path",
-            );
-        }
-        // Read with the caller's rights, written with the target's.
+        let default_tmp = PathBuf::from(format!("/tmp/x509up_u{}", account.uid));
+        let requested = env_var(&env, "GLEXEC_TARGET_PROXY");
+        // Identity switching: the pilot must not choose where the target
+        // writes, nor what (§14.8). Logging-only: all of it is the caller's
+        // own to write anyway.
+        let switching = config.mode == Mode::IdentitySwitching;
+        let destination = if switching {
+            proxy::destination(
+                requested.as_deref(),
+                workdir.as_ref().map(|w| w.path.as_path()),
+                &default_tmp,
+            )
+            .or_else(|m| fail(EXIT_CLIENT, "exec.proxy", m))?
+        } else {
+            let d = requested.map_or(default_tmp, PathBuf::from);
+            if !d.is_absolute() {
+                return fail(
+                    EXIT_CLIENT,
+                    "exec.proxy",
+                    "GLEXEC_TARGET_PROXY must be an absolute path",
+                );
+            }
+            d
+        };
+        let Some(dn) = decision.identity.as_ref().map(|i| i.end_entity.clone()) else {
+            return fail(EXIT_INTERNAL, "internal.error", "a permit without identity");
+        };
+        // Read with the caller's rights, written with the target's; only a
+        // proxy of the admitted user is copied.
         let copy = creds::as_caller(&caller, || {
             proxy::read_source(Path::new(&source), caller.uid)
         })
         .map_err(ProxyError::Internal)
         .and_then(|r| r)
+        .and_then(|bytes| {
+            if switching {
+                proxy::check_owner(&bytes, &dn)?;
+            }
+            Ok(bytes)
+        })
         .and_then(|bytes| {
             creds::as_caller(&as_target, || proxy::write_here(&destination, &bytes))
                 .map_err(ProxyError::Internal)
@@ -757,10 +829,6 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
             Err(ProxyError::Internal(m)) => return fail(EXIT_INTERNAL, "exec.proxy", m),
         }
     }
-    if let Some(w) = &mut workdir {
-        w.hand_over(account.uid, account.gid)
-            .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))?;
-    }
 
     // Run the sealed copy; stay its parent to report its exit code.
     let status_pipe;
@@ -770,28 +838,35 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
         let Some(pipe) = &status_pipe else {
             return fail(EXIT_INTERNAL, "internal.error", "no status pipe");
         };
-        pipe.command(
-            &creds::Target {
+        let Some(w) = &workdir else {
+            return fail(EXIT_INTERNAL, "internal.error", "no working directory");
+        };
+        pipe.command(&creds::Launch {
+            target: &creds::Target {
                 uid: m.account.uid,
                 gid: m.account.gid,
                 groups,
             },
-            &sealed.path(),
-            command,
-            rest,
-        )
+            program: &sealed.path(),
+            workdir: &w.path,
+            argv0: command,
+            args: rest,
+            env: &payload_env,
+            fsize: caller_fsize,
+        })
     } else {
         status_pipe = None;
         let mut c = Command::new(sealed.path());
-        c.arg0(command).args(rest);
+        c.arg0(command).args(rest).env_clear().envs(payload_env);
+        if let Some(w) = &workdir {
+            c.current_dir(&w.path);
+        }
         c
     };
-    cmd.env_clear().envs(payload_env);
-    if let Some(w) = &workdir {
-        cmd.current_dir(&w.path);
-    }
-    // The payload stays our child; signals sent to us are forwarded to it.
-    let status = signals::run_forwarding(&mut cmd).or_else(|e| match e {
+    // The payload stays our child; signals sent to us are forwarded to it,
+    // with the target's rights (never root's).
+    let forward_as = target.as_ref().map(|m| (m.account.uid, m.account.gid));
+    let status = signals::run_forwarding(&mut cmd, forward_as).or_else(|e| match e {
         signals::RunError::Spawn(e) => fail(
             EXIT_NOT_EXECUTABLE,
             "exec.not-executable",
@@ -844,6 +919,13 @@ fn check_root_owned_tree(dir: &Path, depth: u32) -> Result<(), String> {
             if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
                 return Err(format!(
                     "{}: leads to a file not owned by root or writable by others",
+                    path.display()
+                ));
+            }
+            // Its contents would escape this check.
+            if meta.is_dir() {
+                return Err(format!(
+                    "{}: a symbolic link to a directory",
                     path.display()
                 ));
             }

@@ -12,7 +12,7 @@
 //! Leases are not released here: as with LCMAPS, the site expires them (by
 //! the lease's modification time, which each use refreshes).
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Scans of the pool before giving up when other users keep taking the
@@ -43,20 +43,39 @@ pub fn lease_name(key: &str) -> String {
     out
 }
 
-/// Whether `name` can be a pool account's file (not a lease, not hidden,
-/// not root, a plausible account name).
+/// The lease name of a user mapped through an FQAN entry: the encoded DN
+/// and the encoded FQAN joined by `:`, which no encoded string contains, so
+/// no DN can imitate another user's FQAN lease.
+pub fn fqan_lease_name(dn: &str, fqan: &str) -> String {
+    format!("{}:{}", lease_name(dn), lease_name(fqan))
+}
+
+/// Whether `name` is an account of pool `prefix`: the prefix and then
+/// digits only (so pool `.cms` is `cms001`…, never `cmsprd001`), not a
+/// lease, not hidden, not root.
 fn is_account_file(name: &str, prefix: &str) -> bool {
-    name.starts_with(prefix)
-        && !name.starts_with('%')
-        && !name.starts_with('.')
+    let Some(number) = name.strip_prefix(prefix) else {
+        return false;
+    };
+    !prefix.is_empty()
+        && !prefix.starts_with('%')
+        && !prefix.starts_with('.')
         && name != "root"
-        && name
+        && prefix
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Any pool account file, whatever its pool (to find a lease's account).
+fn is_any_account_file(name: &str) -> bool {
+    let prefix = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    is_account_file(name, prefix)
 }
 
 /// The pool accounts of `prefix` in `dir`, sorted, with their metadata.
-fn accounts(dir: &Path, prefix: &str) -> Result<Vec<(String, std::fs::Metadata)>, String> {
+fn accounts(dir: &Path, prefix: Option<&str>) -> Result<Vec<(String, std::fs::Metadata)>, String> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("gridmapdir {}: cannot read: {e}", dir.display()))?;
     let mut out = Vec::new();
@@ -65,7 +84,11 @@ fn accounts(dir: &Path, prefix: &str) -> Result<Vec<(String, std::fs::Metadata)>
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if !is_account_file(&name, prefix) {
+        let ok = match prefix {
+            Some(p) => is_account_file(&name, p),
+            None => is_any_account_file(&name),
+        };
+        if !ok {
             continue;
         }
         // Regular files only; a symbolic link is no account.
@@ -90,11 +113,27 @@ fn existing(dir: &Path, lease: &str, prefix: &str) -> Result<Option<Lease>, Stri
     if !meta.file_type().is_file() {
         return Err(format!("lease {}: not a regular file", path.display()));
     }
-    // Any account file, whatever its prefix, to tell a foreign lease apart
+    // A lease held by one user exactly: the account file and this link.
+    match meta.nlink() {
+        2 => {}
+        1 => {
+            return Err(format!(
+                "lease {} points to no pool account (stale: the site must remove it)",
+                path.display()
+            ));
+        }
+        n => {
+            return Err(format!(
+                "lease {}: its account has {n} links, not 2 (shared)",
+                path.display()
+            ));
+        }
+    }
+    // Any account file, whatever its pool, to tell a foreign lease apart
     // from a stale one.
-    for (name, account) in accounts(dir, "")? {
+    for (name, account) in accounts(dir, None)? {
         if account.ino() == meta.ino() && account.dev() == meta.dev() {
-            if !name.starts_with(prefix) {
+            if !is_account_file(&name, prefix) {
                 return Err(format!(
                     "the user's lease is on {name}, which is not in pool .{prefix}"
                 ));
@@ -114,13 +153,34 @@ fn existing(dir: &Path, lease: &str, prefix: &str) -> Result<Option<Lease>, Stri
     ))
 }
 
-/// The pool account leased to `key` in pool `.prefix`: the one it already
-/// holds, else a free one, leased now.
-pub fn lease(dir: &Path, prefix: &str, key: &str) -> Result<Lease, String> {
+/// The pool account leased under lease name `name` in pool `.prefix`: the
+/// one it already holds, else a free one, leased now. Launchers sharing the
+/// gridmapdir take turns (an exclusive lock on `.jobseal.lock` in it), so a
+/// user's second launch never sees a lease another launcher is still
+/// deciding about.
+pub fn lease(dir: &Path, prefix: &str, name: &str) -> Result<Lease, String> {
     if prefix.is_empty() {
         return Err("an empty pool prefix".into());
     }
-    let name = lease_name(key);
+    let lock_path = dir.join(".jobseal.lock");
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let leased = lease_locked(dir, prefix, name);
+    drop(lock);
+    leased
+}
+
+fn lease_locked(dir: &Path, prefix: &str, name: &str) -> Result<Lease, String> {
+    let name = name.to_string();
     if let Some(found) = existing(dir, &name, prefix)? {
         return Ok(found);
     }
@@ -129,7 +189,7 @@ pub fn lease(dir: &Path, prefix: &str, key: &str) -> Result<Lease, String> {
     // other user backed off too): scan again, a bounded number of times.
     for pass in 0..MAX_PASSES {
         let mut contended = false;
-        for (account, meta) in accounts(dir, prefix)? {
+        for (account, meta) in accounts(dir, Some(prefix))? {
             if meta.nlink() != 1 {
                 continue;
             }
@@ -174,6 +234,8 @@ mod tests {
             std::fs::write(dir.path().join(format!("atl{i:03}")), b"").unwrap();
         }
         std::fs::write(dir.path().join("cms001"), b"").unwrap();
+        // Another pool whose name starts like this one's: not part of it.
+        std::fs::write(dir.path().join("atlprd001"), b"").unwrap();
         dir
     }
 
@@ -189,19 +251,24 @@ mod tests {
     #[test]
     fn a_user_keeps_its_lease_and_two_users_get_different_accounts() {
         let dir = pool(2);
-        let a = lease(dir.path(), "atl", "/O=x/CN=A").unwrap();
-        let b = lease(dir.path(), "atl", "/O=x/CN=B").unwrap();
+        let a = lease(dir.path(), "atl", &lease_name("/O=x/CN=A")).unwrap();
+        let b = lease(dir.path(), "atl", &lease_name("/O=x/CN=B")).unwrap();
         assert_ne!(a.account, b.account);
-        assert_eq!(lease(dir.path(), "atl", "/O=x/CN=A").unwrap(), a);
-        let full = lease(dir.path(), "atl", "/O=x/CN=C").unwrap_err();
+        assert_eq!(
+            lease(dir.path(), "atl", &lease_name("/O=x/CN=A")).unwrap(),
+            a
+        );
+        let full = lease(dir.path(), "atl", &lease_name("/O=x/CN=C")).unwrap_err();
         assert!(full.contains("no free account"), "{full}");
         // Another pool is another set of accounts.
         assert_eq!(
-            lease(dir.path(), "cms", "/O=x/CN=C").unwrap().account,
+            lease(dir.path(), "cms", &lease_name("/O=x/CN=C"))
+                .unwrap()
+                .account,
             "cms001"
         );
         // A user leased in one pool is not silently moved to another.
-        assert!(lease(dir.path(), "cms", "/O=x/CN=A").is_err());
+        assert!(lease(dir.path(), "cms", &lease_name("/O=x/CN=A")).is_err());
     }
 
     #[test]
@@ -213,7 +280,9 @@ mod tests {
             let threads: Vec<_> = (0..USERS)
                 .map(|i| {
                     let path = path.clone();
-                    std::thread::spawn(move || lease(&path, "atl", &format!("/CN=user{i}")))
+                    std::thread::spawn(move || {
+                        lease(&path, "atl", &lease_name(&format!("/CN=user{i}")))
+                    })
                 })
                 .collect();
             let mut got: Vec<String> = threads
@@ -231,10 +300,59 @@ mod tests {
     }
 
     #[test]
+    fn pools_are_the_prefix_and_digits_only() {
+        assert!(is_account_file("atl001", "atl"));
+        assert!(!is_account_file("atlprd001", "atl"));
+        assert!(!is_account_file("atl", "atl"));
+        assert!(!is_account_file("atl01x", "atl"));
+        assert!(is_any_account_file("atlprd001"));
+        assert!(!is_any_account_file("%2fcn%3da"));
+        assert_ne!(
+            fqan_lease_name("/CN=A", "/vo"),
+            lease_name("/CN=A:/vo"),
+            "a DN can imitate an FQAN lease"
+        );
+    }
+
+    #[test]
+    fn the_same_user_racing_itself_and_others_never_shares() {
+        // Launches of the same users from many threads at once (as several
+        // jobs of one user start together): each user ends with one
+        // account, and no two users with the same one.
+        for _ in 0..5 {
+            let dir = pool(4);
+            let path = dir.path().to_path_buf();
+            let threads: Vec<_> = (0..16)
+                .map(|i| {
+                    let path = path.clone();
+                    std::thread::spawn(move || {
+                        let user = format!("/CN=user{}", i % 4);
+                        (user.clone(), lease(&path, "atl", &lease_name(&user)))
+                    })
+                })
+                .collect();
+            let mut by_user = std::collections::BTreeMap::new();
+            for t in threads {
+                let (user, got) = t.join().unwrap();
+                let account = got.unwrap().account;
+                let previous = by_user.insert(user.clone(), account.clone());
+                assert!(
+                    previous.is_none_or(|p| p == account),
+                    "{user} got two accounts"
+                );
+            }
+            let mut accounts: Vec<_> = by_user.values().collect();
+            accounts.sort();
+            accounts.dedup();
+            assert_eq!(accounts.len(), 4, "two users share an account");
+        }
+    }
+
+    #[test]
     fn a_stale_lease_is_refused_not_guessed() {
         let dir = pool(1);
         std::fs::write(dir.path().join(lease_name("/CN=A")), b"").unwrap();
-        let e = lease(dir.path(), "atl", "/CN=A").unwrap_err();
+        let e = lease(dir.path(), "atl", &lease_name("/CN=A")).unwrap_err();
         assert!(e.contains("stale"), "{e}");
     }
 }

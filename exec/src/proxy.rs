@@ -20,6 +20,80 @@ pub enum ProxyError {
     Internal(String),
 }
 
+/// Where the copy goes (§14.8): a file name (no `/`) or an absolute path
+/// directly inside the working directory, or exactly `default_tmp`
+/// (`/tmp/x509up_u<target uid>`); unset: `x509up` in the working directory
+/// if there is one, else `default_tmp`. Anything else would let the pilot
+/// write a file of its choice wherever the target can write.
+pub fn destination(
+    requested: Option<&std::ffi::OsStr>,
+    workdir: Option<&Path>,
+    default_tmp: &Path,
+) -> Result<std::path::PathBuf, String> {
+    let Some(requested) = requested else {
+        return Ok(workdir.map_or_else(|| default_tmp.to_path_buf(), |w| w.join("x509up")));
+    };
+    let path = Path::new(requested);
+    if path == default_tmp {
+        return Ok(path.to_path_buf());
+    }
+    let plain_name = |p: &Path| {
+        let mut parts = p.components();
+        matches!(
+            (parts.next(), parts.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        )
+    };
+    match workdir {
+        Some(w) if plain_name(path) => Ok(w.join(path)),
+        Some(w)
+            if path.parent() == Some(w)
+                && path.file_name().is_some_and(|n| plain_name(Path::new(n))) =>
+        {
+            Ok(path.to_path_buf())
+        }
+        _ => Err(format!(
+            "GLEXEC_TARGET_PROXY {}: must be a file name in the working directory or {}",
+            path.display(),
+            default_tmp.display()
+        )),
+    }
+}
+
+/// The proxy must be the admitted user's: PEM certificates whose first
+/// certificate without an RFC 3820 ProxyCertInfo extension (the end entity)
+/// has the subject `dn` (§6.8 form). So the pilot can only hand the payload
+/// a proxy of the user whose job it is, never a file of its own choosing.
+pub fn check_owner(bytes: &[u8], dn: &str) -> Result<(), ProxyError> {
+    let refuse = |m: &str| ProxyError::Client(format!("GLEXEC_SOURCE_PROXY: {m}"));
+    let blocks = jobseal_core::pem::parse_blocks(bytes).map_err(|e| refuse(&e.0))?;
+    for (i, block) in blocks
+        .into_iter()
+        .filter(|b| b.label == "CERTIFICATE")
+        .enumerate()
+    {
+        let cert = jobseal_verify::parse::ParsedCert::from_der(block.der, i)
+            .map_err(|e| refuse(&e.message))?;
+        let is_proxy = cert
+            .extensions_with(jobseal_core::oid::PROXY_CERT_INFO)
+            .next()
+            .is_some();
+        if !is_proxy {
+            return if cert.subject_dn() == dn {
+                Ok(())
+            } else {
+                Err(refuse(&format!(
+                    "a credential of {}, not of the job's user {dn}",
+                    cert.subject_dn()
+                )))
+            };
+        }
+    }
+    Err(refuse(
+        "no end-entity certificate: not an RFC 3820 proxy chain",
+    ))
+}
+
 /// Read the source proxy: a regular file owned by `caller_uid`, reached
 /// without following a final symbolic link, readable by nobody else.
 pub fn read_source(path: &Path, caller_uid: u32) -> Result<Vec<u8>, ProxyError> {
@@ -94,6 +168,33 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_destination_is_the_working_directory_or_the_default() {
+        let tmp = Path::new("/tmp/x509up_u1234");
+        let w = Path::new("/var/lib/jobseal/work/ab");
+        let d =
+            |r: Option<&str>, w: Option<&Path>| destination(r.map(std::ffi::OsStr::new), w, tmp);
+        assert_eq!(d(None, Some(w)).unwrap(), w.join("x509up"));
+        assert_eq!(d(None, None).unwrap(), tmp);
+        assert_eq!(d(Some("p.pem"), Some(w)).unwrap(), w.join("p.pem"));
+        assert_eq!(
+            d(Some("/var/lib/jobseal/work/ab/p.pem"), Some(w)).unwrap(),
+            w.join("p.pem")
+        );
+        assert_eq!(d(Some("/tmp/x509up_u1234"), None).unwrap(), tmp);
+        for bad in [
+            "/home/alice/.bashrc",
+            "../x",
+            "sub/x",
+            "/var/lib/jobseal/work/ab/sub/x",
+            "/tmp/x509up_u999",
+            ".",
+        ] {
+            assert!(d(Some(bad), Some(w)).is_err(), "{bad}");
+        }
+        assert!(d(Some("p.pem"), None).is_err());
+    }
 
     #[test]
     fn copies_with_0600_and_replaces_a_symlink_without_following_it() {

@@ -41,17 +41,38 @@ pub enum RunError {
 
 /// Spawn `cmd`, forward [`FORWARDED`] to it until it exits, and return its
 /// status. Nothing runs unless forwarding is in place first.
-pub fn run_forwarding(cmd: &mut Command) -> Result<ExitStatus, RunError> {
+/// `forward_as`: the (uid, gid) whose rights the forwarding thread takes
+/// before it forwards anything, so that a privileged launcher never signals
+/// with root's rights (a payload that runs a setuid program must not become
+/// signalable by the pilot through the launcher).
+pub fn run_forwarding(
+    cmd: &mut Command,
+    forward_as: Option<(u32, u32)>,
+) -> Result<ExitStatus, RunError> {
     // Catch before spawning, so no signal falls between spawn and forwarding.
     let mut signals =
         Signals::new(FORWARDED).map_err(|e| RunError::Setup(format!("catching signals: {e}")))?;
     let handle = signals.handle();
     let target = Arc::new(Mutex::new(Target::NotYet(Vec::new())));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let forwarder = {
         let target = Arc::clone(&target);
         std::thread::Builder::new()
             .name("forward-signals".into())
             .spawn(move || {
+                let switched = forward_as.map_or(Ok(()), |(uid, gid)| {
+                    use rustix::process::{Gid, Uid};
+                    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
+                    rustix::thread::set_thread_groups(&[g])
+                        .and_then(|()| rustix::thread::set_thread_res_gid(g, g, g))
+                        .and_then(|()| rustix::thread::set_thread_res_uid(u, u, u))
+                        .map_err(|e| format!("the signal thread cannot become uid {uid}: {e}"))
+                });
+                let failed = switched.is_err();
+                let _ = ready_tx.send(switched);
+                if failed {
+                    return;
+                }
                 for raw in signals.forever() {
                     let Some(signal) = Signal::from_named_raw(raw) else {
                         continue;
@@ -79,6 +100,18 @@ pub fn run_forwarding(cmd: &mut Command) -> Result<ExitStatus, RunError> {
         let _ = forwarder.join();
     };
 
+    // Nothing runs unless the forwarder holds the right credentials.
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(m)) => {
+            stop(forwarder);
+            return Err(RunError::Setup(m));
+        }
+        Err(_) => {
+            stop(forwarder);
+            return Err(RunError::Setup("the signal thread ended".into()));
+        }
+    }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -24,6 +24,13 @@ pub struct WorkDir {
     kept: bool,
 }
 
+/// Why the inputs could not be copied: the pilot's (201) or ours (202).
+#[derive(Debug)]
+pub enum CopyError {
+    Client(String),
+    Internal(String),
+}
+
 /// An input to copy: its signed relative name and size.
 #[derive(Clone, Debug)]
 pub struct Input {
@@ -99,18 +106,19 @@ impl WorkDir {
         source: &Path,
         inputs: &[Input],
         caller: &Caller,
-    ) -> Result<(), String> {
+    ) -> Result<(), CopyError> {
         let opened = as_caller(caller, || {
             inputs
                 .iter()
                 .map(|i| open_input(&source.join(&i.name)))
                 .collect::<Vec<_>>()
-        })?;
+        })
+        .map_err(CopyError::Internal)?;
         for (input, file) in inputs.iter().zip(opened) {
-            let Some(file) = file? else {
+            let Some(file) = file.map_err(CopyError::Client)? else {
                 continue;
             };
-            self.copy_one(input, file)?;
+            self.copy_one(input, file).map_err(CopyError::Internal)?;
         }
         Ok(())
     }
@@ -151,9 +159,11 @@ impl WorkDir {
     }
 
     /// Give the directory and everything in it to the target account, and
-    /// keep it (it holds the payload's outputs).
+    /// keep it (it holds the payload's outputs). Deepest first and the
+    /// directory itself last: until then only root can enter it, so nothing
+    /// below can be swapped for a symbolic link while it is handed over.
     pub fn hand_over(&mut self, uid: u32, gid: u32) -> Result<(), String> {
-        for p in &self.made {
+        for p in self.made.iter().rev() {
             std::os::unix::fs::lchown(p, Some(uid), Some(gid))
                 .map_err(|e| format!("{}: {e}", p.display()))?;
         }
@@ -222,6 +232,7 @@ mod tests {
         let me = Caller::current();
         let mut w = WorkDir::make(root.path(), "ab12", false).unwrap();
         assert_eq!(w.path, root.path().join("ab12"));
+        assert_eq!(w.made.first(), Some(&w.path), "the directory comes first");
         w.copy_inputs(src.path(), &inputs, &me).unwrap();
         assert_eq!(std::fs::read(w.path.join("data/a.txt")).unwrap(), b"hello");
         assert_eq!(std::fs::read(w.path.join("grown")).unwrap(), b"0123");

@@ -120,8 +120,8 @@ impl World {
         let pilot = useradd(&format!("jxp{tag}"));
         let target = useradd(&format!("jxt{tag}"));
         let pool = vec![
-            useradd(&format!("jxq{tag}a")),
-            useradd(&format!("jxq{tag}b")),
+            useradd(&format!("jxq{tag}01")),
+            useradd(&format!("jxq{tag}02")),
         ];
         let group = format!("jxg{tag}");
         sh(Command::new("groupadd").arg(&group));
@@ -279,10 +279,45 @@ impl World {
         out
     }
 
+    /// Seal `run.sh` for user `user` with the job TOML `body` (after the
+    /// executable line); the bundle, owned by the pilot.
+    fn seal_with(&self, name: &str, user: usize, body: &str) -> PathBuf {
+        let now = UnixTime::now();
+        let toml = self.path(&format!("pilot/job/{name}.toml"));
+        std::fs::write(
+            &toml,
+            format!("executable = \"run.sh\"\nvalid = \"1h\"\n{body}"),
+        )
+        .unwrap();
+        let cred = &self.users[user];
+        let issuer = credential::check_issuer(cred, now).unwrap();
+        let job = JobSpec::from_toml_file(&toml).unwrap();
+        let sealed = seal(cred, &issuer, &job, &SealParams::random(now).unwrap()).unwrap();
+        let out = self.path(&format!("pilot/{name}.bundle.pem"));
+        std::fs::write(&out, sealed.bundle.to_pem()).unwrap();
+        std::os::unix::fs::lchown(&out, Some(self.pilot.uid), Some(self.pilot.gid)).unwrap();
+        out
+    }
+
+    /// The launcher as the pilot calls it, with extra variables.
+    fn launch_env(&self, bundle: &Path, args: &[&str], extra: &[(&str, &Path)]) -> Output {
+        self.launch_full(&self.pilot, bundle, args, extra)
+    }
+
     /// The launcher as a pilot calls it: as `as_user` (the pilot unless
     /// said otherwise), with the pilot's leaky environment, in the job
     /// directory, with no descriptor but 0–2 inherited.
     fn launch_as(&self, as_user: &Account, bundle: &Path, args: &[&str]) -> Output {
+        self.launch_full(as_user, bundle, args, &[])
+    }
+
+    fn launch_full(
+        &self,
+        as_user: &Account,
+        bundle: &Path,
+        args: &[&str],
+        extra: &[(&str, &Path)],
+    ) -> Output {
         let mut c = Command::new("bash");
         // Close whatever this test process would leak (cargo's jobserver).
         let closes: String = leaked_descriptors()
@@ -312,6 +347,9 @@ impl World {
             .env("HOME", self.path("pilot"))
             .env("GLEXEC_CLIENT_CERT", bundle)
             .env("ATHENA_CORES", "8");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
         let o = c.output().unwrap();
         eprintln!(
             "exit {:?}\nstdout: {}\nstderr: {}",
@@ -520,39 +558,31 @@ fn a_payload_rewritten_or_swapped_while_it_is_launched_never_runs_changed() {
     let w = World::new();
     w.gridmap(&format!("\"{}\" {}\n", slash_dn(USERS[0]), w.target.name));
     let good = "#!/bin/sh\necho good\n";
-    let evil = "#!/bin/sh\necho EVIL\n";
     w.payload("run.sh", good);
-    let bundles: Vec<PathBuf> = (0..12)
+    let bundles: Vec<PathBuf> = (0..20)
         .map(|i| w.seal(&format!("r{i}"), 0, &[], ""))
         .collect();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let run_sh = w.path("pilot/job/run.sh");
-    let swap = w.path("pilot/job/run.sh.new");
-    let attacker = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                let text = if n.is_multiple_of(2) { good } else { evil };
-                if n.is_multiple_of(3) {
-                    // Swapped: a new inode renamed over the original.
-                    std::fs::write(&swap, text).unwrap();
-                    std::fs::set_permissions(&swap, std::fs::Permissions::from_mode(0o755))
-                        .unwrap();
-                    std::fs::rename(&swap, &run_sh).unwrap();
-                } else {
-                    // Rewritten in place: the same inode.
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&run_sh)
-                        .unwrap();
-                    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-                }
-            }
-        })
-    };
+    // The pilot itself (its uid, its files) rewrites the payload in place
+    // (same inode: `1<>` does not truncate) and swaps it by rename, as fast
+    // as it can, while the launches run.
+    let mut attacker = Command::new("setpriv")
+        .arg(format!("--reuid={}", w.pilot.uid))
+        .arg(format!("--regid={}", w.pilot.gid))
+        .arg("--init-groups")
+        .arg("--")
+        .arg("sh")
+        .arg("-c")
+        .arg(
+            "while :; do printf '#!/bin/sh\\necho EVIL\\n' 1<>run.sh; \
+             printf '#!/bin/sh\\necho good\\n' 1<>run.sh; \
+             printf '#!/bin/sh\\necho EVIL\\n' > new.sh; chmod 755 new.sh; mv new.sh run.sh; \
+             printf '#!/bin/sh\\necho good\\n' > new.sh; chmod 755 new.sh; mv new.sh run.sh; done",
+        )
+        .current_dir(w.path("pilot/job"))
+        .spawn()
+        .unwrap();
     let mut ran = 0;
+    let mut refused = 0;
     for b in &bundles {
         let o = w.launch(b, &["./run.sh"]);
         assert!(!stdout(&o).contains("EVIL"), "a changed payload ran");
@@ -561,23 +591,20 @@ fn a_payload_rewritten_or_swapped_while_it_is_launched_never_runs_changed() {
                 assert_eq!(stdout(&o), "good\n");
                 ran += 1;
             }
-            Some(203) => assert!(
-                stderr(&o).starts_with("payload.executable-mismatch: "),
-                "{}",
-                stderr(&o)
-            ),
-            // The file was caught between truncation and rename: owned by
-            // root (the attacker here) and so on are all refusals.
-            other => assert!(
-                matches!(other, Some(126 | 203)),
-                "unexpected {other:?}: {}",
-                stderr(&o)
-            ),
+            // Caught changed (or half-written, or between create and
+            // rename): refused, nothing ran.
+            Some(203 | 126) => {
+                assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}: {}", stderr(&o)),
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    attacker.join().unwrap();
-    eprintln!("{ran} of {} launches ran the signed payload", bundles.len());
+    attacker.kill().unwrap();
+    attacker.wait().unwrap();
+    eprintln!("{ran} ran the signed payload, {refused} refused");
+    // The race was really run: the attacker caught some launches.
+    assert!(refused > 0, "the attacker never caught a launch");
 }
 
 #[test]
@@ -665,6 +692,7 @@ fn each_built_in_control_denies_what_it_should() {
     let w = World::new();
     let dn = slash_dn(USERS[0]);
     let mut n = 0;
+    let mut refused_bundles = Vec::new();
     let mut attempt = |gridmap: &str, config: &str| {
         n += 1;
         w.gridmap(gridmap);
@@ -678,25 +706,33 @@ fn each_built_in_control_denies_what_it_should() {
     // Mapped to root, to an account below min_uid, to no account at all.
     let b = attempt(&format!("\"{dn}\" root\n"), "");
     assert_refused(&w.launch(&b, &["./run.sh"]), 203, "exec.target-uid");
+    refused_bundles.push(b);
     let b = attempt(
         &format!("\"{dn}\" {}\n", w.target.name),
         "min_uid = 4000000000\n",
     );
     assert_refused(&w.launch(&b, &["./run.sh"]), 203, "exec.target-uid");
+    refused_bundles.push(b);
     let b = attempt(
         &format!("\"{dn}\" {}\n", w.target.name),
         "min_gid = 4000000000\n",
     );
     assert_refused(&w.launch(&b, &["./run.sh"]), 203, "exec.target-gid");
+    refused_bundles.push(b);
     let b = attempt(&format!("\"{dn}\" nosuchaccount{}\n", w.tag), "");
     assert_refused(&w.launch(&b, &["./run.sh"]), 203, "exec.no-account");
+    refused_bundles.push(b);
     let b = attempt("\"/O=jobseal/CN=Someone Else\" nobody\n", "");
     assert_refused(&w.launch(&b, &["./run.sh"]), 203, "exec.no-mapping");
-    // None of those spent the job's use: once mapped, it runs.
+    refused_bundles.push(b);
+    // None of those spent its job's use: once mapped, each runs.
     w.gridmap(&format!("\"{dn}\" {}\n", w.target.name));
     w.configure("");
-    let o = w.launch(&b, &["./run.sh"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(refused_bundles.len(), 5);
+    for b in &refused_bundles {
+        let o = w.launch(b, &["./run.sh"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
     // The payload: writable by others, setuid, owned by someone else.
     let gridmap = format!("\"{dn}\" {}\n", w.target.name);
     let run_sh = w.path("pilot/job/run.sh");
@@ -740,7 +776,7 @@ fn each_built_in_control_denies_what_it_should() {
         "{}",
         stderr(&o)
     );
-    assert!(stderr(&o).contains('7'), "{}", stderr(&o));
+    assert!(stderr(&o).contains("descriptors [7]"), "{}", stderr(&o));
     // A configuration the pilot could have written is not trusted.
     std::os::unix::fs::lchown(CONFIG, Some(w.pilot.uid), None).unwrap();
     assert_refused(&w.launch(&b, &["./run.sh"]), 202, "config.invalid");
@@ -770,4 +806,143 @@ fn each_built_in_control_denies_what_it_should() {
             "{code} not in {reasons:?}"
         );
     }
+}
+
+#[test]
+fn nothing_the_user_signs_reaches_root_and_the_trampoline_is_out_of_reach() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new();
+    w.gridmap(&format!("\"{}\" {}\n", slash_dn(USERS[0]), w.target.name));
+    // A preload library, shipped as a signed input and named in the signed
+    // environment: it may load into the payload (as the target), never into
+    // anything that runs as root.
+    let marker = w.path("ran-as-root");
+    let src = w.path("preload.c");
+    std::fs::write(
+        &src,
+        format!(
+            "#include <stdio.h>\n#include <unistd.h>\n#include <fcntl.h>\n\
+             __attribute__((constructor)) static void init(void) {{\n\
+               if (getuid() == 0 || geteuid() == 0) close(open(\"{}\", O_CREAT|O_WRONLY, 0644));\n\
+               fprintf(stderr, \"preload uid=%d\\n\", (int)getuid());\n}}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let so = w.path("pilot/job/preload.so");
+    sh(Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&src));
+    std::os::unix::fs::lchown(&so, Some(w.pilot.uid), Some(w.pilot.gid)).unwrap();
+    let b = w.seal_with(
+        "pre",
+        0,
+        "inputs = [\"input.txt\", \"preload.so\"]\n[environment]\nLD_PRELOAD = \"./preload.so\"\n",
+    );
+    let o = w.launch(&b, &["./run.sh"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!marker.exists(), "the signed LD_PRELOAD ran as root");
+    assert!(
+        stderr(&o).contains(&format!("preload uid={}", w.target.uid)),
+        "the signed LD_PRELOAD did not reach the payload: {}",
+        stderr(&o)
+    );
+    // The pilot cannot call the trampoline: it refuses any process whose
+    // real uid is not 0, and runs nothing.
+    let o = Command::new("setpriv")
+        .arg(format!("--reuid={}", w.pilot.uid))
+        .arg(format!("--regid={}", w.pilot.gid))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(w.launcher())
+        .args([
+            "--jobseal-payload",
+            "3",
+            "0",
+            "0",
+            "",
+            "/bin/sh",
+            "/",
+            "-",
+            "-",
+            "sh",
+            "--",
+            "-c",
+            "id -u",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(201), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn the_proxy_copy_is_the_user_s_own_written_as_the_target_where_allowed() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new();
+    w.gridmap(&format!("\"{}\" {}\n", slash_dn(USERS[0]), w.target.name));
+    w.payload(
+        "run.sh",
+        "#!/bin/sh\nstat -c '%u %a' \"$X509_USER_PROXY\"\necho \"$X509_USER_PROXY\"\n",
+    );
+    // A user's own proxy chain (a bundle holds one), mode 0600.
+    let proxy_of = |user: usize, name: &str| {
+        let p = w.seal(name, user, &[], "");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    let jane_proxy = proxy_of(0, "jane-proxy");
+    let john_proxy = proxy_of(1, "john-proxy");
+    // Jane's proxy for Jane's job: written as the target, 0600, in the
+    // working directory by default.
+    let b = w.seal("p1", 0, &[], "");
+    let o = w.launch_env(&b, &["./run.sh"], &[("GLEXEC_SOURCE_PROXY", &jane_proxy)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with(&format!("{} 600\n", w.target.uid)), "{out}");
+    assert!(out.contains(&w.path("work").display().to_string()), "{out}");
+    // John's proxy for Jane's job: refused (201), and nothing runs.
+    let b = w.seal("p2", 0, &[], "");
+    let o = w.launch_env(&b, &["./run.sh"], &[("GLEXEC_SOURCE_PROXY", &john_proxy)]);
+    assert_refused(&o, 201, "exec.proxy");
+    // A destination of the pilot's choosing outside the working directory:
+    // refused before anything is written.
+    let b = w.seal("p3", 0, &[], "");
+    let victim = w.path("pilot/victim");
+    let o = w.launch_env(
+        &b,
+        &["./run.sh"],
+        &[
+            ("GLEXEC_SOURCE_PROXY", &jane_proxy),
+            ("GLEXEC_TARGET_PROXY", &victim),
+        ],
+    );
+    assert_refused(&o, 201, "exec.proxy");
+    assert!(!victim.exists());
+}
+
+#[test]
+fn an_input_the_pilot_cannot_read_is_refused_not_copied_as_root() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new();
+    w.gridmap(&format!("\"{}\" {}\n", slash_dn(USERS[0]), w.target.name));
+    let b = w.seal("s", 0, &[], "");
+    // The signed input replaced by a link to a root-only file.
+    let input = w.path("pilot/job/input.txt");
+    std::fs::remove_file(&input).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &input).unwrap();
+    let o = w.launch(&b, &["./run.sh"]);
+    assert_refused(&o, 201, "exec.workdir");
+    assert!(
+        !stderr(&o).contains("sha256"),
+        "a digest leaked: {}",
+        stderr(&o)
+    );
 }
