@@ -114,8 +114,33 @@ impl Default for ExecConfig {
 }
 
 /// A file that only root may have written: root-owned, a regular file (no
-/// symbolic link), not writable by group or others.
+/// symbolic link), not writable by group or others; and every directory
+/// above it root-owned and not writable by group or others unless sticky
+/// (as `/tmp`), so that nobody else can swap it.
 pub fn check_root_owned(path: &Path) -> Result<(), String> {
+    check_ancestors(path)?;
+    check_root_owned_entry(path)
+}
+
+fn check_ancestors(path: &Path) -> Result<(), String> {
+    let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for dir in absolute.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.uid() != 0 || (meta.mode() & 0o022 != 0 && !sticky) {
+            return Err(format!(
+                "{}: a directory above {} that someone other than root can change",
+                dir.display(),
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_root_owned`] without the ancestors (for entries of a directory
+/// already checked).
+pub fn check_root_owned_entry(path: &Path) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     if !meta.file_type().is_file() && !meta.file_type().is_dir() {

@@ -77,10 +77,71 @@ pub fn as_caller<T: Send>(caller: &Caller, f: impl FnOnce() -> T + Send) -> Resu
             }
             Ok(f())
         });
-        worker
+        let done = worker
             .join()
-            .map_err(|_| "the thread acting as the caller failed".to_string())?
+            .map_err(|_| "the thread acting as the caller failed".to_string())?;
+        // While that thread had the caller's uids, the caller could change
+        // this process's limits through it (prlimit): lift the file-size
+        // limit again, so that no audit record can be cut short.
+        lift_file_size_limit();
+        done
     })
+}
+
+/// Lift `RLIMIT_FSIZE` (a privileged process only): the pilot chose it.
+pub fn lift_file_size_limit() {
+    if rustix::process::geteuid().is_root() {
+        let unlimited = rustix::process::Rlimit {
+            current: None,
+            maximum: None,
+        };
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Fsize, unlimited);
+    }
+}
+
+/// The number of threads of this process (`/proc/self/status`).
+fn thread_count() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_line(&status, "Threads:")?.first()?.parse().ok()
+}
+
+/// While admission holds shared locks (audit log, replay store,
+/// gridmapdir), the launcher is root in all its uids, so that the pilot
+/// (otherwise its real uid) cannot stop or kill it there; `restore` gives
+/// the real uid back for the payload's lifetime, when the pilot must be able
+/// to signal it. A no-op unless privileged with another real uid.
+#[derive(Debug)]
+pub struct RootWindow {
+    caller: Option<u32>,
+}
+
+impl RootWindow {
+    pub fn open(caller: &Caller) -> Result<Self, String> {
+        let privileged = rustix::process::geteuid().is_root();
+        if !privileged || caller.uid == 0 {
+            return Ok(Self { caller: None });
+        }
+        // Per-thread calls change the whole process only when it has one.
+        if thread_count() != Some(1) {
+            return Err("the launcher is not single-threaded".into());
+        }
+        rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT)
+            .map_err(|e| format!("cannot become fully root: {e}"))?;
+        Ok(Self {
+            caller: Some(caller.uid),
+        })
+    }
+
+    pub fn restore(self) -> Result<(), String> {
+        let Some(uid) = self.caller else {
+            return Ok(());
+        };
+        if thread_count() != Some(1) {
+            return Err("the launcher is not single-threaded".into());
+        }
+        rustix::thread::set_thread_res_uid(Uid::from_raw(uid), Uid::ROOT, Uid::ROOT)
+            .map_err(|e| format!("cannot restore the real uid: {e}"))
+    }
 }
 
 /// The first argument that makes the binary the trampoline. It starts with
@@ -279,10 +340,15 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         }
     }
     encoded.sort();
+    // Opened now, as root and close-on-exec: after the switch the target
+    // could not open the root-owned pipe any more.
+    let status = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", text(0)))
+        .ok();
     let report = |code: u8, reason: &str, message: String| {
-        let path = format!("/proc/self/fd/{}", text(0));
         if !nonce.is_empty()
-            && let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(path)
+            && let Some(mut w) = status.as_ref()
         {
             let line = format!("{nonce} {code} {reason} {}\n", crate::one_line(&message));
             let _ = w.write_all(line.as_bytes());

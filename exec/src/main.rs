@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         return creds::trampoline(&rest);
     }
     let inherited = inherited_descriptors();
-    match run(&inherited) {
+    match run(inherited.as_deref()) {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, reason, message)) => {
             eprintln!("{reason}: {}", one_line(&message));
@@ -352,29 +352,34 @@ fn load_policy(config: &ExecConfig, privileged: bool) -> Result<Policy, Fail> {
 /// Descriptors above 2 open at start-up: inherited without close-on-exec
 /// (the kernel closed the others at exec). Read before this process opens
 /// anything of its own.
-fn inherited_descriptors() -> Vec<u32> {
+fn inherited_descriptors() -> Option<Vec<u32>> {
     use rustix::fs::{Mode, OFlags};
     use std::os::fd::AsRawFd;
-    let Ok(dir) = rustix::fs::open(
+    let dir = rustix::fs::open(
         "/proc/self/fd",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
-    ) else {
-        return Vec::new();
-    };
+    )
+    .ok()?;
     // The listing's own descriptor is not inherited.
     let own = u32::try_from(dir.as_raw_fd()).unwrap_or(u32::MAX);
     // `Dir::new` reads through this very descriptor (`read_from` would
     // open another one).
-    let Ok(entries) = rustix::fs::Dir::new(dir) else {
-        return Vec::new();
-    };
-    let mut fds: Vec<u32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse().ok())
-        .filter(|fd| *fd > 2 && *fd != own)
-        .collect();
+    let entries = rustix::fs::Dir::new(dir).ok()?;
+    let mut fds = Vec::new();
+    for entry in entries {
+        let name = entry.ok()?;
+        let name = name.file_name().to_str().ok()?;
+        if name == "." || name == ".." {
+            continue;
+        }
+        let fd: u32 = name.parse().ok()?;
+        if fd > 2 && fd != own {
+            fds.push(fd);
+        }
+    }
     fds.sort_unstable();
-    fds
+    Some(fds)
 }
 
 /// Read the manifest out of a bundle without verifying anything: to name
@@ -412,7 +417,7 @@ impl Refusals<'_> {
     }
 }
 
-fn run(inherited: &[u32]) -> Result<u8, Fail> {
+fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
         return fail(
@@ -441,11 +446,9 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
     // launcher writes; the payload gets the caller's back.
     let caller_fsize = rustix::process::getrlimit(rustix::process::Resource::Fsize);
     if privileged {
-        let unlimited = rustix::process::Rlimit {
-            current: None,
-            maximum: None,
-        };
-        let _ = rustix::process::setrlimit(rustix::process::Resource::Fsize, unlimited);
+        creds::lift_file_size_limit();
+        // Nor does the pilot choose the modes of what the launcher makes.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     }
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
 
@@ -473,6 +476,10 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
         }
         _ => {}
     }
+    // Fully root from here until the payload is spawned (§14.9): the pilot
+    // cannot stop the launcher while it holds the shared locks.
+    let window =
+        creds::RootWindow::open(&caller).or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))?;
     let dirs = match &config.state_dir {
         Some(d) => Dirs::under(d),
         None => {
@@ -483,7 +490,12 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
                 .or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))?
         }
     };
-    let policy = load_policy(&config, privileged)?;
+    let mut policy = load_policy(&config, privileged)?;
+    // Mapping a DN to an account trusts the CA for the names it issues:
+    // every CA of the path must have a namespace policy (§14.6).
+    if config.mode == Mode::IdentitySwitching {
+        policy.namespaces = jobseal_verify::NamespacePolicy::Require;
+    }
     let context = RecordContext {
         executable: Some(Path::new(command).display().to_string()),
         arguments: Some(
@@ -508,22 +520,48 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
     // The caller.
     let caller_account = account::by_uid(caller.uid);
     if !config.user_allowed(caller.uid, caller_account.as_ref().map(|a| a.name.as_str())) {
-        return Err(refuse(Fail(
+        // Not recorded: anyone on the node could flood the shared log.
+        return fail(
             EXIT_DENIED,
             "exec.caller-not-allowed",
             format!("uid {} may not use jobseal-exec", caller.uid),
-        )));
+        );
     }
     // Descriptors the payload would inherit under another account: a
     // launcher cannot close them safely, so it refuses to carry them over.
-    if config.mode == Mode::IdentitySwitching && !inherited.is_empty() {
-        return Err(refuse(Fail(
-            EXIT_CLIENT,
-            "exec.descriptor",
-            format!(
-                "descriptors {inherited:?} are open without close-on-exec: the payload would inherit them under another account; close them before calling jobseal-exec"
-            ),
-        )));
+    if config.mode == Mode::IdentitySwitching {
+        let Some(inherited) = inherited else {
+            return Err(refuse(Fail(
+                EXIT_INTERNAL,
+                "internal.error",
+                "cannot list the inherited descriptors (/proc/self/fd)".into(),
+            )));
+        };
+        if !inherited.is_empty() {
+            return Err(refuse(Fail(
+                EXIT_CLIENT,
+                "exec.descriptor",
+                format!(
+                    "descriptors {inherited:?} are open without close-on-exec: the payload would inherit them under another account; close them before calling jobseal-exec"
+                ),
+            )));
+        }
+        // A terminal would let the payload type into the pilot's session
+        // (TIOCSTI): identity switching runs batch payloads only.
+        let streams = [
+            std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ];
+        if let Some(n) = streams.iter().position(|t| *t) {
+            return Err(refuse(Fail(
+                EXIT_CLIENT,
+                "exec.descriptor",
+                format!(
+                    "standard stream {n} is a terminal: a payload under another account must not reach it"
+                ),
+            )));
+        }
     }
 
     // The job's bundle.
@@ -771,18 +809,14 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
         gid: account.gid,
         groups: groups.clone(),
     };
-    // The working directory becomes the target's (the proxy copy may go
-    // there, written with the target's rights).
-    if let Some(w) = &mut workdir {
-        w.hand_over(account.uid, account.gid)
-            .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))?;
-    }
+    // The proxy copy (§14.8), then the hand-over of the working directory.
+    let mut proxy_after_hand_over: Option<(PathBuf, Vec<u8>)> = None;
     if let Some(source) = env_var(&env, "GLEXEC_SOURCE_PROXY") {
         let default_tmp = PathBuf::from(format!("/tmp/x509up_u{}", account.uid));
         let requested = env_var(&env, "GLEXEC_TARGET_PROXY");
         // Identity switching: the pilot must not choose where the target
-        // writes, nor what (§14.8). Logging-only: all of it is the caller's
-        // own to write anyway.
+        // writes, nor what. Logging-only: all of it is the caller's own to
+        // write anyway.
         let switching = config.mode == Mode::IdentitySwitching;
         let destination = if switching {
             proxy::destination(
@@ -792,7 +826,7 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
             )
             .or_else(|m| fail(EXIT_CLIENT, "exec.proxy", m))?
         } else {
-            let d = requested.map_or(default_tmp, PathBuf::from);
+            let d = requested.map_or(default_tmp.clone(), PathBuf::from);
             if !d.is_absolute() {
                 return fail(
                     EXIT_CLIENT,
@@ -805,9 +839,8 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
         let Some(dn) = decision.identity.as_ref().map(|i| i.end_entity.clone()) else {
             return fail(EXIT_INTERNAL, "internal.error", "a permit without identity");
         };
-        // Read with the caller's rights, written with the target's; only a
-        // proxy of the admitted user is copied.
-        let copy = creds::as_caller(&caller, || {
+        // Read with the caller's rights; only a proxy of the admitted user.
+        let bytes = creds::as_caller(&caller, || {
             proxy::read_source(Path::new(&source), caller.uid)
         })
         .map_err(ProxyError::Internal)
@@ -817,18 +850,60 @@ fn run(inherited: &[u32]) -> Result<u8, Fail> {
                 proxy::check_owner(&bytes, &dn)?;
             }
             Ok(bytes)
-        })
-        .and_then(|bytes| {
-            creds::as_caller(&as_target, || proxy::write_here(&destination, &bytes))
-                .map_err(ProxyError::Internal)
-                .and_then(|r| r.map_err(ProxyError::Internal))
         });
-        match copy {
-            Ok(()) => set("X509_USER_PROXY", destination.into_os_string()),
+        let bytes = match bytes {
+            Ok(b) => b,
             Err(ProxyError::Client(m)) => return fail(EXIT_CLIENT, "exec.proxy", m),
             Err(ProxyError::Internal(m)) => return fail(EXIT_INTERNAL, "exec.proxy", m),
+        };
+        let in_workdir = workdir
+            .as_ref()
+            .filter(|w| destination.parent() == Some(w.path.as_path()));
+        match (switching, in_workdir) {
+            // Into the working directory while only root can enter it: a
+            // new file (never over a verified input), handed over below.
+            (true, Some(_)) => {
+                let name = destination
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let Some(w) = workdir.as_mut() else {
+                    return fail(EXIT_INTERNAL, "internal.error", "no working directory");
+                };
+                let (_, mut file) = w
+                    .create_file(&name)
+                    .or_else(|m| fail(EXIT_CLIENT, "exec.proxy", m))?;
+                std::io::Write::write_all(&mut file, &bytes)
+                    .and_then(|()| file.sync_all())
+                    .or_else(|e| {
+                        fail(
+                            EXIT_INTERNAL,
+                            "exec.proxy",
+                            format!("{}: {e}", destination.display()),
+                        )
+                    })?;
+            }
+            // `/tmp/x509up_u<uid>` (or anywhere, logging-only): written with
+            // the target's rights once the directory is handed over.
+            _ => proxy_after_hand_over = Some((destination.clone(), bytes)),
         }
+        set("X509_USER_PROXY", destination.into_os_string());
     }
+    if let Some(w) = &mut workdir {
+        w.hand_over(account.uid, account.gid)
+            .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))?;
+    }
+    if let Some((destination, bytes)) = proxy_after_hand_over {
+        creds::as_caller(&as_target, || proxy::write_here(&destination, &bytes))
+            .and_then(|r| r)
+            .or_else(|m| fail(EXIT_INTERNAL, "exec.proxy", m))?;
+    }
+
+    // The pilot may signal the launcher again (and so the payload).
+    window
+        .restore()
+        .or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))?;
 
     // Run the sealed copy; stay its parent to report its exit code.
     let status_pipe;
@@ -932,7 +1007,7 @@ fn check_root_owned_tree(dir: &Path, depth: u32) -> Result<(), String> {
         } else if link.is_dir() {
             check_root_owned_tree(&path, depth - 1)?;
         } else {
-            check_root_owned(&path)?;
+            config::check_root_owned_entry(&path)?;
         }
     }
     Ok(())

@@ -47,7 +47,20 @@ pub fn lease_name(key: &str) -> String {
 /// and the encoded FQAN joined by `:`, which no encoded string contains, so
 /// no DN can imitate another user's FQAN lease.
 pub fn fqan_lease_name(dn: &str, fqan: &str) -> String {
-    format!("{}:{}", lease_name(dn), lease_name(fqan))
+    // Upper-case letters keep their identity here (`%hh`): FQAN leases are
+    // jobseal's own, so LCMAPS's case folding need not be kept.
+    let exact = |text: &str| -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_lowercase() || b.is_ascii_digit() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02x}")
+                }
+            })
+            .collect()
+    };
+    format!("{}:{}", exact(dn), exact(fqan))
 }
 
 /// Whether `name` is an account of pool `prefix`: the prefix and then
@@ -311,6 +324,11 @@ mod tests {
             fqan_lease_name("/CN=A", "/vo"),
             lease_name("/CN=A:/vo"),
             "a DN can imitate an FQAN lease"
+        );
+        assert_ne!(
+            fqan_lease_name("/CN=Ab", "/vo"),
+            fqan_lease_name("/CN=ab", "/vo"),
+            "DNs differing in case share an FQAN lease"
         );
     }
 

@@ -60,12 +60,52 @@ pub fn destination(
     }
 }
 
+/// PEM labels a proxy file may hold.
+const PROXY_LABELS: [&str; 5] = [
+    "CERTIFICATE",
+    "RSA PRIVATE KEY",
+    "PRIVATE KEY",
+    "EC PRIVATE KEY",
+    "ENCRYPTED PRIVATE KEY",
+];
+
 /// The proxy must be the admitted user's: PEM certificates whose first
 /// certificate without an RFC 3820 ProxyCertInfo extension (the end entity)
 /// has the subject `dn` (§6.8 form). So the pilot can only hand the payload
 /// a proxy of the user whose job it is, never a file of its own choosing.
 pub fn check_owner(bytes: &[u8], dn: &str) -> Result<(), ProxyError> {
     let refuse = |m: &str| ProxyError::Client(format!("GLEXEC_SOURCE_PROXY: {m}"));
+    // Nothing but PEM blocks of a credential, and blank lines: a proxy
+    // file that is also a script or anything else is not one.
+    let text = std::str::from_utf8(bytes).map_err(|_| refuse("not PEM text"))?;
+    let mut open: Option<&str> = None;
+    for line in text.lines().map(str::trim_end) {
+        match open {
+            None if line.is_empty() => {}
+            None => {
+                let label = line
+                    .strip_prefix("-----BEGIN ")
+                    .and_then(|l| l.strip_suffix("-----"))
+                    .ok_or_else(|| refuse("text outside PEM blocks"))?;
+                if !PROXY_LABELS.contains(&label) {
+                    return Err(refuse(&format!("a {label} block has no place in a proxy")));
+                }
+                open = Some(label);
+            }
+            Some(label) => {
+                if line
+                    .strip_prefix("-----END ")
+                    .and_then(|l| l.strip_suffix("-----"))
+                    == Some(label)
+                {
+                    open = None;
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        return Err(refuse("an unterminated PEM block"));
+    }
     let blocks = jobseal_core::pem::parse_blocks(bytes).map_err(|e| refuse(&e.0))?;
     for (i, block) in blocks
         .into_iter()

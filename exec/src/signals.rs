@@ -28,6 +28,21 @@ enum Target {
     Gone,
 }
 
+/// Whether all of `pid`'s uids (real, effective, saved, filesystem) are
+/// `uid`, or it is the trampoline still switching (all 0).
+fn runs_only_as(pid: Pid, uid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", pid.as_raw_nonzero()))
+    else {
+        return false;
+    };
+    let Some(ids) = status.lines().find_map(|l| l.strip_prefix("Uid:")) else {
+        return false;
+    };
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    let want = uid.to_string();
+    ids.len() == 4 && (ids.iter().all(|i| *i == want) || ids.iter().all(|i| *i == "0"))
+}
+
 /// Why the payload could not be run to its end.
 #[derive(Debug)]
 pub enum RunError {
@@ -41,10 +56,12 @@ pub enum RunError {
 
 /// Spawn `cmd`, forward [`FORWARDED`] to it until it exits, and return its
 /// status. Nothing runs unless forwarding is in place first.
-/// `forward_as`: the (uid, gid) whose rights the forwarding thread takes
-/// before it forwards anything, so that a privileged launcher never signals
-/// with root's rights (a payload that runs a setuid program must not become
-/// signalable by the pilot through the launcher).
+/// `forward_as`: the (uid, gid) of the payload in identity-switching mode.
+/// The forwarder stays root (a thread with the target's uids would let any
+/// process of the target account signal or re-limit the whole launcher),
+/// but it forwards only while all four of the payload's uids are the
+/// target's: a payload that runs a setuid program does not become
+/// signalable by the pilot through the launcher.
 pub fn run_forwarding(
     cmd: &mut Command,
     forward_as: Option<(u32, u32)>,
@@ -60,19 +77,7 @@ pub fn run_forwarding(
         std::thread::Builder::new()
             .name("forward-signals".into())
             .spawn(move || {
-                let switched = forward_as.map_or(Ok(()), |(uid, gid)| {
-                    use rustix::process::{Gid, Uid};
-                    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
-                    rustix::thread::set_thread_groups(&[g])
-                        .and_then(|()| rustix::thread::set_thread_res_gid(g, g, g))
-                        .and_then(|()| rustix::thread::set_thread_res_uid(u, u, u))
-                        .map_err(|e| format!("the signal thread cannot become uid {uid}: {e}"))
-                });
-                let failed = switched.is_err();
-                let _ = ready_tx.send(switched);
-                if failed {
-                    return;
-                }
+                let _ = ready_tx.send(Ok(()));
                 for raw in signals.forever() {
                     let Some(signal) = Signal::from_named_raw(raw) else {
                         continue;
@@ -83,7 +88,9 @@ pub fn run_forwarding(
                         // The payload may have exited and not been reaped
                         // yet: ESRCH is not an error then.
                         Target::Running(pid) => {
-                            let _ = kill_process(*pid, signal);
+                            if forward_as.is_none_or(|(uid, _)| runs_only_as(*pid, uid)) {
+                                let _ = kill_process(*pid, signal);
+                            }
                         }
                         Target::Gone => {}
                     }

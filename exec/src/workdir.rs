@@ -96,34 +96,50 @@ impl WorkDir {
         ))
     }
 
-    /// Copy the inputs present in `source` (opened with the caller's
-    /// rights) into the directory. A missing input is left out, so that
-    /// admission decides about it exactly as it would in `source`; at most
-    /// the signed size plus one byte is copied, so an input that grew is
-    /// still seen to differ.
+    /// Copy the inputs present in `source` into the directory: each source
+    /// is opened *and read* with the caller's rights (some files check the
+    /// reader at read time), into a copy the launcher created. A missing
+    /// input is left out, so that admission decides about it exactly as it
+    /// would in `source`; at most the signed size plus one byte is copied,
+    /// so an input that grew is still seen to differ.
     pub fn copy_inputs(
         &mut self,
         source: &Path,
         inputs: &[Input],
         caller: &Caller,
     ) -> Result<(), CopyError> {
-        let opened = as_caller(caller, || {
-            inputs
-                .iter()
-                .map(|i| open_input(&source.join(&i.name)))
-                .collect::<Vec<_>>()
+        let mut copies = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let (path, file) = self.create_copy(input).map_err(CopyError::Internal)?;
+            copies.push((input, path, file));
+        }
+        let copied = as_caller(caller, || {
+            let mut missing = Vec::new();
+            for (input, path, out) in &mut copies {
+                let Some(file) =
+                    open_input(&source.join(&input.name)).map_err(CopyError::Client)?
+                else {
+                    missing.push(path.clone());
+                    continue;
+                };
+                std::io::copy(&mut file.take(input.size.saturating_add(1)), out).map_err(|e| {
+                    CopyError::Internal(format!("input {}: cannot copy: {e}", input.name))
+                })?;
+            }
+            Ok(missing)
         })
         .map_err(CopyError::Internal)?;
-        for (input, file) in inputs.iter().zip(opened) {
-            let Some(file) = file.map_err(CopyError::Client)? else {
-                continue;
-            };
-            self.copy_one(input, file).map_err(CopyError::Internal)?;
+        // An input that is not there has no copy either.
+        for path in copied? {
+            std::fs::remove_file(&path)
+                .map_err(|e| CopyError::Internal(format!("{}: {e}", path.display())))?;
+            self.made.retain(|p| *p != path);
         }
         Ok(())
     }
 
-    fn copy_one(&mut self, input: &Input, file: File) -> Result<(), String> {
+    /// Create the (empty) copy of `input`, and its parent directories.
+    fn create_copy(&mut self, input: &Input) -> Result<(PathBuf, File), String> {
         let relative = Path::new(&input.name);
         // The manifest's decoder already refuses these; never trust twice-
         // removed data with a path.
@@ -145,17 +161,40 @@ impl WorkDir {
             }
         }
         let target = self.path.join(relative);
-        let mut out = std::fs::OpenOptions::new()
+        let out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&target)
             .map_err(|e| format!("input {}: {e}", input.name))?;
-        self.made.push(target);
-        std::io::copy(&mut file.take(input.size.saturating_add(1)), &mut out)
-            .map_err(|e| format!("input {}: cannot copy: {e}", input.name))?;
-        Ok(())
+        self.made.push(target.clone());
+        Ok((target, out))
+    }
+
+    /// A new file in the directory, created now by the launcher (`O_EXCL`,
+    /// never through a symbolic link, mode 0600) and handed over with the
+    /// rest: for the proxy copy, written before the hand-over, so that it
+    /// can never replace a verified input.
+    pub fn create_file(&mut self, name: &str) -> Result<(PathBuf, File), String> {
+        if Path::new(name).components().count() != 1
+            || !matches!(
+                Path::new(name).components().next(),
+                Some(Component::Normal(_))
+            )
+        {
+            return Err(format!("{name}: not a plain file name"));
+        }
+        let target = self.path.join(name);
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&target)
+            .map_err(|e| format!("{}: {e}", target.display()))?;
+        self.made.push(target.clone());
+        Ok((target, out))
     }
 
     /// Give the directory and everything in it to the target account, and

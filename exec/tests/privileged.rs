@@ -144,7 +144,13 @@ impl World {
             now.plus(365 * 86_400),
         )
         .unwrap();
-        throwaway::install_ca(&dir.path().join("ca"), &ca.cert).unwrap();
+        let anchor = throwaway::install_ca(&dir.path().join("ca"), &ca.cert).unwrap();
+        // Identity switching requires a namespace policy for every CA.
+        std::fs::write(
+            anchor.with_extension("namespaces"),
+            "TO Issuer SELF PERMIT Subject \"/O=jobseal/.*\"\n",
+        )
+        .unwrap();
         let users = USERS
             .iter()
             .enumerate()
@@ -380,7 +386,9 @@ impl Drop for World {
         let mut names: Vec<String> = vec![self.pilot.name.clone(), self.target.name.clone()];
         names.extend(self.pool.iter().map(|a| a.name.clone()));
         for n in names {
-            let _ = Command::new("userdel").arg(&n).output();
+            // Whatever a test left running under the account goes first.
+            let _ = Command::new("pkill").args(["-KILL", "-u", &n]).output();
+            let _ = Command::new("userdel").args(["-f", &n]).output();
         }
         let _ = Command::new("groupdel").arg(&self.extra_group.0).output();
     }
@@ -565,7 +573,15 @@ fn a_payload_rewritten_or_swapped_while_it_is_launched_never_runs_changed() {
     // The pilot itself (its uid, its files) rewrites the payload in place
     // (same inode: `1<>` does not truncate) and swaps it by rename, as fast
     // as it can, while the launches run.
-    let mut attacker = Command::new("setpriv")
+    /// Stops the attacker even if an assertion fails first.
+    struct Attacker(std::process::Child);
+    impl Drop for Attacker {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let attacker = Command::new("setpriv")
         .arg(format!("--reuid={}", w.pilot.uid))
         .arg(format!("--regid={}", w.pilot.gid))
         .arg("--init-groups")
@@ -581,6 +597,7 @@ fn a_payload_rewritten_or_swapped_while_it_is_launched_never_runs_changed() {
         .current_dir(w.path("pilot/job"))
         .spawn()
         .unwrap();
+    let attacker = Attacker(attacker);
     let mut ran = 0;
     let mut refused = 0;
     for b in &bundles {
@@ -600,8 +617,7 @@ fn a_payload_rewritten_or_swapped_while_it_is_launched_never_runs_changed() {
             other => panic!("unexpected {other:?}: {}", stderr(&o)),
         }
     }
-    attacker.kill().unwrap();
-    attacker.wait().unwrap();
+    drop(attacker);
     eprintln!("{ran} ran the signed payload, {refused} refused");
     // The race was really run: the attacker caught some launches.
     assert!(refused > 0, "the attacker never caught a launch");
@@ -791,8 +807,10 @@ fn each_built_in_control_denies_what_it_should() {
         .iter()
         .map(|r| r["reason"].as_str().unwrap_or("permit").to_string())
         .collect();
+    // Callers not on the whitelist are not recorded: anyone could flood the
+    // shared log.
+    assert!(!reasons.iter().any(|r| r == "exec.caller-not-allowed"));
     for code in [
-        "exec.caller-not-allowed",
         "exec.target-uid",
         "exec.target-gid",
         "exec.no-account",
@@ -890,10 +908,28 @@ fn the_proxy_copy_is_the_user_s_own_written_as_the_target_where_allowed() {
         "run.sh",
         "#!/bin/sh\nstat -c '%u %a' \"$X509_USER_PROXY\"\necho \"$X509_USER_PROXY\"\n",
     );
-    // A user's own proxy chain (a bundle holds one), mode 0600.
+    // A user's own proxy chain: the certificates of a bundle (job-bound
+    // proxy, user certificate), mode 0600, the pilot's.
     let proxy_of = |user: usize, name: &str| {
-        let p = w.seal(name, user, &[], "");
+        let bundle = std::fs::read_to_string(w.seal(name, user, &[], "")).unwrap();
+        let mut certs = String::new();
+        let mut inside = false;
+        for line in bundle.lines() {
+            if line == "-----BEGIN CERTIFICATE-----" {
+                inside = true;
+            }
+            if inside {
+                certs.push_str(line);
+                certs.push('\n');
+            }
+            if line == "-----END CERTIFICATE-----" {
+                inside = false;
+            }
+        }
+        let p = w.path(&format!("pilot/{name}.proxy.pem"));
+        std::fs::write(&p, certs).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::lchown(&p, Some(w.pilot.uid), Some(w.pilot.gid)).unwrap();
         p
     };
     let jane_proxy = proxy_of(0, "jane-proxy");
@@ -945,4 +981,39 @@ fn an_input_the_pilot_cannot_read_is_refused_not_copied_as_root() {
         "a digest leaked: {}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_ca_without_a_namespace_policy_maps_nobody() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new();
+    w.gridmap(&format!("\"{}\" {}\n", slash_dn(USERS[0]), w.target.name));
+    for e in std::fs::read_dir(w.path("ca")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "namespaces") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let b = w.seal("n", 0, &[], "");
+    let o = w.launch(&b, &["./run.sh"]);
+    assert_eq!(o.status.code(), Some(203), "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("chain.namespace"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn a_payload_that_cannot_be_executed_is_the_launcher_s_126_not_the_payload_s() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new();
+    w.gridmap(&format!("\"{}\" {}\n", slash_dn(USERS[0]), w.target.name));
+    // Signed, admitted, but its interpreter does not exist: the exec fails
+    // in the trampoline, after the identity switch.
+    w.payload("run.sh", "#!/nonexistent/interpreter\n");
+    let b = w.seal("x", 0, &[], "");
+    let o = w.launch(&b, &["./run.sh"]);
+    assert_refused(&o, 126, "exec.not-executable");
 }

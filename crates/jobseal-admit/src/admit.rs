@@ -284,5 +284,20 @@ pub fn record_outside(
     let path = policy
         .and_then(|p| p.audit.file.clone())
         .unwrap_or_else(|| log_dir.join(AUDIT_LOG));
-    AuditLog::open(path, AuditOptions::default())?.append(record)
+    // Anchored in syslog as the policy says, as admission's own records.
+    let syslog = policy.and_then(|p| {
+        p.audit.syslog.then(|| SyslogOptions {
+            socket: p.audit.syslog_socket.clone(),
+            required: p.audit.syslog_required,
+            ..SyslogOptions::default()
+        })
+    });
+    AuditLog::open(
+        path,
+        AuditOptions {
+            syslog,
+            ..AuditOptions::default()
+        },
+    )?
+    .append(record)
 }

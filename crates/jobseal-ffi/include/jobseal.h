@@ -4,14 +4,17 @@
  *
  * Ownership: a verifier (jobseal_verifier_new) is freed with
  * jobseal_verifier_free, a decision with jobseal_decision_free, an owned
- * error string with jobseal_string_free. Strings returned by the
- * jobseal_decision_* accessors are borrowed: valid until the decision is
- * freed, never to be freed by the caller.
+ * error string (malloc'ed) with jobseal_string_free or free(). Strings
+ * returned by the jobseal_decision_* accessors are borrowed: valid until
+ * the decision is freed, never to be freed by the caller. Arguments are
+ * read during the call only and must not change during it.
  *
  * Status: JOBSEAL_OK means a decision was made, which may be a deny; any
  * other status means no decision was made, and the caller denies.
  *
  * Threads: a verifier may be used by any number of threads at once.
+ * Fork: a verifier whose admission was opened (by jobseal_admit) before a
+ * fork denies jobseal_admit in the child; build a new one there.
  */
 
 #ifndef JOBSEAL_H
@@ -70,7 +73,8 @@ typedef struct jobseal_decision jobseal_decision;
  A verifier: trust anchors, VOMS directory and site policy, and, opened
  on the first `jobseal_admit`, the replay store and audit log. Built by
  `jobseal_verifier_new`, freed by `jobseal_verifier_free`. Thread-safe:
- one verifier may be used by any number of threads at once.
+ one verifier may be used by any number of threads at once. Not across
+ `fork`: admission opened in one process denies in another.
  */
 typedef struct jobseal_verifier jobseal_verifier;
 
@@ -87,25 +91,39 @@ extern "C" {
    `/etc/grid-security/vomsdir`.
  - `policy_file`: the site policy (TOML, `spec/jobseal.md` §13); NULL for
    `/etc/jobseal/policy.toml` if it exists, else the built-in policy.
-   Environment variables are not consulted.
  - `state_dir`: where `jobseal_admit` keeps the replay database and the
    audit log (it wins over the policy's `state_dir`/`log_dir`); NULL for
-   the defaults of `jobseal admit`. Nothing is opened or created here:
+   the defaults of `jobseal admit`: `/var/lib/jobseal` and
+   `/var/log/jobseal` for root, else `$XDG_STATE_HOME/jobseal` or
+   `$HOME/.local/state/jobseal`. Nothing is opened or created here:
    admission is opened by the first `jobseal_admit`, so a verifier used
    only to check needs no writable directory.
  - `out`: receives the verifier, or NULL on failure. Required.
  - `error`: if not NULL, receives NULL on success, or on failure an
-   owned string `reason.code: message` (free it with
-   `jobseal_string_free`) when one is known.
+   owned string `reason.code: message` when one is known. It is
+   allocated with `malloc`: free it with `jobseal_string_free` or
+   `free()`; the caller may modify it (truncate it, say) first.
+
+ Relative paths are made absolute here, against the current directory
+ at this call: a host that later changes directory (into a job's) keeps
+ the CA directory, VOMS directory and state directory it named.
+
+ Environment: no trust setting is read from it (not `X509_CERT_DIR`,
+ `X509_VOMS_DIR` nor `JOBSEAL_POLICY`). Only when `state_dir` is NULL are
+ `HOME` and `XDG_STATE_HOME` read, once, during this call (never by a
+ setuid or setgid process, which then has no default state directory). A
+ host whose other threads may call `setenv` meanwhile must pass
+ `state_dir`.
 
  Returns `JOBSEAL_OK`, `JOBSEAL_ERR_NULL_POINTER` (`out` is NULL),
- `JOBSEAL_ERR_CONFIG` (unusable CA directory or invalid policy: the error
- string says which) or `JOBSEAL_ERR_INTERNAL`. A failure here is not
- recorded in any audit log.
+ `JOBSEAL_ERR_CONFIG` (unusable CA directory, a path that cannot be made
+ absolute, or an invalid policy: the error string says which) or
+ `JOBSEAL_ERR_INTERNAL`. A failure here is not recorded in any audit log.
 
  # Safety
- Each string argument is NULL or a NUL-terminated string; `out` and
- `error` are NULL or valid for writing one pointer.
+ Each string argument is NULL or a NUL-terminated string, unchanged
+ during the call; `out` and `error` are NULL or valid for writing one
+ pointer.
  */
 jobseal_status jobseal_verifier_new(const char *ca_dir,
                                     const char *voms_dir,
@@ -117,6 +135,8 @@ jobseal_status jobseal_verifier_new(const char *ca_dir,
 /*
  Free a verifier. NULL is a no-op. No decision refers to it: decisions
  stay valid after it is freed. It must not be in use by another thread.
+ In a child after `fork`, the admission its parent opened is left open
+ (never closed from the child), the rest freed.
 
  # Safety
  `verifier` is NULL or a pointer from `jobseal_verifier_new` not yet
@@ -141,6 +161,15 @@ void jobseal_verifier_free(jobseal_verifier *verifier);
  - `out`: receives the decision (free it with `jobseal_decision_free`),
    or NULL when the status is not `JOBSEAL_OK`. Required.
 
+ The library reads `bundle`, `argv` and the strings during the call and
+ keeps no pointer to them; they must not be modified (by another thread)
+ until it returns.
+
+ The executable and the inputs are checked as they are on disk during
+ the call: whoever then runs the job must run that same file (by the
+ same absolute path, in a directory nobody else can change) or a sealed
+ copy of it, as `jobseal-exec` does.
+
  Returns `JOBSEAL_OK` (a decision was made: permit or deny),
  `JOBSEAL_ERR_NULL_POINTER`, `JOBSEAL_ERR_INVALID_ARGUMENT` or
  `JOBSEAL_ERR_INTERNAL`.
@@ -148,8 +177,9 @@ void jobseal_verifier_free(jobseal_verifier *verifier);
  # Safety
  `verifier` is NULL or a live verifier; `bundle` is NULL or points to
  `bundle_len` readable bytes; the strings are NULL or NUL-terminated;
- `argv` is NULL or points to `argc` string pointers; `out` is NULL or
- valid for writing one pointer.
+ `argv` is NULL or points to `argc` string pointers; all of them stay
+ valid and unmodified during the call; `out` is NULL or valid for
+ writing one pointer.
  */
 jobseal_status jobseal_check(const jobseal_verifier *verifier,
                              const uint8_t *bundle,
@@ -196,6 +226,16 @@ jobseal_status jobseal_check_credential(const jobseal_verifier *verifier,
  Arguments (but `at`), `out` and return values as for `jobseal_check`.
  The audit record names the executable and arguments given; the C API
  records no environment variable names.
+
+ A permit is for the payload's bytes as they are during this call: the
+ launcher must run that same file, unchanged, or a sealed copy (as
+ `jobseal-exec` does); `admit` cannot see what happens after it returns.
+
+ Fork: admission belongs to the process that opened it. Called in
+ another process (a child after `fork`) on a verifier whose admission
+ was opened before the fork, this denies (`internal.error`, "used across
+ fork"), recorded in the audit log by path; build a new verifier in the
+ child.
 
  # Safety
  As `jobseal_check`.
@@ -299,11 +339,13 @@ const char *jobseal_decision_manifest_sha256(const jobseal_decision *decision);
 
 /*
  Free a string this library returned as owned (the error string of
- `jobseal_verifier_new`). NULL is a no-op. Never pass a string borrowed
- from a decision.
+ `jobseal_verifier_new`): it was allocated with `malloc`, and this is
+ `free()`, which the caller may call instead. NULL is a no-op. Never pass
+ a string borrowed from a decision.
 
  # Safety
- `s` is NULL or an owned string from this library, not yet freed.
+ `s` is NULL or an owned string from this library, not yet freed (its
+ contents may have been changed).
  */
 void jobseal_string_free(char *s);
 

@@ -5,6 +5,8 @@
  *
  *   driver LOG_FILE POLICY CASES_TSV
  *
+ * POLICY "-" names no policy (LCMAPS then tries the policies of lcmaps.db
+ * in turn, until one succeeds).
  * CASES_TSV: one case a line, tab-separated: name, bundle file, the code
  * the jobseal plugin must log ("none": it must not decide, because LCMAPS
  * refused the credential first or the policy does not run it), the
@@ -71,6 +73,7 @@ int main(int argc, char **argv) {
     }
     const char *log_path = argv[1];
     char *policy = argv[2];
+    int npols = strcmp(policy, "-") == 0 ? 0 : 1;
     FILE *log = fopen(log_path, "w");
     FILE *cases = fopen(argv[3], "r");
     if (log == NULL || cases == NULL) {
@@ -118,7 +121,7 @@ int main(int argc, char **argv) {
         int npgid = 0, nsgid = 0;
         char *poolindex = NULL;
         int rc = lcmaps_run_with_pem_and_return_account(
-            NULL, pem, 0, NULL, 1, &policy, &uid, &pgids, &npgid, &sgids, &nsgid, &poolindex);
+            NULL, pem, 0, NULL, npols, npols ? &policy : NULL, &uid, &pgids, &npgid, &sgids, &nsgid, &poolindex);
         free(pem);
         fflush(log);
         char *text = read_file(log_path, offset, &offset);

@@ -3,29 +3,41 @@
  * (jobseal bundle) in place of verify-proxy, and leaves the account mapping
  * to the plugins after it (localaccount, poolaccount, ...).
  *
- *   jobseal = "lcmaps_jobseal.so -cadir DIR -vomsdir DIR -policy FILE"
+ *   jobseal = "lcmaps_jobseal.so -credential-only -cadir DIR -vomsdir DIR -policy FILE"
  *   glexec:
  *   jobseal -> localaccount
  *
- * (in gLExec's lcmaps.db only, never one shared with storage front-ends,
- * and never with a false branch "jobseal -> a | b": b would run on a deny).
+ * In gLExec's lcmaps.db only, never one shared with storage front-ends;
+ * never with a false branch ("jobseal -> a | b": b runs on a deny); and
+ * jobseal must head EVERY policy of that lcmaps.db unless gLExec names the
+ * policy to run: when no policy is named, LCMAPS tries the next policy of
+ * the file after a failed one, so a jobseal deny would fall through to it.
+ * See docs/lcmaps.md.
  *
  * LCMAPS hands a plugin the credential (the PEM string of
  * lcmaps_run_with_pem_and_return_account), not the command to run. So this
  * plugin checks the chain, the binding, the manifest and the site policy
  * (jobseal_check_credential: steps 1-4 and 6 of spec/jobseal.md) and NOT
- * the payload: the launcher must check the executable, arguments and inputs
- * (step 5) before it runs anything. It records nothing (no replay record,
- * no audit record). See docs/lcmaps.md.
+ * the payload (step 5), NOT single use (step 7) and records nothing (step
+ * 8): the launcher must admit the job (jobseal-exec, `jobseal admit` or
+ * jobseal_admit) before it runs anything. Because a permit here means so
+ * much less than an admission, plugin_initialize refuses to start unless
+ * lcmaps.db says -credential-only, the site's statement that it knows.
  *
  * Beyond jobseal's own decision, it refuses (fail closed) when the identity
  * LCMAPS will map differs from the one jobseal verified: LCMAPS's user DN
- * must be the verified end-entity subject, and every FQAN LCMAPS extracted
- * must be one jobseal verified.
+ * (OpenSSL's X509_NAME_oneline form) must be the verified end-entity
+ * subject in that form, and every FQAN LCMAPS extracted must be one jobseal
+ * verified.
+ *
+ * The verifier is one global object, set up by plugin_initialize and freed
+ * by plugin_terminate: like LCMAPS itself, the plugin is for hosts that
+ * call LCMAPS from one thread at a time (gLExec is one).
  *
  * Every decision is logged on LOG_NOTICE as
  *   lcmaps_jobseal-plugin_run(): jobseal decision: CODE: message
- * (CODE is "permit" or a reason code of spec/jobseal.md §9).
+ * (CODE is "permit", a reason code of spec/jobseal.md §9, or
+ * lcmaps.identity-mismatch).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +63,12 @@ static const char *show(const char *s) { return s != NULL ? s : "(none)"; }
 
 int plugin_initialize(int argc, char **argv) {
     const char *cadir = NULL, *vomsdir = NULL, *policy = NULL;
+    int credential_only = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-credential-only") == 0) {
+            credential_only = 1;
+            continue;
+        }
         const char **slot = NULL;
         if (strcmp(argv[i], "-cadir") == 0 || strcmp(argv[i], "-certdir") == 0)
             slot = &cadir;
@@ -62,11 +79,23 @@ int plugin_initialize(int argc, char **argv) {
         if (slot == NULL || i + 1 >= argc || argv[i + 1][0] == '\0') {
             lcmaps_log(LOG_ERR,
                        PLUGIN "-plugin_initialize(): unknown argument or missing "
-                              "value: %s (known: -cadir DIR, -vomsdir DIR, -policy FILE)\n",
+                              "value: %s (known: -credential-only, -cadir DIR, "
+                              "-vomsdir DIR, -policy FILE)\n",
                        argv[i]);
             return LCMAPS_MOD_FAIL;
         }
         *slot = argv[++i];
+    }
+    if (!credential_only) {
+        lcmaps_log(LOG_ERR,
+                   PLUGIN "-plugin_initialize(): refusing to start without "
+                          "-credential-only: this plugin checks the credential only; it "
+                          "does NOT check the payload (executable, arguments, inputs) "
+                          "and does NOT enforce single use, so the launcher must admit "
+                          "the job (jobseal-exec, or jobseal admit) before it runs "
+                          "anything. Add -credential-only to its lcmaps.db entry to say "
+                          "that this site's launcher does (see docs/lcmaps.md)\n");
+        return LCMAPS_MOD_FAIL;
     }
     if (verifier != NULL) {
         jobseal_verifier_free(verifier);
@@ -83,8 +112,9 @@ int plugin_initialize(int argc, char **argv) {
         return LCMAPS_MOD_FAIL;
     }
     lcmaps_log(LOG_INFO,
-               PLUGIN "-plugin_initialize(): jobseal %s, CA directory %s, VOMS "
-                      "directory %s, policy %s\n",
+               PLUGIN "-plugin_initialize(): jobseal %s, credential only (no payload "
+                      "check, no single use: the launcher admits), CA directory %s, "
+                      "VOMS directory %s, policy %s\n",
                jobseal_version(), show(cadir), show(vomsdir), show(policy));
     return LCMAPS_MOD_SUCCESS;
 }
@@ -106,6 +136,60 @@ int plugin_introspect(int *argc, lcmaps_argument_t **argv) {
 static void *run_var(const char *name, const char *type, int argc, lcmaps_argument_t *argv) {
     void **value = lcmaps_getArgValue(name, type, argc, argv);
     return value != NULL ? *value : NULL;
+}
+
+/*
+ * jobseal's subject (UTF-8, spec/jobseal.md §6.8) in the form LCMAPS takes
+ * its user DN in, OpenSSL's X509_NAME_oneline: every byte outside 0x20-0x7E
+ * written as \xHH (uppercase hex), each byte of a UTF-8 sequence on its own
+ * ("/CN=\xC3\x89mile"). Malloc'ed; NULL if out of memory.
+ *
+ * The two forms agree on every name whose values are UTF8String,
+ * PrintableString or IA5String and hold neither '/' nor '+' (OpenSSL 3
+ * writes those \/ and \+ in a value; jobseal does not escape them, so they
+ * cannot be told from separators). Any other name (a '/' or '+' inside a
+ * value, non-ASCII text in a BMPString or T61String, a C1 control
+ * character) renders differently, and the identity check refuses it: fail
+ * closed, never a wrong mapping.
+ */
+static char *openssl_oneline(const char *subject) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(subject);
+    char *out = malloc(4 * n + 1), *p = out;
+    if (out == NULL)
+        return NULL;
+    for (const unsigned char *s = (const unsigned char *)subject; *s != '\0'; s++) {
+        if (*s < 0x20 || *s > 0x7E) {
+            *p++ = '\\';
+            *p++ = 'x';
+            *p++ = hex[*s >> 4];
+            *p++ = hex[*s & 0x0F];
+        } else {
+            *p++ = (char)*s;
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+/* Whether LCMAPS's user DN is the verified subject. */
+static int same_identity(const char *user_dn, const char *subject) {
+    if (user_dn == NULL || subject == NULL)
+        return 0;
+    char *oneline = openssl_oneline(subject);
+    int same = oneline != NULL && strcmp(user_dn, oneline) == 0;
+    free(oneline);
+    return same;
+}
+
+/* Whether `fqan` is one of the decision's verified FQANs. */
+static int verified_fqan(const jobseal_decision *d, const char *fqan) {
+    if (fqan == NULL)
+        return 0;
+    for (size_t j = 0; j < jobseal_decision_fqan_count(d); j++)
+        if (strcmp(fqan, jobseal_decision_fqan(d, j)) == 0)
+            return 1;
+    return 0;
 }
 
 static int decide(int argc, lcmaps_argument_t *argv, const char *fn) {
@@ -138,20 +222,41 @@ static int decide(int argc, lcmaps_argument_t *argv, const char *fn) {
     /* The mapping plugins after this one map what LCMAPS extracted from the
      * PEM itself: allow only the identity jobseal verified. */
     const char *user_dn = run_var("user_dn", "char *", argc, argv);
-    if (ok && (user_dn == NULL || subject == NULL || strcmp(user_dn, subject) != 0)) {
+    if (ok && !same_identity(user_dn, subject)) {
         lcmaps_log(LOG_NOTICE,
                    PLUGIN "-%s(): jobseal decision: lcmaps.identity-mismatch: LCMAPS "
                           "would map the DN \"%s\", not the verified end entity \"%s\"\n",
                    fn, show(user_dn), show(subject));
         ok = 0;
     }
+    /* The FQANs: both run variables or neither; a count of at least -1
+     * (LCMAPS 1.6 says -1, with no list, for a credential without FQANs);
+     * a list whenever the count is positive, none when it is -1; and each
+     * FQAN one that jobseal verified. */
     int *nfqan = lcmaps_getArgValue("nfqan", "int", argc, argv);
-    char **fqans = run_var("fqan_list", "char **", argc, argv);
+    char ***fqan_list = lcmaps_getArgValue("fqan_list", "char **", argc, argv);
+    char **fqans = fqan_list != NULL ? *fqan_list : NULL;
+    const char *fqan_fault = NULL;
+    if ((nfqan == NULL) != (fqan_list == NULL))
+        fqan_fault = nfqan != NULL ? "an FQAN count without an FQAN list"
+                                   : "an FQAN list without an FQAN count";
+    else if (nfqan != NULL && *nfqan < -1)
+        fqan_fault = "a negative FQAN count";
+    else if (nfqan != NULL && *nfqan == -1 && fqans != NULL)
+        fqan_fault = "FQANs with the count -1 (none)";
+    else if (nfqan != NULL && *nfqan > 0 && fqans == NULL)
+        fqan_fault = "an FQAN count but no FQANs";
+    if (ok && fqan_fault != NULL) {
+        lcmaps_log(LOG_NOTICE,
+                   PLUGIN "-%s(): jobseal decision: lcmaps.identity-mismatch: LCMAPS "
+                          "gives %s (count %d)\n",
+                   fn, fqan_fault, nfqan != NULL ? *nfqan : 0);
+        ok = 0;
+    }
+    lcmaps_log(LOG_INFO, PLUGIN "-%s(): LCMAPS gives the FQAN count %d, jobseal verified %zu\n",
+               fn, nfqan != NULL ? *nfqan : 0, jobseal_decision_fqan_count(d));
     for (int i = 0; ok && nfqan != NULL && fqans != NULL && i < *nfqan; i++) {
-        int verified = 0;
-        for (size_t j = 0; !verified && j < jobseal_decision_fqan_count(d); j++)
-            verified = fqans[i] != NULL && strcmp(fqans[i], jobseal_decision_fqan(d, j)) == 0;
-        if (!verified) {
+        if (!verified_fqan(d, fqans[i])) {
             lcmaps_log(LOG_NOTICE,
                        PLUGIN "-%s(): jobseal decision: lcmaps.identity-mismatch: LCMAPS "
                               "holds the FQAN \"%s\", which jobseal did not verify\n",

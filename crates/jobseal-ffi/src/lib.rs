@@ -19,19 +19,22 @@
 //! - No panic crosses the boundary: one is caught and reported as
 //!   `JOBSEAL_ERR_INTERNAL`.
 //! - Every object has a free function; strings a decision returns are
-//!   borrowed from it and valid until it is freed.
+//!   borrowed from it and valid until it is freed. The one owned string
+//!   (the error of `jobseal_verifier_new`) is allocated with `malloc`.
+//! - Paths are made absolute when the verifier is built; no trust setting
+//!   is taken from the environment.
 #![deny(unsafe_code)]
 
-use std::ffi::{CStr, CString, OsStr, OsString, c_char};
+use std::ffi::{CStr, CString, OsStr, OsString, c_char, c_void};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jobseal_admit::admit::{Admission, Checker, Dirs, record_setup_failure};
 use jobseal_admit::audit::RecordContext;
-use jobseal_core::Error;
+use jobseal_core::{Error, Reason};
 use jobseal_policy::Policy;
 use jobseal_verify::{Config, Decision, Invocation, UnixTime};
 
@@ -66,7 +69,8 @@ pub const JOBSEAL_NOW: i64 = -1;
 /// A verifier: trust anchors, VOMS directory and site policy, and, opened
 /// on the first `jobseal_admit`, the replay store and audit log. Built by
 /// `jobseal_verifier_new`, freed by `jobseal_verifier_free`. Thread-safe:
-/// one verifier may be used by any number of threads at once.
+/// one verifier may be used by any number of threads at once. Not across
+/// `fork`: admission opened in one process denies in another.
 pub struct JobsealVerifier {
     checker: Checker,
     config: Config,
@@ -75,6 +79,9 @@ pub struct JobsealVerifier {
     admission_policy: Policy,
     dirs: Result<Dirs, Error>,
     admission: Mutex<Option<Arc<Admission>>>,
+    /// The process that opened `admission` (0: not opened): its replay
+    /// database (SQLite) and audit log must not be used from a child.
+    opened_in: AtomicU32,
 }
 
 impl std::fmt::Debug for JobsealVerifier {
@@ -83,6 +90,30 @@ impl std::fmt::Debug for JobsealVerifier {
             .field("checker", &self.checker)
             .field("dirs", &self.dirs)
             .finish_non_exhaustive()
+    }
+}
+
+/// Admissions opened by a parent process and dropped in a child after
+/// `fork`: kept, never closed (closing the parent's SQLite connection from
+/// the child could checkpoint and remove the parent's journal).
+static ORPHANED: Mutex<Vec<Arc<Admission>>> = Mutex::new(Vec::new());
+
+impl Drop for JobsealVerifier {
+    fn drop(&mut self) {
+        let opened_in = *self.opened_in.get_mut();
+        if opened_in == 0 || opened_in == std::process::id() {
+            return;
+        }
+        let slot = self
+            .admission
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = slot.take() {
+            match ORPHANED.try_lock() {
+                Ok(mut kept) => kept.push(a),
+                Err(_) => std::mem::forget(a),
+            }
+        }
     }
 }
 
@@ -268,14 +299,65 @@ unsafe fn put_decision(out: *mut *mut JobsealDecision, d: &Decision) {
     unsafe { put(out, boxed) }
 }
 
-/// The state directories when the caller names none: as `jobseal admit`
-/// chooses them (`/var/lib/jobseal` and `/var/log/jobseal` for root, else
-/// under `$XDG_STATE_HOME` or `~/.local/state`).
+/// The real, effective and saved ids of the `Uid:` or `Gid:` line (`key`)
+/// of `/proc/self/status`.
+fn status_ids(status: &str, key: &str) -> Option<[u32; 3]> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let mut ids = line
+        .get(key.len()..)?
+        .split_whitespace()
+        .map(|f| f.parse::<u32>().ok());
+    Some([ids.next()??, ids.next()??, ids.next()??])
+}
+
+/// The process's effective uid (from `/proc/self/status`: the owner of
+/// `/proc/self` is root in a process that is not dumpable), and whether it
+/// runs setuid or setgid (its real, effective and saved ids differ). `None`
+/// if `/proc` cannot be read.
+fn process_ids() -> Option<(u32, bool)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status_ids(&status, "Uid:")?;
+    let gid = status_ids(&status, "Gid:")?;
+    let differ = |ids: [u32; 3]| ids.iter().any(|&i| i != ids[0]);
+    Some((uid[1], differ(uid) || differ(gid)))
+}
+
+/// The state directories when the caller names none, as `jobseal admit`
+/// chooses them: `/var/lib/jobseal` and `/var/log/jobseal` for root, else
+/// `$XDG_STATE_HOME/jobseal` or `~/.local/state/jobseal`. The environment
+/// is read here, once, when the verifier is built; a setuid or setgid
+/// process (whose environment is its caller's) takes nothing from it.
 fn default_dirs() -> Result<Dirs, Error> {
-    let uid = std::fs::metadata("/proc/self").ok().map(|m| m.uid());
+    let Some((uid, privileged)) = process_ids() else {
+        return Err(Error::new(
+            Reason::ConfigInvalid,
+            "no state directory: /proc/self/status cannot be read (is the process setuid?), \
+             so none is taken from the environment; pass state_dir",
+        ));
+    };
+    if privileged && uid != 0 {
+        return Err(Error::new(
+            Reason::ConfigInvalid,
+            "no state directory: a setuid or setgid process takes none from the environment \
+             (HOME, XDG_STATE_HOME); pass state_dir",
+        ));
+    }
     let xdg = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from);
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    Dirs::for_user(uid, xdg.as_deref(), home.as_deref())
+    Dirs::for_user(Some(uid), xdg.as_deref(), home.as_deref())
+}
+
+/// `path` made absolute against the current directory now: a host that
+/// changes directory later (into a job's) must not change the CA
+/// directory, the VOMS directory or the state directory, which admission
+/// opens on its first use.
+fn absolute(path: PathBuf) -> Result<PathBuf, Error> {
+    std::path::absolute(&path).map_err(|e| {
+        Error::new(
+            Reason::ConfigInvalid,
+            format!("cannot make the path {:?} absolute: {e}", path.display()),
+        )
+    })
 }
 
 fn build_verifier(
@@ -284,6 +366,10 @@ fn build_verifier(
     policy_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
 ) -> Result<JobsealVerifier, Error> {
+    let ca_dir = ca_dir.map(absolute).transpose()?;
+    let voms_dir = voms_dir.map(absolute).transpose()?;
+    let policy_file = policy_file.map(absolute).transpose()?;
+    let state_dir = state_dir.map(absolute).transpose()?;
     let policy = match &policy_file {
         Some(path) => Policy::load(path)?,
         None => Policy::load_default()?,
@@ -311,13 +397,28 @@ fn build_verifier(
         admission_policy,
         dirs,
         admission: Mutex::new(None),
+        opened_in: AtomicU32::new(0),
     })
+}
+
+/// The deny of an admission used in another process than the one that
+/// opened it.
+fn across_fork(opened_in: u32, pid: u32) -> Error {
+    Error::new(
+        Reason::Internal,
+        format!(
+            "used across fork: this verifier's admission (replay database, audit log) was \
+             opened in process {opened_in}, not in this process {pid}; build a new verifier \
+             after fork"
+        ),
+    )
 }
 
 impl JobsealVerifier {
     /// Admission, opened on first use and kept; an error is returned (and
-    /// tried again next time) if it cannot be opened.
-    fn admission(&self, dirs: &Dirs) -> Result<Arc<Admission>, Error> {
+    /// tried again next time) if it cannot be opened, or if it was opened
+    /// in another process (before a `fork`).
+    fn admission(&self, dirs: &Dirs, pid: u32) -> Result<Arc<Admission>, Error> {
         // A poisoned lock only means a panic elsewhere while it was held;
         // the Option it guards is always whole.
         let mut slot = self
@@ -325,6 +426,10 @@ impl JobsealVerifier {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(a) = slot.as_ref() {
+            let opened_in = self.opened_in.load(Ordering::Acquire);
+            if opened_in != pid {
+                return Err(across_fork(opened_in, pid));
+            }
             return Ok(Arc::clone(a));
         }
         let a = Arc::new(Admission::open(
@@ -332,6 +437,7 @@ impl JobsealVerifier {
             self.admission_policy.clone(),
             dirs,
         )?);
+        self.opened_in.store(pid, Ordering::Release);
         *slot = Some(Arc::clone(&a));
         Ok(a)
     }
@@ -355,7 +461,17 @@ impl JobsealVerifier {
             // No state directory at all: nowhere to record; deny.
             Err(e) => return Decision::from_error(e.clone()),
         };
-        match self.admission(dirs) {
+        // After a fork, the child must not take the lock (another thread of
+        // the parent may have held it at the fork) nor touch the parent's
+        // open replay database: deny at once, recorded by path.
+        let pid = std::process::id();
+        let opened_in = self.opened_in.load(Ordering::Acquire);
+        if opened_in != 0 && opened_in != pid {
+            let d = Decision::from_error(across_fork(opened_in, pid));
+            record_setup_failure(Some(&self.admission_policy), dirs, &d, &context);
+            return d;
+        }
+        match self.admission(dirs, pid) {
             Ok(admission) => admission.admit(bundle, invocation, &context),
             Err(e) => {
                 let d = Decision::from_error(e);
@@ -366,6 +482,28 @@ impl JobsealVerifier {
     }
 }
 
+// The C library's allocator: the owned string this library returns is the
+// caller's to free with `free()`, whatever it did to the string first.
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    fn malloc(size: usize) -> *mut c_void;
+    fn free(ptr: *mut c_void);
+}
+
+/// A `malloc`ed copy of `s` (NUL included), or NULL if out of memory.
+#[allow(unsafe_code)]
+fn malloc_string(s: &CStr) -> *mut c_char {
+    let bytes = s.to_bytes_with_nul();
+    // SAFETY: malloc takes any size; the result is checked for NULL.
+    let p = unsafe { malloc(bytes.len()) }.cast::<u8>();
+    if !p.is_null() {
+        // SAFETY: `p` points to `bytes.len()` freshly allocated bytes, which
+        // cannot overlap `bytes`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+    }
+    p.cast()
+}
+
 /// Build a verifier.
 ///
 /// - `ca_dir`: the IGTF-style CA directory; NULL for
@@ -374,25 +512,39 @@ impl JobsealVerifier {
 ///   `/etc/grid-security/vomsdir`.
 /// - `policy_file`: the site policy (TOML, `spec/jobseal.md` §13); NULL for
 ///   `/etc/jobseal/policy.toml` if it exists, else the built-in policy.
-///   Environment variables are not consulted.
 /// - `state_dir`: where `jobseal_admit` keeps the replay database and the
 ///   audit log (it wins over the policy's `state_dir`/`log_dir`); NULL for
-///   the defaults of `jobseal admit`. Nothing is opened or created here:
+///   the defaults of `jobseal admit`: `/var/lib/jobseal` and
+///   `/var/log/jobseal` for root, else `$XDG_STATE_HOME/jobseal` or
+///   `$HOME/.local/state/jobseal`. Nothing is opened or created here:
 ///   admission is opened by the first `jobseal_admit`, so a verifier used
 ///   only to check needs no writable directory.
 /// - `out`: receives the verifier, or NULL on failure. Required.
 /// - `error`: if not NULL, receives NULL on success, or on failure an
-///   owned string `reason.code: message` (free it with
-///   `jobseal_string_free`) when one is known.
+///   owned string `reason.code: message` when one is known. It is
+///   allocated with `malloc`: free it with `jobseal_string_free` or
+///   `free()`; the caller may modify it (truncate it, say) first.
+///
+/// Relative paths are made absolute here, against the current directory
+/// at this call: a host that later changes directory (into a job's) keeps
+/// the CA directory, VOMS directory and state directory it named.
+///
+/// Environment: no trust setting is read from it (not `X509_CERT_DIR`,
+/// `X509_VOMS_DIR` nor `JOBSEAL_POLICY`). Only when `state_dir` is NULL are
+/// `HOME` and `XDG_STATE_HOME` read, once, during this call (never by a
+/// setuid or setgid process, which then has no default state directory). A
+/// host whose other threads may call `setenv` meanwhile must pass
+/// `state_dir`.
 ///
 /// Returns `JOBSEAL_OK`, `JOBSEAL_ERR_NULL_POINTER` (`out` is NULL),
-/// `JOBSEAL_ERR_CONFIG` (unusable CA directory or invalid policy: the error
-/// string says which) or `JOBSEAL_ERR_INTERNAL`. A failure here is not
-/// recorded in any audit log.
+/// `JOBSEAL_ERR_CONFIG` (unusable CA directory, a path that cannot be made
+/// absolute, or an invalid policy: the error string says which) or
+/// `JOBSEAL_ERR_INTERNAL`. A failure here is not recorded in any audit log.
 ///
 /// # Safety
-/// Each string argument is NULL or a NUL-terminated string; `out` and
-/// `error` are NULL or valid for writing one pointer.
+/// Each string argument is NULL or a NUL-terminated string, unchanged
+/// during the call; `out` and `error` are NULL or valid for writing one
+/// pointer.
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn jobseal_verifier_new(
@@ -433,7 +585,7 @@ pub unsafe extern "C" fn jobseal_verifier_new(
                 if !error.is_null() {
                     let text = c_string(&format!("{}: {}", e.reason.code(), e.message));
                     // SAFETY: not NULL, valid for writing.
-                    unsafe { put(error, text.into_raw()) };
+                    unsafe { put(error, malloc_string(&text)) };
                 }
                 Err(JobsealStatus::JobsealErrConfig)
             }
@@ -443,6 +595,8 @@ pub unsafe extern "C" fn jobseal_verifier_new(
 
 /// Free a verifier. NULL is a no-op. No decision refers to it: decisions
 /// stay valid after it is freed. It must not be in use by another thread.
+/// In a child after `fork`, the admission its parent opened is left open
+/// (never closed from the child), the rest freed.
 ///
 /// # Safety
 /// `verifier` is NULL or a pointer from `jobseal_verifier_new` not yet
@@ -476,6 +630,15 @@ pub unsafe extern "C" fn jobseal_verifier_free(verifier: *mut JobsealVerifier) {
 /// - `out`: receives the decision (free it with `jobseal_decision_free`),
 ///   or NULL when the status is not `JOBSEAL_OK`. Required.
 ///
+/// The library reads `bundle`, `argv` and the strings during the call and
+/// keeps no pointer to them; they must not be modified (by another thread)
+/// until it returns.
+///
+/// The executable and the inputs are checked as they are on disk during
+/// the call: whoever then runs the job must run that same file (by the
+/// same absolute path, in a directory nobody else can change) or a sealed
+/// copy of it, as `jobseal-exec` does.
+///
 /// Returns `JOBSEAL_OK` (a decision was made: permit or deny),
 /// `JOBSEAL_ERR_NULL_POINTER`, `JOBSEAL_ERR_INVALID_ARGUMENT` or
 /// `JOBSEAL_ERR_INTERNAL`.
@@ -483,8 +646,9 @@ pub unsafe extern "C" fn jobseal_verifier_free(verifier: *mut JobsealVerifier) {
 /// # Safety
 /// `verifier` is NULL or a live verifier; `bundle` is NULL or points to
 /// `bundle_len` readable bytes; the strings are NULL or NUL-terminated;
-/// `argv` is NULL or points to `argc` string pointers; `out` is NULL or
-/// valid for writing one pointer.
+/// `argv` is NULL or points to `argc` string pointers; all of them stay
+/// valid and unmodified during the call; `out` is NULL or valid for
+/// writing one pointer.
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn jobseal_check(
@@ -601,6 +765,16 @@ pub unsafe extern "C" fn jobseal_check_credential(
 /// Arguments (but `at`), `out` and return values as for `jobseal_check`.
 /// The audit record names the executable and arguments given; the C API
 /// records no environment variable names.
+///
+/// A permit is for the payload's bytes as they are during this call: the
+/// launcher must run that same file, unchanged, or a sealed copy (as
+/// `jobseal-exec` does); `admit` cannot see what happens after it returns.
+///
+/// Fork: admission belongs to the process that opened it. Called in
+/// another process (a child after `fork`) on a verifier whose admission
+/// was opened before the fork, this denies (`internal.error`, "used across
+/// fork"), recorded in the audit log by path; build a new verifier in the
+/// child.
 ///
 /// # Safety
 /// As `jobseal_check`.
@@ -800,22 +974,22 @@ pub unsafe extern "C" fn jobseal_decision_manifest_sha256(
 }
 
 /// Free a string this library returned as owned (the error string of
-/// `jobseal_verifier_new`). NULL is a no-op. Never pass a string borrowed
-/// from a decision.
+/// `jobseal_verifier_new`): it was allocated with `malloc`, and this is
+/// `free()`, which the caller may call instead. NULL is a no-op. Never pass
+/// a string borrowed from a decision.
 ///
 /// # Safety
-/// `s` is NULL or an owned string from this library, not yet freed.
+/// `s` is NULL or an owned string from this library, not yet freed (its
+/// contents may have been changed).
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn jobseal_string_free(s: *mut c_char) {
     if s.is_null() {
         return;
     }
-    guard_value((), || {
-        // SAFETY: made by CString::into_raw in this library and not yet
-        // freed, as the caller guarantees.
-        drop(unsafe { CString::from_raw(s) });
-    });
+    // SAFETY: allocated by malloc in malloc_string and not yet freed, as
+    // the caller guarantees.
+    unsafe { free(s.cast()) };
 }
 
 /// A static name for a status value (`"JOBSEAL_OK"`, …), or `"unknown"`.
@@ -901,6 +1075,45 @@ mod tests {
         assert_eq!(time_arg(5).unwrap(), UnixTime(5));
         assert!(time_arg(JOBSEAL_NOW).unwrap().0 > 1_700_000_000);
         assert_eq!(time_arg(-2), Err(JobsealStatus::JobsealErrInvalidArgument));
+    }
+
+    #[test]
+    fn ids_come_from_proc_self_status() {
+        let status = "Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\n";
+        assert_eq!(status_ids(status, "Uid:"), Some([1000, 0, 0]));
+        assert_eq!(status_ids(status, "Gid:"), Some([100, 100, 100]));
+        assert_eq!(status_ids("Uid:\t1\n", "Uid:"), None);
+        assert_eq!(status_ids("Uid:\tx\t1\t1\n", "Uid:"), None);
+        let (uid, _) = process_ids().unwrap();
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+        // This test process is dumpable: both agree.
+        assert_eq!(uid, owner);
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute(PathBuf::from("certs")).unwrap(), cwd.join("certs"));
+        assert_eq!(
+            absolute(PathBuf::from("/etc")).unwrap(),
+            PathBuf::from("/etc")
+        );
+        let e = absolute(PathBuf::new()).unwrap_err();
+        assert_eq!(e.reason, Reason::ConfigInvalid);
+    }
+
+    #[test]
+    fn the_error_string_is_mallocd() {
+        let p = malloc_string(c"config.invalid: x");
+        assert!(!p.is_null());
+        // SAFETY: a live, NUL-terminated string from malloc_string; freed
+        // once, after truncation (which CString::from_raw would not allow).
+        #[allow(unsafe_code)]
+        unsafe {
+            assert_eq!(CStr::from_ptr(p).to_bytes(), b"config.invalid: x");
+            *p.add(6) = 0;
+            jobseal_string_free(p);
+        }
     }
 
     #[test]

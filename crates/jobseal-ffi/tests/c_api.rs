@@ -80,6 +80,17 @@ fn vectors_tsv(vs: &Vectors, policy: &Path) -> (String, String) {
     (tsv, decisions.concat())
 }
 
+/// Copy the files of `from` into a new directory `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 fn valgrind() -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -106,7 +117,7 @@ fn the_c_api_from_c() {
     let fresh = Fresh::new();
     let args = ["--events", "1000"];
     let mut fresh_tsv = String::new();
-    for name in ["first", "second"] {
+    for name in ["first", "second", "third"] {
         let bundle = fresh.seal(name, &args);
         let mut fields = vec![
             bundle.display().to_string(),
@@ -175,7 +186,18 @@ fn the_c_api_from_c() {
     cc_args.push(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
     cc(&cc_args.iter().map(String::as_str).collect::<Vec<_>>());
 
-    let c_args = |state: &Path| -> Vec<String> {
+    // For the relative-path test: host/ (its CA directory as certs/, the
+    // one that trusts the fresh bundles) and job/ (a rogue certs/: the
+    // vectors' CAs, which do not), one pair per run.
+    let chdir_root = |name: &str| -> PathBuf {
+        let root = t.join(name);
+        copy_dir(&fresh.ca_dir(), &root.join("host/certs"));
+        std::fs::create_dir_all(root.join("host/vomsdir")).unwrap();
+        write_private(&root.join("host/policy.toml"), VECTOR_POLICY);
+        copy_dir(&vs.ca_dir, &root.join("job/certs"));
+        root
+    };
+    let c_args = |state: &Path, root: &Path| -> Vec<String> {
         vec![
             t.join("vectors.tsv").display().to_string(),
             vs.ca_dir.display().to_string(),
@@ -185,6 +207,7 @@ fn the_c_api_from_c() {
             state.display().to_string(),
             fresh.ca_dir().display().to_string(),
             t.join("fresh.tsv").display().to_string(),
+            root.display().to_string(),
         ]
     };
 
@@ -218,7 +241,7 @@ fn the_c_api_from_c() {
         }
     };
     let o = run(cmd
-        .args(c_args(&state))
+        .args(c_args(&state, &chdir_root("chdir-static")))
         .env("JOBSEAL_DECISIONS_OUT", &decisions_out));
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -252,7 +275,7 @@ fn the_c_api_from_c() {
     // The shared build, plainly.
     let state = t.join("state-dynamic");
     let o = run(Command::new(&dynamic_bin)
-        .args(c_args(&state))
+        .args(c_args(&state, &chdir_root("chdir-dynamic")))
         .env("JOBSEAL_DECISIONS_OUT", t.join("decisions-dynamic.tsv")));
     let out = String::from_utf8_lossy(&o.stdout);
     eprintln!("shared: {}", out.trim());

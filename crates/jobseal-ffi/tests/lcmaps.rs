@@ -2,7 +2,10 @@
 //! API into `lcmaps_jobseal.so`) in the real LCMAPS framework of Debian
 //! (`liblcmaps0`), driven as gLExec drives it (`lcmaps/driver.c`:
 //! `lcmaps_run_with_pem_and_return_account`), with the policy
-//! `jobseal -> localaccount`.
+//! `jobseal -> localaccount`; and the plugin's own checks driven directly
+//! (`tests/c/lcmaps_plugin_test.c`) with run variables the real framework
+//! cannot be made to give here (FQANs: Debian's libvomsapi cannot verify
+//! the vectors' attribute certificates).
 //!
 //! The checked-in vectors are valid at `verify_at` (2026-01-01), and the
 //! plugin always checks at the current time, as it must: the runs over
@@ -37,18 +40,20 @@ const REFUSED_BY_LCMAPS: &[(&str, &str)] = &[(
 /// The account the test grid-mapfile maps every user to.
 const ACCOUNT: &str = "nobody";
 
-fn first_existing(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|p| p.exists())
-}
+/// Where Debian (or another layout) may keep the LCMAPS modules.
+const MODULE_DIRS: &[&str] = &[
+    "/usr/lib/lcmaps",
+    "/usr/lib/x86_64-linux-gnu/lcmaps",
+    "/usr/lib64/lcmaps",
+];
 
+/// The first of [`MODULE_DIRS`] that holds `lcmaps_localaccount.mod`.
 fn modules_dir() -> PathBuf {
-    first_existing(&[
-        "/usr/lib/lcmaps",
-        "/usr/lib/x86_64-linux-gnu/lcmaps",
-        "/usr/lib64/lcmaps",
-    ])
-    .filter(|d| d.join("lcmaps_localaccount.mod").exists())
-    .expect("no LCMAPS modules directory with lcmaps_localaccount.mod")
+    MODULE_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .find(|d| d.join("lcmaps_localaccount.mod").exists())
+        .expect("no LCMAPS modules directory with lcmaps_localaccount.mod")
 }
 
 fn libfaketime() -> PathBuf {
@@ -72,8 +77,7 @@ fn require_packages() {
         ("/usr/bin/verify-proxy-tool", "lcmaps-plugins-verify-proxy"),
         ("/usr/bin/faketime", "faketime"),
     ]);
-    let dir = first_existing(&["/usr/lib/lcmaps", "/usr/lib/x86_64-linux-gnu/lcmaps"]);
-    let has = |m: &str| dir.as_ref().is_some_and(|d| d.join(m).exists());
+    let has = |m: &str| MODULE_DIRS.iter().any(|d| Path::new(d).join(m).exists());
     let mut missing = Vec::new();
     if !has("lcmaps_localaccount.mod") {
         missing.push("lcmaps-plugins-basic-localaccount");
@@ -88,8 +92,17 @@ fn require_packages() {
     );
 }
 
-/// Build the plugin and the driver into `dir`.
-fn build(dir: &Path) -> (PathBuf, PathBuf) {
+struct Built {
+    plugin: PathBuf,
+    driver: PathBuf,
+    /// `lcmaps_accept.so`: a plugin that accepts every credential.
+    accept: PathBuf,
+    /// `tests/c/lcmaps_plugin_test.c` linked with the plugin.
+    plugin_test: PathBuf,
+}
+
+/// Build the plugin, the driver and the test programs into `dir`.
+fn build(dir: &Path) -> Built {
     let lib = lib_dir();
     let crate_dir = crate_dir();
     let plugin = dir.join("lcmaps_jobseal.so");
@@ -126,7 +139,42 @@ fn build(dir: &Path) -> (PathBuf, PathBuf) {
         crate_dir.join("lcmaps/driver.c").to_str().unwrap(),
         "-llcmaps",
     ]);
-    (plugin, driver)
+    let accept = dir.join("lcmaps_accept.so");
+    cc(&[
+        "-shared",
+        "-fPIC",
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-o",
+        accept.to_str().unwrap(),
+        crate_dir.join("lcmaps/accept.c").to_str().unwrap(),
+    ]);
+    let plugin_test = dir.join("lcmaps_plugin_test");
+    cc(&[
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        // The plugin calls this program's lcmaps_log.
+        "-rdynamic",
+        "-o",
+        plugin_test.to_str().unwrap(),
+        crate_dir
+            .join("tests/c/lcmaps_plugin_test.c")
+            .to_str()
+            .unwrap(),
+        plugin.to_str().unwrap(),
+        "-llcmaps",
+        &format!("-Wl,-rpath,{}", dir.display()),
+    ]);
+    Built {
+        plugin,
+        driver,
+        accept,
+        plugin_test,
+    }
 }
 
 /// The dynamic symbols `so` defines.
@@ -140,6 +188,7 @@ fn exported(so: &Path) -> Vec<String> {
         .collect()
 }
 
+#[derive(Clone)]
 struct Case {
     name: String,
     bundle: PathBuf,
@@ -167,25 +216,64 @@ fn cases_tsv(cases: &[Case]) -> String {
     s
 }
 
-/// An lcmaps.db with one policy `name: first -> localaccount`.
-fn lcmaps_db(dir: &Path, name: &str, first: (&str, String), gridmap: &Path) -> PathBuf {
-    let path = dir.join(format!("{name}.db"));
-    std::fs::write(
-        &path,
-        format!(
-            "path = {}\n\n{} = \"{}\"\nlocalaccount = \"lcmaps_localaccount.mod -gridmapfile {}\"\n\n{name}:\n{} -> localaccount\n",
-            modules_dir().display(),
-            first.0,
-            first.1,
-            gridmap.display(),
-            first.0,
-        ),
-    )
-    .unwrap();
+/// An lcmaps.db: the module path, the plugin `entries` (name, module and
+/// arguments) and the `policies` (name, rules), in that order.
+fn lcmaps_db_with(
+    dir: &Path,
+    file: &str,
+    entries: &[(&str, String)],
+    policies: &[(&str, &[&str])],
+) -> PathBuf {
+    let path = dir.join(format!("{file}.db"));
+    // Quoted: a path holding `-` (or another operator) is a syntax error
+    // unquoted.
+    let mut text = format!("path = \"{}\"\n\n", modules_dir().display());
+    for (name, module) in entries {
+        writeln!(text, "{name} = \"{module}\"").unwrap();
+    }
+    for (name, rules) in policies {
+        write!(text, "\n{name}:\n").unwrap();
+        for rule in *rules {
+            writeln!(text, "{rule}").unwrap();
+        }
+    }
+    std::fs::write(&path, text).unwrap();
     path
 }
 
+fn localaccount_entry(gridmap: &Path) -> (&'static str, String) {
+    (
+        "localaccount",
+        format!("lcmaps_localaccount.mod -gridmapfile {}", gridmap.display()),
+    )
+}
+
+/// An lcmaps.db with one policy `name: first -> localaccount`.
+fn lcmaps_db(dir: &Path, name: &str, first: (&str, String), gridmap: &Path) -> PathBuf {
+    let rule = format!("{} -> localaccount", first.0);
+    lcmaps_db_with(
+        dir,
+        name,
+        &[first, localaccount_entry(gridmap)],
+        &[(name, &[rule.as_str()])],
+    )
+}
+
+/// The jobseal entry, with `-credential-only` as the plugin requires.
 fn jobseal_entry(plugin: &Path, ca: &Path, voms: &Path, policy: &Path) -> (&'static str, String) {
+    let (name, args) = jobseal_entry_without_flag(plugin, ca, voms, policy);
+    (
+        name,
+        args.replacen(" -cadir", " -credential-only -cadir", 1),
+    )
+}
+
+fn jobseal_entry_without_flag(
+    plugin: &Path,
+    ca: &Path,
+    voms: &Path,
+    policy: &Path,
+) -> (&'static str, String) {
     (
         "jobseal",
         format!(
@@ -206,45 +294,86 @@ fn faketime_at(t: jobseal_core::time::UnixTime) -> String {
         .to_string()
 }
 
-/// Run the driver over `cases`; its stdout, and the LCMAPS log.
+/// How the driver runs.
+#[derive(Default)]
+struct Opts<'a> {
+    /// `FAKETIME` (libfaketime), or the real time.
+    fake_time: Option<&'a str>,
+    /// Where the driver writes the decisions it records.
+    decisions_out: Option<&'a Path>,
+    /// More environment variables.
+    env: Vec<(&'static str, PathBuf)>,
+}
+
+impl<'a> Opts<'a> {
+    fn at(t: &'a str) -> Self {
+        Self {
+            fake_time: Some(t),
+            ..Self::default()
+        }
+    }
+}
+
+/// Run the driver over `cases` under `db`, naming the policy `policy`
+/// (`None`: no policy, as gLExec without one configured); its exit
+/// status, stdout and stderr, and the LCMAPS log. `label` names the files.
+fn drive_raw(
+    driver: &Path,
+    dir: &Path,
+    db: &Path,
+    label: &str,
+    policy: Option<&str>,
+    cases: &[Case],
+    opts: &Opts<'_>,
+) -> (Option<i32>, String, String) {
+    let tsv = dir.join(format!("{label}-cases.tsv"));
+    std::fs::write(&tsv, cases_tsv(cases)).unwrap();
+    let log = dir.join(format!("{label}.log"));
+    let mut cmd = Command::new(driver);
+    cmd.arg(&log)
+        .arg(policy.unwrap_or("-"))
+        .arg(&tsv)
+        .env("LCMAPS_DB_FILE", db)
+        .env("LCMAPS_DEBUG_LEVEL", "4")
+        .env_remove("LCMAPS_POLICY_NAME")
+        .env_remove("JOBSEAL_LCMAPS_DECISIONS_OUT");
+    if let Some(t) = opts.fake_time {
+        cmd.env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", t)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
+    if let Some(out) = opts.decisions_out {
+        cmd.env("JOBSEAL_LCMAPS_DECISIONS_OUT", out);
+    }
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    let o = run(&mut cmd);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    (o.status.code(), output, log_text)
+}
+
+/// Run the driver over `cases` under the policy `policy_name` of `db`,
+/// which must pass; its output, and the LCMAPS log.
 fn drive(
     driver: &Path,
     dir: &Path,
     db: &Path,
     policy_name: &str,
     cases: &[Case],
-    fake_time: Option<&str>,
-    decisions_out: Option<&Path>,
+    opts: &Opts<'_>,
 ) -> (String, String) {
-    let tsv = dir.join(format!("{policy_name}-cases.tsv"));
-    std::fs::write(&tsv, cases_tsv(cases)).unwrap();
-    let log = dir.join(format!("{policy_name}.log"));
-    let mut cmd = Command::new(driver);
-    cmd.arg(&log)
-        .arg(policy_name)
-        .arg(&tsv)
-        .env("LCMAPS_DB_FILE", db)
-        .env("LCMAPS_DEBUG_LEVEL", "4")
-        .env_remove("LCMAPS_POLICY_NAME")
-        .env_remove("JOBSEAL_LCMAPS_DECISIONS_OUT");
-    if let Some(t) = fake_time {
-        cmd.env("LD_PRELOAD", libfaketime())
-            .env("FAKETIME", t)
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-    }
-    if let Some(out) = decisions_out {
-        cmd.env("JOBSEAL_LCMAPS_DECISIONS_OUT", out);
-    }
-    let o = run(&mut cmd);
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let (code, out, log) = drive_raw(driver, dir, db, policy_name, Some(policy_name), cases, opts);
     assert!(
-        o.status.success(),
-        "the LCMAPS driver failed (exit {:?}):\n{stdout}{}\nlog:\n{log_text}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
+        code == Some(0),
+        "the LCMAPS driver failed (exit {code:?}):\n{out}\nlog:\n{log}"
     );
-    (stdout, log_text)
+    (out, log)
 }
 
 fn case(name: &str, bundle: &Path, code: &str, account: &str, record: bool) -> Case {
@@ -262,9 +391,10 @@ fn the_lcmaps_plugin_in_the_real_framework() {
     require_packages();
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let (plugin, driver) = build(t);
+    let built = build(t);
+    let (plugin, driver) = (&built.plugin, &built.driver);
 
-    let symbols = exported(&plugin);
+    let symbols = exported(plugin);
     for f in [
         "plugin_initialize",
         "plugin_introspect",
@@ -387,20 +517,23 @@ fn the_lcmaps_plugin_in_the_real_framework() {
     let db = lcmaps_db(
         t,
         "glexec",
-        jobseal_entry(&plugin, &vs.ca_dir, &vs.voms_dir, &policy),
+        jobseal_entry(plugin, &vs.ca_dir, &vs.voms_dir, &policy),
         &gridmap,
     );
     let decisions_out = decisions_file("JOBSEAL_LCMAPS_DECISIONS_OUT", "lcmaps.tsv")
         .unwrap_or_else(|| t.join("lcmaps-decisions.tsv"));
     let at = faketime_at(vs.at);
     let (out, _) = drive(
-        &driver,
+        driver,
         t,
         &db,
         "glexec",
         &cases,
-        Some(&at),
-        Some(&decisions_out),
+        &Opts {
+            fake_time: Some(&at),
+            decisions_out: Some(&decisions_out),
+            ..Opts::default()
+        },
     );
     eprintln!("{}", out.lines().last().unwrap_or_default());
     let recorded = cases.iter().filter(|c| c.record).count();
@@ -447,11 +580,11 @@ fn the_lcmaps_plugin_in_the_real_framework() {
     let db = lcmaps_db(
         t,
         "ban",
-        jobseal_entry(&plugin, &vs.ca_dir, &vs.voms_dir, &ban_policy),
+        jobseal_entry(plugin, &vs.ca_dir, &vs.voms_dir, &ban_policy),
         &gridmap,
     );
     drive(
-        &driver,
+        driver,
         t,
         &db,
         "ban",
@@ -465,8 +598,7 @@ fn the_lcmaps_plugin_in_the_real_framework() {
             ),
             case("bob-not-banned", &bob.bundle, "permit", ACCOUNT, false),
         ],
-        Some(&at),
-        None,
+        &Opts::at(&at),
     );
 
     // 3. verify-proxy, the plugin this one replaces, rejects the job-bound
@@ -484,7 +616,7 @@ fn the_lcmaps_plugin_in_the_real_framework() {
         &gridmap,
     );
     let (_, log) = drive(
-        &driver,
+        driver,
         t,
         &db,
         "verifyproxy",
@@ -495,8 +627,7 @@ fn the_lcmaps_plugin_in_the_real_framework() {
             "-",
             false,
         )],
-        Some(&at),
-        None,
+        &Opts::at(&at),
     );
     assert!(log.contains("unhandled critical extension"), "{log}");
     let copy = t.join("alice.pem");
@@ -524,11 +655,11 @@ fn the_lcmaps_plugin_in_the_real_framework() {
     let db = lcmaps_db(
         t,
         "now",
-        jobseal_entry(&plugin, &fresh.ca_dir(), &vs.voms_dir, &policy),
+        jobseal_entry(plugin, &fresh.ca_dir(), &vs.voms_dir, &policy),
         &gridmap,
     );
     drive(
-        &driver,
+        driver,
         t,
         &db,
         "now",
@@ -536,17 +667,16 @@ fn the_lcmaps_plugin_in_the_real_framework() {
             case("fresh", &good, "permit", ACCOUNT, false),
             case("fresh-tampered", &tampered, tampered_d.code(), "-", false),
         ],
-        None,
-        None,
+        &Opts::default(),
     );
     let db = lcmaps_db(
         t,
         "odd",
-        jobseal_entry(&plugin, &odd.ca_dir(), &vs.voms_dir, &policy),
+        jobseal_entry(plugin, &odd.ca_dir(), &vs.voms_dir, &policy),
         &gridmap,
     );
     let (_, log) = drive(
-        &driver,
+        driver,
         t,
         &db,
         "odd",
@@ -557,11 +687,314 @@ fn the_lcmaps_plugin_in_the_real_framework() {
             "-",
             false,
         )],
-        None,
-        None,
+        &Opts::default(),
     );
     assert!(
         log.contains(&format!("would map the DN \"{}\"", odd_identity.subject)),
         "{log}"
+    );
+}
+
+/// `dn` (jobseal's §6.8 form) as OpenSSL's `X509_NAME_oneline` writes it,
+/// and so LCMAPS and its grid-mapfile: bytes outside 0x20–0x7E as `\xHH`.
+fn oneline(dn: &str) -> String {
+    let mut s = String::new();
+    for b in dn.bytes() {
+        if (0x20..=0x7e).contains(&b) {
+            s.push(char::from(b));
+        } else {
+            write!(s, "\\x{b:02X}").unwrap();
+        }
+    }
+    s
+}
+
+fn write_gridmap(path: &Path, dns: &[&str]) {
+    let text: String = dns
+        .iter()
+        .map(|dn| format!("\"{dn}\" {ACCOUNT}\n"))
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn the_lcmaps_plugin_configuration_and_identity_checks() {
+    require_packages();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let built = build(t);
+    let driver = &built.driver;
+    let vs = vectors();
+    let policy = t.join("policy.toml");
+    write_private(&policy, VECTOR_POLICY);
+    let checker = checker(&vs, &policy);
+    let at = faketime_at(vs.at);
+    let vector = |n: &str| vs.list.iter().find(|v| v.name == n).unwrap();
+    let dn_of = |v: &Vector| rust_check(&checker, &vs, v).identity.unwrap().end_entity;
+    let alice = vector("permit-direct-from-user-certificate");
+    let bob = vector("permit-intermediate-ca");
+    let voms = vector("permit-voms-verified");
+    let (alice_dn, bob_dn, voms_dn) = (dn_of(alice), dn_of(bob), dn_of(voms));
+    let gridmap = t.join("grid-mapfile");
+    write_gridmap(&gridmap, &[&alice_dn, &bob_dn, &voms_dn]);
+
+    // 1. Without -credential-only, plugin_initialize fails, and with it
+    //    lcmaps_init: nothing is mapped.
+    let db = lcmaps_db(
+        t,
+        "noflag",
+        jobseal_entry_without_flag(&built.plugin, &vs.ca_dir, &vs.voms_dir, &policy),
+        &gridmap,
+    );
+    let (code, out, log) = drive_raw(
+        driver,
+        t,
+        &db,
+        "noflag",
+        Some("noflag"),
+        &[case("alice", &alice.bundle, "none", "-", false)],
+        &Opts::at(&at),
+    );
+    assert!(
+        code == Some(2)
+            && out.contains("lcmaps_init failed")
+            && log.contains("refusing to start without -credential-only")
+            && log.contains("does NOT check the payload"),
+        "exit {code:?}: {out}\nlog:\n{log}"
+    );
+
+    // 2. Two policies in one lcmaps.db. When gLExec names no policy, LCMAPS
+    //    runs the next policy after a failed one: a jobseal deny falls
+    //    through to `other`, which maps the banned user. Safe: gLExec names
+    //    the policy, or jobseal heads every policy of the file.
+    let ban_policy = t.join("ban.toml");
+    write_private(
+        &ban_policy,
+        &format!("{VECTOR_POLICY}[ban]\nsubjects = [{alice_dn:?}]\n"),
+    );
+    let entries = [
+        jobseal_entry(&built.plugin, &vs.ca_dir, &vs.voms_dir, &ban_policy),
+        ("accept", built.accept.display().to_string()),
+        localaccount_entry(&gridmap),
+    ];
+    let banned = |account: &str| {
+        case(
+            "alice-banned",
+            &alice.bundle,
+            "policy.banned-subject",
+            account,
+            false,
+        )
+    };
+    let bob_case = case("bob", &bob.bundle, "permit", ACCOUNT, false);
+    let hazard = lcmaps_db_with(
+        t,
+        "two-policies",
+        &entries,
+        &[
+            ("glexec", &["jobseal -> localaccount"]),
+            ("other", &["accept -> localaccount"]),
+        ],
+    );
+    let (code, out, log) = drive_raw(
+        driver,
+        t,
+        &hazard,
+        "two-policies-unnamed",
+        None,
+        &[banned(ACCOUNT)],
+        &Opts::at(&at),
+    );
+    assert!(
+        code == Some(0)
+            && log.contains("Starting policy: other")
+            && log.contains("lcmaps_accept-plugin_run(): accepted"),
+        "the hazard: a jobseal deny falls through to the next policy: exit {code:?}: {out}\nlog:\n{log}"
+    );
+    eprintln!(
+        "lcmaps: two policies, none named: the banned user is mapped by the next policy \
+         (the configuration docs/lcmaps.md forbids)"
+    );
+    let (code, out, log) = drive_raw(
+        driver,
+        t,
+        &hazard,
+        "two-policies-named",
+        Some("glexec"),
+        &[banned("-"), bob_case.clone()],
+        &Opts::at(&at),
+    );
+    assert!(
+        code == Some(0) && !log.contains("Starting policy: other"),
+        "gLExec names the policy: exit {code:?}: {out}\nlog:\n{log}"
+    );
+    let headed = lcmaps_db_with(
+        t,
+        "jobseal-heads-every-policy",
+        &entries,
+        &[
+            ("glexec", &["jobseal -> localaccount"]),
+            ("other", &["jobseal -> accept", "accept -> localaccount"]),
+        ],
+    );
+    let (code, out, log) = drive_raw(
+        driver,
+        t,
+        &headed,
+        "jobseal-heads-every-policy",
+        None,
+        &[banned("-"), bob_case],
+        &Opts::at(&at),
+    );
+    assert!(
+        code == Some(0) && !log.contains("lcmaps_accept-plugin_run(): accepted"),
+        "jobseal heads every policy: exit {code:?}: {out}\nlog:\n{log}"
+    );
+
+    // 3. A user whose DN is not ASCII: LCMAPS names it in OpenSSL's
+    //    one-line form (`\xC3\x89`), jobseal in UTF-8; the plugin compares
+    //    the one-line forms, and the user is mapped.
+    let utf8 = Fresh::with_user("CN=\u{c9}mile Zo\u{eb},O=jobseal", None);
+    let utf8_bundle = utf8.seal("utf8", &["--events", "1000"]);
+    let fresh_checker = |f: &Fresh| {
+        Checker::new(
+            jobseal_verify::Config {
+                ca_dir: f.ca_dir(),
+                voms_dir: vs.voms_dir.clone(),
+                ..jobseal_verify::Config::default()
+            },
+            jobseal_policy::Policy::load(&policy).unwrap(),
+        )
+        .unwrap()
+    };
+    let now = |c: &Checker, p: &Path| {
+        c.check_credential_at(
+            &std::fs::read(p).unwrap(),
+            jobseal_core::time::UnixTime::now(),
+        )
+    };
+    let d = now(&fresh_checker(&utf8), &utf8_bundle);
+    assert!(d.is_permit(), "{}", d.message);
+    let utf8_dn = d.identity.unwrap().end_entity;
+    assert_eq!(utf8_dn, "/O=jobseal/CN=\u{c9}mile Zo\u{eb}");
+    let utf8_oneline = oneline(&utf8_dn);
+    assert_eq!(utf8_oneline, "/O=jobseal/CN=\\xC3\\x89mile Zo\\xC3\\xAB");
+    let utf8_gridmap = t.join("utf8-grid-mapfile");
+    write_gridmap(&utf8_gridmap, &[&utf8_oneline]);
+    let db = lcmaps_db(
+        t,
+        "utf8",
+        jobseal_entry(&built.plugin, &utf8.ca_dir(), &vs.voms_dir, &policy),
+        &utf8_gridmap,
+    );
+    let (_, log) = drive(
+        driver,
+        t,
+        &db,
+        "utf8",
+        &[case("utf8-user", &utf8_bundle, "permit", ACCOUNT, false)],
+        &Opts::default(),
+    );
+    assert!(log.contains(&utf8_oneline), "{log}");
+
+    //    A '/' inside a value: OpenSSL 3 writes it `\/`, jobseal does not
+    //    escape it, and the forms cannot be matched: refused (fail closed),
+    //    although the grid-mapfile maps both forms.
+    let slash = Fresh::with_user("CN=ops/robot,O=jobseal", None);
+    let slash_bundle = slash.seal("slash", &["--events", "1000"]);
+    let d = now(&fresh_checker(&slash), &slash_bundle);
+    assert!(d.is_permit(), "{}", d.message);
+    let slash_dn = d.identity.unwrap().end_entity;
+    assert_eq!(slash_dn, "/O=jobseal/CN=ops/robot");
+    let slash_gridmap = t.join("slash-grid-mapfile");
+    write_gridmap(&slash_gridmap, &[&slash_dn, "/O=jobseal/CN=ops\\/robot"]);
+    let db = lcmaps_db(
+        t,
+        "slash",
+        jobseal_entry(&built.plugin, &slash.ca_dir(), &vs.voms_dir, &policy),
+        &slash_gridmap,
+    );
+    let (_, log) = drive(
+        driver,
+        t,
+        &db,
+        "slash",
+        &[case(
+            "slash-user",
+            &slash_bundle,
+            "lcmaps.identity-mismatch",
+            "-",
+            false,
+        )],
+        &Opts::default(),
+    );
+    assert!(
+        log.contains("would map the DN \"/O=jobseal/CN=ops\\/robot\""),
+        "{log}"
+    );
+
+    // 4. FQANs through the real framework, with LCMAPS (libvomsapi) pointed
+    //    at the vectors' VOMS directory. Debian's libvomsapi cannot verify
+    //    their (Ed25519-signed) attribute certificates: LCMAPS then gives no
+    //    FQAN, and the user is mapped without. Should it ever verify them,
+    //    the plugin must see and accept the two FQANs jobseal verified.
+    let db = lcmaps_db(
+        t,
+        "voms",
+        jobseal_entry(&built.plugin, &vs.ca_dir, &vs.voms_dir, &policy),
+        &gridmap,
+    );
+    let (_, log) = drive(
+        driver,
+        t,
+        &db,
+        "voms",
+        &[case("voms", &voms.bundle, "permit", ACCOUNT, false)],
+        &Opts {
+            fake_time: Some(&at),
+            env: vec![
+                ("LCMAPS_X509_VOMS_DIR", vs.voms_dir.clone()),
+                ("LCMAPS_X509_CERT_DIR", vs.ca_dir.clone()),
+            ],
+            ..Opts::default()
+        },
+    );
+    if log.contains("Cannot verify AC signature") {
+        assert!(
+            log.contains("LCMAPS gives the FQAN count -1, jobseal verified 2"),
+            "{log}"
+        );
+        eprintln!(
+            "lcmaps: libvomsapi cannot verify the vectors' attribute certificates: LCMAPS \
+             gives no FQAN; the FQAN checks are driven by lcmaps_plugin_test"
+        );
+    } else {
+        assert!(
+            log.contains("LCMAPS gives the FQAN count 2, jobseal verified 2"),
+            "{log}"
+        );
+    }
+
+    // 5. The plugin's checks with run variables set by hand: FQAN lists
+    //    that are missing, inconsistent or not verified; another DN; no
+    //    PEM; initialisation without -credential-only.
+    let fqans = ["/testvo", "/testvo/analysis/Role=production"];
+    let o = run(Command::new(&built.plugin_test)
+        .arg(&voms.bundle)
+        .arg(oneline(&voms_dn))
+        .args(fqans)
+        .arg(&vs.ca_dir)
+        .arg(&vs.voms_dir)
+        .arg(&policy)
+        .env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", &at)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    eprintln!("{}", out.lines().last().unwrap_or_default());
+    assert!(
+        o.status.success() && out.contains(", 0 failed"),
+        "lcmaps_plugin_test (exit {:?}):\n{out}{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
     );
 }

@@ -41,7 +41,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     command = [os.path.abspath(command[0])] + command[1:]
 
     try:
-        verifier = jobseal.Verifier(
+        # from_env: what is not given comes from X509_CERT_DIR, X509_VOMS_DIR
+        # and JOBSEAL_POLICY (refused if this process were setuid).
+        verifier = jobseal.Verifier.from_env(
             ca_dir=args.ca_dir,
             voms_dir=args.voms_dir,
             policy=args.policy,

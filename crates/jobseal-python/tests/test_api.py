@@ -181,13 +181,50 @@ def test_a_verifier_that_cannot_be_built_raises(tmp_path):
     assert e.value.code == "policy.invalid"
 
 
-def test_the_policy_comes_from_jobseal_policy(tmp_path, monkeypatch):
+def test_the_environment_is_read_only_by_from_env(tmp_path, monkeypatch, site_policy):
     bad = tmp_path / "env.toml"
     bad.write_text("nonsense = 1\n")
     bad.chmod(0o644)
     monkeypatch.setenv("JOBSEAL_POLICY", str(bad))
-    with pytest.raises(jobseal.ConfigError):
-        jobseal.Verifier(ca_dir=VECTORS / "ca")
+    monkeypatch.setenv("X509_CERT_DIR", str(tmp_path / "no-such-ca"))
+    monkeypatch.setenv("X509_VOMS_DIR", str(tmp_path / "no-such-vomsdir"))
+    # Verifier() takes no setting from the environment...
+    v = jobseal.Verifier(ca_dir=VECTORS / "ca", policy=site_policy)
+    assert v.policy == site_policy and v.voms_dir == pathlib.Path("/etc/grid-security/vomsdir")
+    # ...from_env() does, for what is not given.
+    with pytest.raises(jobseal.ConfigError) as e:
+        jobseal.Verifier.from_env(ca_dir=VECTORS / "ca")
+    assert e.value.code == "policy.invalid"
+    with pytest.raises(jobseal.ConfigError) as e:
+        jobseal.Verifier.from_env(policy=site_policy)
+    assert e.value.code == "config.invalid" and "no-such-ca" in str(e.value)
+    monkeypatch.setenv("X509_CERT_DIR", str(VECTORS / "ca"))
+    monkeypatch.setenv("JOBSEAL_POLICY", str(site_policy))
+    v = jobseal.Verifier.from_env()
+    assert v.ca_dir == VECTORS / "ca" and v.policy == site_policy
+    assert v.voms_dir == tmp_path / "no-such-vomsdir"
+    assert isinstance(v, jobseal.Verifier)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run with real uid != effective uid")
+def test_from_env_refuses_in_a_setuid_process(tmp_path):
+    """A process whose real and effective ids differ (setuid or setgid)
+    takes its environment from its caller: from_env refuses it."""
+    script = (
+        "import os, jobseal\n"
+        "os.setresgid(65534, 0, 0)\n"
+        "os.setresuid(65534, 0, 0)\n"
+        "try:\n"
+        "    jobseal.Verifier.from_env()\n"
+        "except jobseal.ConfigError as e:\n"
+        "    print(e.code, e)\n"
+        "else:\n"
+        "    print('no error')\n"
+    )
+    env = dict(os.environ, X509_CERT_DIR=str(VECTORS / "ca"))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("config.invalid ") and "setuid or setgid" in run.stdout, run.stdout
 
 
 # --- a deny never raises ---------------------------------------------------------
@@ -310,7 +347,8 @@ def test_admission_that_cannot_open_is_a_deny(demo, tmp_path):
     v = jobseal.Verifier(ca_dir=demo.ca_dir, state_dir=blocker / "state")
     for _ in range(2):  # retried on each call, denied each time
         d = v.admit(demo.bundle, demo.argv, job_dir=demo.job_dir)
-        assert not d.permitted and d.code in jobseal.REASON_CODES, d
+        # The replay database is opened first; its directory cannot be made.
+        assert (d.permitted, d.code) == (False, "replay.store-unavailable"), d
     # verify does not need the state directory.
     assert v.verify(demo.bundle, demo.argv, job_dir=demo.job_dir).permitted
 
@@ -338,8 +376,53 @@ def test_directories_are_fixed_when_the_verifier_is_built(demo, tmp_path, monkey
 def test_the_default_state_dir_is_under_xdg_state_home(demo, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     v = jobseal.Verifier(ca_dir=demo.ca_dir)
+    # Read once, when the verifier is built.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "elsewhere"))
     assert v.admit(demo.bundle, demo.argv, job_dir=demo.job_dir).permitted
     assert (tmp_path / "xdg" / "jobseal" / "audit.jsonl").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="as root the default is /var/lib/jobseal")
+def test_the_default_state_dir_falls_back_to_local_state(demo, tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    v = jobseal.Verifier(ca_dir=demo.ca_dir)
+    assert v.admit(demo.bundle, demo.argv, job_dir=demo.job_dir).permitted
+    assert (tmp_path / "home" / ".local" / "state" / "jobseal" / "audit.jsonl").is_file()
+
+
+def test_admission_is_not_used_across_fork(demo, tmp_path):
+    """A child of fork must not use the replay database its parent opened:
+    the parent's verifier denies there; a verifier built in the child works."""
+    v = jobseal.Verifier(ca_dir=demo.ca_dir, state_dir=tmp_path / "state")
+    wrong = demo.argv[:1] + ["--events", "1"]
+    # Opens admission in this process (a deny spends nothing).
+    assert v.admit(demo.bundle, wrong, job_dir=demo.job_dir).code == "payload.arguments-mismatch"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without cleaning up
+        try:
+            d = v.admit(demo.bundle, demo.argv, job_dir=demo.job_dir)
+            mine = jobseal.Verifier(ca_dir=demo.ca_dir, state_dir=tmp_path / "state")
+            again = mine.admit(demo.bundle, demo.argv, job_dir=demo.job_dir)
+            os.write(write, f"{d.code}\t{d.message}\t{again.code}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        code, message, child_code = f.read().split("\t")
+    os.waitpid(pid, 0)
+    assert code == "internal.error" and "used across fork" in message, message
+    assert child_code == "permit"
+    # The parent's admission is its own still: the child used the job up.
+    assert v.admit(demo.bundle, demo.argv, job_dir=demo.job_dir).code == "replay.job-id-used"
+    reasons = [r["reason"] for r in audit_records(tmp_path / "state")]
+    assert reasons == [
+        "payload.arguments-mismatch",
+        "internal.error",
+        None,
+        "replay.job-id-used",
+    ]
 
 
 # --- the pilot example ----------------------------------------------------------------

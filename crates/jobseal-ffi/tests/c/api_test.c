@@ -6,19 +6,25 @@
  * closed), and ownership (run under valgrind by tests/c_api.rs).
  *
  * Run by tests/c_api.rs:
- *   api_test VECTORS_TSV CA_DIR VOMS_DIR POLICY AT STATE_DIR FRESH_CA FRESH_TSV
+ *   api_test VECTORS_TSV CA_DIR VOMS_DIR POLICY AT STATE_DIR FRESH_CA FRESH_TSV CHDIR_ROOT
  * VECTORS_TSV: one vector a line, tab-separated: name, expected code,
  *   bundle, executable, job directory, Rust code, Rust subject, Rust job
  *   id, Rust digest, Rust FQANs (joined by '|'), Rust credential-only code,
  *   then the arguments ("-" for an absent value).
- * FRESH_CA, FRESH_TSV: a CA directory and two bundles it trusts, sealed
+ * FRESH_CA, FRESH_TSV: a CA directory and three bundles it trusts, sealed
  *   now (for admission), a line each: bundle,
  *   executable, job directory, arguments.
+ * CHDIR_ROOT: host/ (certs/ = FRESH_CA, vomsdir/, policy.toml) and job/
+ *   (a rogue certs/, another CA): a host builds its verifier with relative
+ *   paths in host/, then moves into job/ before its first admission.
  * If JOBSEAL_DECISIONS_OUT is set, writes "NAME<TAB>CODE" for every vector,
  * sorted by name, to that file.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,7 +202,19 @@ static void test_misuse(const char *ca, const char *voms, const char *policy,
     CHECK(vf == NULL, "out not cleared on failure");
     CHECK(err != NULL && strncmp(err, "config.invalid: ", 16) == 0,
           "error string of a missing CA directory: %s", show(err));
+    /* The error string is the caller's, from malloc: it may be changed
+     * (truncated), then freed with jobseal_string_free or free(). */
+    if (err != NULL)
+        err[6] = '\0';
     jobseal_string_free(err);
+
+    err = NULL;
+    CHECK(jobseal_verifier_new("", voms, policy, NULL, &vf, &err) ==
+              JOBSEAL_ERR_CONFIG,
+          "an empty CA directory path");
+    CHECK(err != NULL && strncmp(err, "config.invalid: ", 16) == 0,
+          "error string of an empty path: %s", show(err));
+    free(err);
 
     err = NULL;
     CHECK(jobseal_verifier_new(ca, voms, "/nonexistent/jobseal/policy.toml",
@@ -483,10 +501,91 @@ static void *admit_once(void *p) {
     return NULL;
 }
 
+/* A child of fork may not use the admission its parent opened (its SQLite
+ * replay database above all): it is denied, and a new verifier works. */
+static void test_fork(const char *ca, const char *voms, const char *policy,
+                      const char *state, const struct fresh *x) {
+    jobseal_verifier *vf = NULL;
+    char *err = NULL;
+    CHECK(jobseal_verifier_new(ca, voms, policy, state, &vf, &err) == JOBSEAL_OK,
+          "verifier for fork: %s", show(err));
+    /* Admission opens in the parent (this job was admitted already). */
+    jobseal_decision *d = admit(vf, x, (const char *const *)x->argv, x->argc);
+    CHECK(same(jobseal_decision_code(d), "replay.job-id-used"), "parent: %s",
+          show(jobseal_decision_code(d)));
+    jobseal_decision_free(d);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        d = NULL;
+        jobseal_admit(vf, x->bundle, x->bundle_len, x->executable,
+                      (const char *const *)x->argv, x->argc, x->job_dir, &d);
+        int ok = d != NULL && !jobseal_decision_permitted(d) &&
+                 same(jobseal_decision_code(d), "internal.error") &&
+                 strstr(jobseal_decision_message(d), "used across fork") != NULL;
+        if (!ok)
+            fprintf(stderr, "FAIL child after fork: %s: %s\n",
+                    show(jobseal_decision_code(d)), show(jobseal_decision_message(d)));
+        jobseal_decision_free(d);
+        /* A verifier built in the child admits (here: a replay, decided). */
+        jobseal_verifier *mine = NULL;
+        jobseal_verifier_new(ca, voms, policy, state, &mine, NULL);
+        d = NULL;
+        jobseal_admit(mine, x->bundle, x->bundle_len, x->executable,
+                      (const char *const *)x->argv, x->argc, x->job_dir, &d);
+        if (!same(jobseal_decision_code(d), "replay.job-id-used")) {
+            fprintf(stderr, "FAIL child's own verifier: %s\n", show(jobseal_decision_code(d)));
+            ok = 0;
+        }
+        jobseal_decision_free(d);
+        jobseal_verifier_free(mine);
+        jobseal_verifier_free(vf);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0,
+          "the child after fork (status %d)", status);
+    /* The parent's admission is still its own. */
+    d = admit(vf, x, (const char *const *)x->argv, x->argc);
+    CHECK(same(jobseal_decision_code(d), "replay.job-id-used"), "parent after fork: %s",
+          show(jobseal_decision_code(d)));
+    jobseal_decision_free(d);
+    jobseal_verifier_free(vf);
+}
+
+/* Relative paths are fixed when the verifier is built: a host that moves
+ * into a job's directory (holding a rogue certs/) before its first
+ * admission still uses its own CA directory and state directory. */
+static void test_relative_paths(const char *root, const struct fresh *x) {
+    char cwd[4096], host[4096], job[4096], path[4200];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
+    snprintf(host, sizeof host, "%s/host", root);
+    snprintf(job, sizeof job, "%s/job", root);
+    CHECK(chdir(host) == 0, "chdir %s", host);
+    jobseal_verifier *vf = NULL;
+    char *err = NULL;
+    CHECK(jobseal_verifier_new("certs", "vomsdir", "policy.toml", "state", &vf, &err) ==
+              JOBSEAL_OK,
+          "verifier with relative paths: %s", show(err));
+    CHECK(chdir(job) == 0, "chdir %s", job);
+    jobseal_decision *d = admit(vf, x, (const char *const *)x->argv, x->argc);
+    CHECK(jobseal_decision_permitted(d),
+          "admission after chdir into a directory with a rogue certs/: %s: %s",
+          show(jobseal_decision_code(d)), show(jobseal_decision_message(d)));
+    jobseal_decision_free(d);
+    snprintf(path, sizeof path, "%s/state/audit.jsonl", host);
+    CHECK(count_lines(path) == 1, "audit records in %s: %d", path, count_lines(path));
+    struct stat st;
+    CHECK(stat("state", &st) != 0, "a state directory was made in the job's directory");
+    jobseal_verifier_free(vf);
+    CHECK(chdir(cwd) == 0, "chdir back");
+}
+
 static void test_admission(const char *ca, const char *voms, const char *policy,
-                           const char *state, const char *fresh_tsv) {
-    struct fresh x[2];
-    load_fresh(fresh_tsv, x, 2);
+                           const char *state, const char *fresh_tsv, const char *chdir_root) {
+    struct fresh x[3];
+    load_fresh(fresh_tsv, x, 3);
     jobseal_verifier *vf = NULL;
     char *err = NULL;
     CHECK(jobseal_verifier_new(ca, voms, policy, state, &vf, &err) == JOBSEAL_OK,
@@ -570,7 +669,9 @@ static void test_admission(const char *ca, const char *voms, const char *policy,
     }
     jobseal_verifier_free(vf);
 
-    for (int i = 0; i < 2; i++) {
+    test_fork(ca, voms, policy, state, &x[0]);
+    test_relative_paths(chdir_root, &x[2]);
+    for (int i = 0; i < 3; i++) {
         free(x[i].line);
         free(x[i].argv);
         free(x[i].bundle);
@@ -599,10 +700,10 @@ static void write_decisions(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 9) {
+    if (argc != 10) {
         fprintf(stderr,
                 "usage: %s VECTORS_TSV CA_DIR VOMS_DIR POLICY AT STATE_DIR "
-                "FRESH_CA FRESH_TSV\n",
+                "FRESH_CA FRESH_TSV CHDIR_ROOT\n",
                 argv[0]);
         return 2;
     }
@@ -626,7 +727,7 @@ int main(int argc, char **argv) {
         test_threads(vf, at, threads);
         jobseal_verifier_free(vf);
     }
-    test_admission(argv[7], voms, policy, argv[6], argv[8]);
+    test_admission(argv[7], voms, policy, argv[6], argv[8], argv[9]);
     write_decisions();
     free_vectors();
 

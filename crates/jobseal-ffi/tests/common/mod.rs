@@ -55,11 +55,16 @@ pub fn lib_dir() -> PathBuf {
 
 /// Where a suite writes its `NAME<TAB>CODE` decisions: the file named by
 /// `var`, else `name` in the directory `JOBSEAL_DECISIONS_DIR`, else none.
+/// Its directory is made if missing (the suites run in any order).
 pub fn decisions_file(var: &str, name: &str) -> Option<PathBuf> {
     let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    nonempty(var)
+    let file = nonempty(var)
         .map(PathBuf::from)
-        .or_else(|| nonempty("JOBSEAL_DECISIONS_DIR").map(|d| PathBuf::from(d).join(name)))
+        .or_else(|| nonempty("JOBSEAL_DECISIONS_DIR").map(|d| PathBuf::from(d).join(name)))?;
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
+    Some(file)
 }
 
 /// What a Rust staticlib needs from the system on glibc Linux

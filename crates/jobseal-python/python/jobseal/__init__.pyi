@@ -95,12 +95,17 @@ class Decision:
 class Verifier:
     """Verifies and admits jobs; build once, share between threads.
 
-    ``ca_dir`` defaults to ``$X509_CERT_DIR`` or /etc/grid-security/certificates,
-    ``voms_dir`` to ``$X509_VOMS_DIR`` or /etc/grid-security/vomsdir, ``policy``
-    to ``$JOBSEAL_POLICY``, else /etc/jobseal/policy.toml if it exists, else
-    the built-in policy. ``state_dir`` (replay database and audit log, used
-    by :meth:`admit` only) defaults as for ``jobseal admit``. Raises
-    :class:`ConfigError` if the CA directory or the policy is unusable.
+    No setting comes from the environment: ``ca_dir`` defaults to
+    /etc/grid-security/certificates, ``voms_dir`` to
+    /etc/grid-security/vomsdir, ``policy`` to /etc/jobseal/policy.toml if it
+    exists, else the built-in policy (:meth:`from_env` reads
+    ``$X509_CERT_DIR``, ``$X509_VOMS_DIR`` and ``$JOBSEAL_POLICY``). Paths
+    are made absolute when the verifier is built. ``state_dir`` (replay
+    database and audit log, used by :meth:`admit` only) defaults as for
+    ``jobseal admit``: /var/lib/jobseal and /var/log/jobseal as root, else
+    ``$XDG_STATE_HOME/jobseal`` or ``~/.local/state/jobseal``, read once,
+    here. Raises :class:`ConfigError` if the CA directory or the policy is
+    unusable.
     """
 
     def __new__(
@@ -111,6 +116,18 @@ class Verifier:
         *,
         state_dir: Optional[_StrPath] = None,
     ) -> "Verifier": ...
+    @classmethod
+    def from_env(
+        cls,
+        ca_dir: Optional[_StrPath] = None,
+        voms_dir: Optional[_StrPath] = None,
+        policy: Optional[_StrPath] = None,
+        *,
+        state_dir: Optional[_StrPath] = None,
+    ) -> "Verifier":
+        """As ``Verifier(...)``, with ``$X509_CERT_DIR``, ``$X509_VOMS_DIR``
+        and ``$JOBSEAL_POLICY`` for what is not given. Raises
+        :class:`ConfigError` in a setuid or setgid process."""
     def verify(
         self,
         bundle: _Bundle,
@@ -134,7 +151,11 @@ class Verifier:
         *,
         job_dir: Optional[_Path] = None,
     ) -> Decision:
-        """Steps 1-6 now, then count the job's use and write the audit record."""
+        """Steps 1-6 now, then count the job's use and write the audit record.
+
+        In a child after ``fork``, a verifier whose admission the parent
+        opened denies (``internal.error``): build a new one in the child.
+        """
     @property
     def ca_dir(self) -> pathlib.Path: ...
     @property
