@@ -3,7 +3,8 @@
 # (issue 7). Builds a PKI with the real tools (openssl, voms-proxy-fake), then
 # times with hyperfine, in one run on one machine:
 #   jobseal verify          vs  verify-proxy-tool     (same VOMS chain)
-#   jobseal admit           vs  verify-proxy-tool     (replay + audit records)
+#   jobseal admit           vs  verify-proxy-tool     (replay + audit records, synced;
+#                                                      one state directory across runs)
 #   jobseal proxy           vs  grid-proxy-init -rfc
 #   jobseal sign, 1,000 jobs
 #   SHA-256 of a 1 GiB file: jobseal sign (1 GiB executable) vs openssl dgst -sha256
@@ -100,11 +101,17 @@ EOF
 q T "$JOBSEAL" sign job/job.toml --out bundle.pem --proxy voms.pem
 VERIFY=("$JOBSEAL" verify bundle.pem --ca-dir certificates --voms-dir vomsdir --job-dir job -- job/run.sh --events 1000)
 q T "${VERIFY[@]}"
-# The second bundle only initialises the state directory of admit.
+# admit: the same job, signed for many uses, admitted again and again into one
+# state directory, as on a worker node (each run a permit, with its replay
+# and audit records synced). The state directory is made by a first job.
+sed 's/^vo = /allowed_uses = 1000000\nvo = /' job/job.toml > job/many.toml
+grep -q '^allowed_uses' job/many.toml || { echo "compare.sh: job/many.toml"; exit 1; }
+printf '[replay]\nmax_uses = 1000000\n' > policy.toml
+q T "$JOBSEAL" sign job/many.toml --out admit.pem --proxy voms.pem
 q T "$JOBSEAL" sign job/job.toml --out init.pem --proxy voms.pem
-q T "$JOBSEAL" admit init.pem --ca-dir certificates --voms-dir vomsdir --state-dir state0 --job-dir job -- job/run.sh --events 1000
-ADMIT=("$JOBSEAL" admit bundle.pem --ca-dir certificates --voms-dir vomsdir --state-dir state --job-dir job -- job/run.sh --events 1000)
-rm -rf state && cp -a state0 state && q T "${ADMIT[@]}"
+q T "$JOBSEAL" admit init.pem --policy policy.toml --ca-dir certificates --voms-dir vomsdir --state-dir state --job-dir job -- job/run.sh --events 1000
+ADMIT=("$JOBSEAL" admit admit.pem --policy policy.toml --ca-dir certificates --voms-dir vomsdir --state-dir state --job-dir job -- job/run.sh --events 1000)
+q T "${ADMIT[@]}"
 q T verify-proxy-tool voms.pem
 
 # 1,000 jobs.
@@ -132,7 +139,7 @@ rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | sed -nE 's/.*Maximum resident se
 
 echo "== machine: $(lscpu | sed -nE 's/^Model name: *//p'), $(nproc) cores; jobseal $JOBSEAL" >&2
 hf verify "$RUNS" "" "$(cmd "${VERIFY[@]}")" "$(cmd verify-proxy-tool voms.pem)"
-hf admit "$RUNS" "sh -c 'rm -rf state && cp -a state0 state'" "$(cmd "${ADMIT[@]}")" "$(cmd verify-proxy-tool voms.pem)"
+hf admit "$RUNS" "" "$(cmd "${ADMIT[@]}")" "$(cmd verify-proxy-tool voms.pem)"
 hf proxy "$RUNS" "" "$(cmd "$JOBSEAL" proxy --out p1.pem --valid 12h --cert usercert.pem --key userkey.pem)" \
   "$(cmd grid-proxy-init -rfc -q -cert usercert.pem -key userkey.pem -out p2.pem)"
 hf sign "$([ "$QUICK" = 1 ] && echo 2 || echo 5)" "rm -rf out" "$(cmd "${SIGN_MANY[@]}" jobs/*.toml)"
@@ -147,7 +154,6 @@ read -r s_js < <(mean sign)
 read -r h_js h_ossl < <(mean hash)
 m_js=$(rss "${VERIFY[@]}")
 m_vpt=$(rss verify-proxy-tool voms.pem)
-rm -rf state && cp -a state0 state
 m_adm=$(rss "${ADMIT[@]}")
 m_sign=$(rm -rf out; rss "${SIGN_MANY[@]}" jobs/*.toml)
 m_hash=$(rss "$JOBSEAL" sign big/job.toml --out big.bundle.pem --cert usercert.pem --key userkey.pem)

@@ -6,10 +6,20 @@ use std::process::ExitCode;
 use clap::Args;
 use jobseal_core::time::{UnixTime, format_duration, parse_duration};
 use jobseal_issue::credential::{self, Credential, Environment, Explicit};
-use jobseal_issue::{IssueError, JobSpec, SealParams, fsutil, seal};
+use jobseal_issue::job::seal_with;
+use jobseal_issue::{IssueError, JobSpec, SealParams, fsutil};
 
 use crate::CredentialArgs;
 use crate::passphrase::prompter;
+
+#[path = "progress.rs"]
+mod progress;
+use progress::{Progress, Unit};
+
+/// Files of the jobs together at least this large get a bar of bytes
+/// hashed (on a terminal); smaller, a bar of jobs sealed when there are
+/// several.
+const LARGE_INPUT_BYTES: u64 = 64 << 20;
 
 #[derive(Args, Debug)]
 pub struct SignArgs {
@@ -94,7 +104,22 @@ fn sign(args: &SignArgs) -> Result<(), IssueError> {
     let issuer = credential::check_issuer(&cred, now)?;
     // Jobs are independent: seal and write them on every core, then report
     // in the order given. The passphrase was asked once, above.
-    let results = seal_all(&cred, &issuer, &jobs, now);
+    let bar = progress_for(&jobs);
+    let results = seal_all(&cred, &issuer, &jobs, now, bar.as_ref());
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    // Each bundle was synced before it was renamed into place; the renames
+    // are made durable here, once per output directory, before any bundle
+    // is reported written (as `write_atomic` does after each file).
+    if results.iter().any(Result::is_ok) {
+        let mut outs: Vec<&Path> = jobs.iter().map(|(_, out)| out.as_path()).collect();
+        outs.sort_by_key(|out| out.parent());
+        outs.dedup_by_key(|out| out.parent());
+        for out in outs {
+            fsutil::sync_dir_of(out);
+        }
+    }
     let mut first_error = None;
     for r in results {
         match r {
@@ -107,6 +132,30 @@ fn sign(args: &SignArgs) -> Result<(), IssueError> {
     first_error.map_or(Ok(()), Err)
 }
 
+/// A progress bar for sealing `jobs`, when standard error is a terminal:
+/// of bytes hashed when their files are large, else of jobs when there
+/// are several.
+fn progress_for(jobs: &[(JobSpec, PathBuf)]) -> Option<Progress> {
+    if !progress::stderr_is_terminal() {
+        return None;
+    }
+    let bytes: u64 = jobs
+        .iter()
+        .flat_map(|(job, _)| {
+            std::iter::once(&job.executable).chain(job.inputs.iter().map(|(_, path)| path))
+        })
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    if bytes >= LARGE_INPUT_BYTES {
+        Progress::on_terminal("hashing", Unit::Bytes, bytes)
+    } else if jobs.len() > 1 {
+        Progress::on_terminal("sealing", Unit::Jobs, jobs.len() as u64)
+    } else {
+        None
+    }
+}
+
 /// Seal and write one job; what to print about it.
 fn seal_one(
     cred: &Credential,
@@ -114,9 +163,39 @@ fn seal_one(
     job: &JobSpec,
     out: &Path,
     now: UnixTime,
+    bar: Option<&Progress>,
+    cwd: Option<&Path>,
 ) -> Result<String, IssueError> {
-    let sealed = seal(cred, issuer, job, &SealParams::random(now)?)?;
-    fsutil::write_atomic(out, sealed.bundle.to_pem().as_bytes(), 0o644)?;
+    let hashed = |n: u64| {
+        if let Some(bar) = bar.filter(|b| b.unit() == Unit::Bytes) {
+            bar.add(n);
+        }
+    };
+    let sealed = seal_with(cred, issuer, job, &SealParams::random(now)?, &hashed)?;
+    // The directory is synced once for all jobs, by `sign`. An absolute
+    // path spares the temporary file a `getcwd` per job (slow while other
+    // threads rename files in the same directory).
+    let target = match cwd {
+        Some(cwd) if out.is_relative() => cwd.join(out),
+        _ => out.to_path_buf(),
+    };
+    fsutil::write_atomic_deferred(&target, sealed.bundle.to_pem().as_bytes(), 0o644).map_err(
+        |e| match e {
+            // Errors name the file, or its directory, as given.
+            IssueError::Io { path, source } if path == target => IssueError::io(out, source),
+            IssueError::Io { path, source } if Some(path.as_path()) == target.parent() => {
+                let dir = match out.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                IssueError::io(dir, source)
+            }
+            other => other,
+        },
+    )?;
+    if let Some(bar) = bar.filter(|b| b.unit() == Unit::Jobs) {
+        bar.add(1);
+    }
     let m = &sealed.manifest;
     let mut lines = format!(
         "sealed job {} ({} {} argument(s), {} input(s)) for {} -> {} (valid {})\n",
@@ -134,7 +213,7 @@ fn seal_one(
     Ok(lines)
 }
 
-/// Seal every job on up to one thread per core, taking jobs in order; after
+/// Seal every job on up to two threads per core, taking jobs in order; after
 /// a failure no new job is started. One result per job started, in job
 /// order (jobs never started after a failure have none).
 fn seal_all(
@@ -142,20 +221,25 @@ fn seal_all(
     issuer: &credential::IssuerCheck,
     jobs: &[(JobSpec, PathBuf)],
     now: UnixTime,
+    bar: Option<&Progress>,
 ) -> Vec<Result<String, IssueError>> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    // Two threads per core: while one waits for its bundle's fsync,
+    // another signs.
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
+        .saturating_mul(2)
         .min(jobs.len())
         .max(1);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
+    let cwd = std::env::current_dir().ok();
     let work = || {
         let mut done = Vec::new();
         while !failed.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some((job, out)) = jobs.get(i) else { break };
-            let r = seal_one(cred, issuer, job, out, now);
+            let r = seal_one(cred, issuer, job, out, now, bar, cwd.as_deref());
             if r.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }

@@ -35,6 +35,18 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a SQLite writer waits for another process's transaction.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// WAL size after which an admission checkpoints and empties the WAL.
+/// Every process rebuilds the WAL index from the whole WAL when it opens
+/// the database (SQLite's index does not outlive the last connection), and
+/// an admission adds two 4 KiB pages: about 15 admissions per checkpoint,
+/// which balances that rebuild against the checkpoint's three syncs
+/// (`benches/durable.rs`, `replay_process`).
+const WAL_CHECKPOINT_BYTES: u64 = 128 * 1024;
+
+/// How long that checkpoint waits for other processes' transactions; it is
+/// skipped (and done by a later admission) if they take longer.
+const WAL_CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
+
 /// Expired rows deleted per admission, so one admission never does
 /// unbounded work.
 const PURGE_BATCH: i64 = 1000;
@@ -347,6 +359,21 @@ impl SqliteStore {
         // the last uses and so allow their replay.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| fail("cannot set synchronous=FULL", e))?;
+        // No checkpoint when the connection closes: each admission is one
+        // short process, and a checkpoint on close cost it four more syncs
+        // (WAL, database, and the new WAL's header and directory, as the
+        // WAL was deleted and made again each time). Durability does not
+        // change: a use is durable once its COMMIT returned, i.e. once its
+        // WAL frames were synced (FULL); whoever opens the database next
+        // replays the WAL, and a checkpoint (`trim_wal`) syncs the WAL
+        // before it writes the database, and the database before the WAL
+        // is cut. The WAL (and -shm) stay in place, with the database's mode
+        // and owner, and pass the same checks.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(|e| fail("cannot keep the WAL on close", e))?;
         {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -495,6 +522,24 @@ impl SqliteStore {
         tx.commit().map_err(fail)?;
         Ok(uses)
     }
+
+    /// Once the use is durable: if the WAL has grown past
+    /// [`WAL_CHECKPOINT_BYTES`], copy it into the database and empty it
+    /// (`wal_checkpoint(TRUNCATE)`). SQLite's automatic checkpoint does not
+    /// do this across processes: the index a new process rebuilds does not
+    /// know what was copied already, so the WAL would never be reused and
+    /// each commit would copy all of it again. Best effort: a failure
+    /// leaves the WAL for a later admission and changes nothing recorded.
+    fn trim_wal(conn: &rusqlite::Connection, path: &Path) {
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push("-wal");
+        let big = std::fs::symlink_metadata(&wal).is_ok_and(|m| m.len() > WAL_CHECKPOINT_BYTES);
+        if !big || conn.busy_timeout(WAL_CHECKPOINT_WAIT).is_err() {
+            return;
+        }
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = conn.busy_timeout(SQLITE_BUSY_TIMEOUT);
+    }
 }
 
 impl ReplayStore for SqliteStore {
@@ -513,6 +558,7 @@ impl ReplayStore for SqliteStore {
             .lock()
             .map_err(|_| unavailable(format!("replay database {shown}: connection poisoned")))?;
         let uses = retry_busy(|| Self::count(&mut conn, key, keep_until, now, &shown))?;
+        Self::trim_wal(&conn, &self.path);
         let uses = u64::try_from(uses).map_err(|_| {
             unavailable(format!("replay database {shown}: corrupt use count {uses}"))
         })?;
@@ -1218,5 +1264,44 @@ fn parse_reply_line(line: &[u8]) -> Option<Reply> {
             text.parse().ok().map(Reply::Int)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> ReplayKey {
+        ReplayKey::derive("/CN=WAL test", &format!("{n:032x}"), &"5a".repeat(32)).unwrap()
+    }
+
+    fn wal_len(path: &Path) -> u64 {
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push("-wal");
+        std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// One process per admission, as `jobseal admit` runs: the WAL left by
+    /// each (no checkpoint on close) stays short, and no use is lost.
+    #[test]
+    fn the_wal_stays_short_and_every_use_counts_across_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.sqlite");
+        let (now, expires) = (UnixTime(1_780_000_000), UnixTime(1_780_086_400));
+        let mut longest = 0;
+        for n in 0..100 {
+            let store = SqliteStore::open(&path).unwrap();
+            assert_eq!(store.record_use(&key(n), 1, expires, now).unwrap(), 1);
+            drop(store);
+            longest = longest.max(wal_len(&path));
+        }
+        // Cut once past the limit: at most one admission's frames beyond it.
+        assert!(longest <= WAL_CHECKPOINT_BYTES + 16 * 1024, "{longest}");
+        let store = SqliteStore::open(&path).unwrap();
+        for n in 0..100 {
+            let e = store.record_use(&key(n), 1, expires, now).unwrap_err();
+            assert_eq!(e.reason, Reason::ReplayJobIdUsed, "{n}: {e}");
+        }
     }
 }

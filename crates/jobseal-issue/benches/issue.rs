@@ -8,6 +8,15 @@
 //!   proxy certificate), done with ring on the same key.
 //! * `hash_file_1gib`: `job::hash_file` of a 1 GiB file (written once, in the
 //!   temporary directory; set `JOBSEAL_BENCH_HASH_MIB` for another size).
+//! * `hash_4_files`: four files of a quarter of that size each, hashed by
+//!   `job::hash_files` (one thread per core) and one after the other.
+//! * `durable_write` / `durable_write_1000`: a bundle-sized file written
+//!   durably alone (write, fsync, rename; the directory fsync after each
+//!   file or once at the end), once, and 1,000 times on one or two threads
+//!   per core as `jobseal sign --out-dir` does. With `sign_limit_1000_cores`
+//!   (the 2,000 RSA signatures on one thread per core) they bound `jobseal
+//!   sign` of 1,000 jobs; `seal_1000_cores` is the whole seal without
+//!   writes. Files go to `$TMPDIR`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing)]
 
@@ -210,4 +219,121 @@ fn hash_file_1gib(b: Bencher<'_, '_>) {
     let (_, path, len) = &*BIG;
     b.counter(divan::counter::BytesCount::new(*len))
         .bench(|| jobseal_issue::job::hash_file(path).unwrap());
+}
+
+/// Four files of `BIG`'s size / 4, real data.
+static FOUR: LazyLock<(tempfile::TempDir, Vec<PathBuf>, u64)> = LazyLock::new(|| {
+    let (_, big, len) = &*BIG;
+    let tmp = tempfile::tempdir().unwrap();
+    let quarter = len / 4;
+    let data = std::fs::read(big).unwrap();
+    let paths: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            let p = tmp.path().join(format!("part{i}.bin"));
+            let start = usize::try_from(i * quarter).unwrap();
+            let end = usize::try_from((i + 1) * quarter).unwrap();
+            std::fs::write(&p, &data[start..end]).unwrap();
+            p
+        })
+        .collect();
+    (tmp, paths, quarter * 4)
+});
+
+#[divan::bench(args = ["hash_files", "one after the other"], sample_count = 3, sample_size = 1)]
+fn hash_4_files(b: Bencher<'_, '_>, how: &str) {
+    let (_, paths, len) = &*FOUR;
+    let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+    b.counter(divan::counter::BytesCount::new(*len)).bench(|| {
+        let digests: Vec<(u64, [u8; 32])> = if how == "hash_files" {
+            jobseal_issue::job::hash_files(&refs, &|_| {})
+                .into_iter()
+                .map(Result::unwrap)
+                .collect()
+        } else {
+            refs.iter()
+                .map(|p| jobseal_issue::job::hash_file(p).unwrap())
+                .collect()
+        };
+        assert_eq!(digests.len(), 4);
+        digests
+    });
+}
+
+/// A bundle's worth of bytes (RSA-2048 chain and manifest: about 5 KiB).
+const BUNDLE_BYTES: usize = 5 * 1024;
+
+/// One bundle written durably: `write_atomic` (file fsync, rename,
+/// directory fsync) or `write_atomic_deferred` (the directory fsync left to
+/// the caller, once for many files, as `jobseal sign` does).
+#[divan::bench(args = ["write_atomic", "deferred dir sync"], sample_count = 100, sample_size = 1)]
+fn durable_write(b: Bencher<'_, '_>, how: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = vec![b'b'; BUNDLE_BYTES];
+    let n = std::sync::atomic::AtomicU64::new(0);
+    b.bench(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = tmp.path().join(format!("job{i}.bundle.pem"));
+        if how == "write_atomic" {
+            jobseal_issue::fsutil::write_atomic(&path, &data, 0o644).unwrap();
+        } else {
+            jobseal_issue::fsutil::write_atomic_deferred(&path, &data, 0o644).unwrap();
+        }
+    });
+}
+
+fn on_all_cores(jobs: u64, per_core: usize, one: &(dyn Fn(u64) + Sync)) {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from) * per_core;
+    let next = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= jobs {
+                        break;
+                    }
+                    one(i);
+                }
+            });
+        }
+    });
+}
+
+/// 1,000 bundles written as `jobseal sign --out-dir` writes them: each
+/// file synced and renamed (on `threads` per core), the directory synced
+/// once at the end.
+#[divan::bench(args = [1, 2], sample_count = 5, sample_size = 1)]
+fn durable_write_1000(b: Bencher<'_, '_>, per_core: usize) {
+    let data = vec![b'b'; BUNDLE_BYTES];
+    b.with_inputs(|| tempfile::tempdir().unwrap())
+        .bench_local_refs(|tmp| {
+            on_all_cores(1000, per_core, &|i| {
+                let path = tmp.path().join(format!("job{i}.bundle.pem"));
+                jobseal_issue::fsutil::write_atomic_deferred(&path, &data, 0o644).unwrap();
+            });
+            jobseal_issue::fsutil::sync_dir_of(&tmp.path().join("job0.bundle.pem"));
+        });
+}
+
+#[divan::bench(args = ["ed25519", "rsa2048"], sample_count = 5, sample_size = 1)]
+fn seal_1000_cores(b: Bencher<'_, '_>, alg: &str) {
+    let (c, issuer) = cred(alg);
+    b.bench(|| {
+        on_all_cores(1000, 1, &|i| {
+            divan::black_box(seal(c, issuer, &SETUP.job, &params(i)).unwrap());
+        });
+    });
+}
+
+#[divan::bench(args = ["rsa2048"], sample_count = 5, sample_size = 1)]
+fn sign_limit_1000_cores(b: Bencher<'_, '_>, alg: &str) {
+    let (c, _) = cred(alg);
+    let tbs_cose = vec![0xa5u8; 400];
+    let tbs_cert = vec![0x5au8; 700];
+    b.bench(|| {
+        on_all_cores(1000, 1, &|_| {
+            divan::black_box(c.key.sign_cose(&tbs_cose).unwrap());
+            divan::black_box(c.key.sign_x509(&tbs_cert).unwrap());
+        });
+    });
 }

@@ -12,6 +12,13 @@
 //!   CA directory vs. with 1,000 more.
 //! * `manifest_inputs`: parse + binding + manifest check of bundles whose
 //!   manifest lists N inputs (payload hashing excluded).
+//! * `full_verify_voms_cold`: `full_verify_voms` on a new verifier each time
+//!   (nothing kept from an earlier check).
+//! * `credential_only`, `payload_files`, `trust_stat_pass`: the check
+//!   without step 5, step 5 alone (file I/O of the job), and the `stat`s a
+//!   check makes of the trust directories: file I/O reported apart.
+//! * `crl_loading`: a check whose CA publishes a CRL of N entries, against
+//!   the same check ignoring CRLs: CRL loading reported apart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::print_stdout)]
 
@@ -122,6 +129,135 @@ fn full_verify_voms(b: Bencher<'_, '_>) {
     let v = verifier(&SETUP.root.join("ca"));
     assert_full_permit(&v);
     b.bench(|| v.check(divan::black_box(&SETUP.bundle), &SETUP.invocation, AT));
+}
+
+/// `full_verify_voms` with a new verifier for each check (made outside the
+/// timing): nothing kept from an earlier check (anchors, policy files and
+/// LSC, parsed certificates and ACs): the first check of a process.
+#[divan::bench(sample_count = 200)]
+fn full_verify_voms_cold(b: Bencher<'_, '_>) {
+    b.with_inputs(|| verifier(&SETUP.root.join("ca")))
+        .bench_local_refs(|v| v.check(divan::black_box(&SETUP.bundle), &SETUP.invocation, AT));
+}
+
+/// Steps 1–4 only: no payload file is opened (the file I/O of step 5 is
+/// `payload_files`).
+#[divan::bench]
+fn credential_only(b: Bencher<'_, '_>) {
+    let v = verifier(&SETUP.root.join("ca"));
+    assert_full_permit(&v);
+    b.bench(|| v.check_credential(divan::black_box(&SETUP.bundle), AT));
+}
+
+/// Step 5 alone: open, read and hash the executable and the input.
+#[divan::bench]
+fn payload_files(b: Bencher<'_, '_>) {
+    let parsed = parse::parse(&SETUP.bundle).unwrap();
+    let m = manifest::check(&parsed, AT, 300).unwrap();
+    b.bench(|| {
+        jobseal_verify::payload::check(
+            divan::black_box(&m),
+            &SETUP.invocation,
+            jobseal_verify::InputPolicy::Require,
+        )
+        .unwrap()
+    });
+}
+
+/// The `stat`s a check of `full_verify_voms` makes to see a changed trust
+/// directory (`<hash>.0`, `.1`, `.namespaces`, `.signing_policy`, `.r0`,
+/// the LSC file), alone: the price of seeing every change at the next check.
+#[divan::bench]
+fn trust_stat_pass(b: Bencher<'_, '_>) {
+    let parsed = parse::parse(&SETUP.bundle).unwrap();
+    let ca_name = parsed.certs.last().unwrap().issuer().to_vec();
+    let hash = name::openssl_hash(&ca_name).unwrap();
+    let ca = SETUP.root.join("ca");
+    let mut paths: Vec<PathBuf> = ["0", "1", "namespaces", "signing_policy", "r0"]
+        .iter()
+        .map(|s| ca.join(format!("{hash:08x}.{s}")))
+        .collect();
+    let lsc = std::fs::read_dir(SETUP.root.join("vomsdir/testvo"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("voms.jobseal.test.lsc"))
+        .unwrap();
+    paths.push(lsc);
+    b.bench(|| {
+        paths
+            .iter()
+            .filter(|p| std::fs::metadata(divan::black_box(p)).is_ok())
+            .count()
+    });
+}
+
+/// The vector of a CA that publishes a CRL (and a `.namespaces` file).
+const CRL_VECTOR: &str = "permit-ca-with-crl-and-namespaces";
+const CRL_CA: &str = "CN=jobseal Test CA with CRL,O=jobseal test vectors";
+
+/// A copy of the vectors' CA directory whose CRL for `CRL_CA` revokes
+/// `entries` other serials.
+fn ca_dir_with_crl(entries: u64) -> PathBuf {
+    let ca = throwaway::ca(
+        &[40; 32],
+        CRL_CA,
+        AT.minus(365 * 86_400),
+        AT.plus(9 * 365 * 86_400),
+    )
+    .unwrap();
+    let dir = SETUP.root.join(format!("ca-crl-{entries}"));
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(SETUP.root.join("ca")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        let mut crl =
+            jobseal_testkit::crl::CrlTemplate::new(&ca.cert, AT.minus(86_400), AT.plus(7 * 86_400))
+                .unwrap();
+        for serial in 0..entries {
+            crl = crl.revoke(1_000_000 + serial, AT.minus(3_600));
+        }
+        let subject = tlv::RawCert::split(&ca.cert).unwrap().subject.to_vec();
+        let hash = name::openssl_hash(&subject).unwrap();
+        std::fs::write(
+            dir.join(format!("{hash:08x}.r0")),
+            crl.sign_pem(&ca.key).unwrap(),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// CRL loading, apart: `Verifier::check` of a user of a CA whose CRL lists
+/// N other certificates (read, parsed, signature verified and searched on
+/// every check); `ignored` is the same check with `CrlPolicy::Ignore`.
+#[divan::bench(args = ["ignored", "0", "1000", "10000", "100000"], sample_count = 30)]
+fn crl_loading(b: Bencher<'_, '_>, entries: &str) {
+    let (ca_dir, crl) = match entries {
+        "ignored" => (ca_dir_with_crl(0), jobseal_verify::CrlPolicy::Ignore),
+        n => (
+            ca_dir_with_crl(n.parse().unwrap()),
+            jobseal_verify::CrlPolicy::default(),
+        ),
+    };
+    let v = Verifier::new(Config {
+        ca_dir,
+        voms_dir: SETUP.root.join("vomsdir"),
+        crl,
+        ..Config::default()
+    })
+    .unwrap();
+    let vdir = SETUP.root.join(CRL_VECTOR);
+    let bundle = std::fs::read(vdir.join("bundle.pem")).unwrap();
+    let inv = Invocation {
+        executable: vdir.join("job/run.sh"),
+        arguments: vec!["--events".into(), "1000".into()],
+        job_dir: vdir.join("job"),
+    };
+    let d = v.check(&bundle, &inv, AT);
+    assert!(matches!(d.outcome, Outcome::Permit), "{d:?}");
+    b.bench(|| v.check(divan::black_box(&bundle), &inv, AT));
 }
 
 #[divan::bench(args = ["1 CA", "1001 CAs"])]

@@ -1,8 +1,23 @@
 //! The decision and what it says about the job: who, what, when.
 
-use jobseal_core::manifest::{Manifest, hex};
+use jobseal_core::manifest::Manifest;
 use jobseal_core::time::UnixTime;
 use jobseal_core::{Error, Reason};
+
+/// Lower-case hex, as `jobseal_core::manifest::hex` writes it, without a
+/// formatter call per byte (a check writes some 150 bytes of hex).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0x0f] {
+            out.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+    out
+}
 
 /// Permit or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +93,7 @@ pub struct JobInfo {
 impl JobInfo {
     pub fn new(m: &Manifest, digest: &[u8; 32]) -> Self {
         Self {
-            job_id: m.job_id_hex(),
+            job_id: hex(&m.job_id),
             manifest_sha256: hex(digest),
             executable: m.executable.name.clone(),
             executable_sha256: hex(&m.executable.sha256),
@@ -176,5 +191,15 @@ impl Decision {
             message: e.message,
             ..self
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_the_core_hex() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(super::hex(&all), jobseal_core::manifest::hex(&all));
+        assert_eq!(super::hex(&[]), "");
     }
 }

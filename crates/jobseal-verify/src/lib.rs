@@ -171,22 +171,26 @@ impl Verifier {
         partial: &mut decision::Partial,
     ) -> Result<(), Error> {
         let skew = self.config.clock_skew;
-        // 1. Parse.
-        let parsed = parse::parse(bundle)?;
+        // One view of the CA directory for the whole check: each hash's
+        // files are looked up once (the next check looks again).
+        let trust = self.trust.for_check();
+        // 1. Parse (certificates above the leaf may be kept from earlier
+        // checks, by their exact DER).
+        let parsed = parse::parse_with(bundle, Some(trust.cert_cache()))?;
         // 2. Path validation.
         let opts = path::PathOptions {
             at,
             clock_skew: skew,
             algorithms: self.config.algorithms,
         };
-        let path = path::validate(&parsed.certs, &self.trust, &opts)?;
+        let path = path::validate(&parsed.certs, &trust, &opts)?;
         let mut identity = path.identity.clone();
         // 2, VOMS: untrusted ACs lose their attributes; they never deny.
         identity.voms = voms::check_chain(
             &parsed.certs,
             path.end_entity,
             &voms::VomsContext {
-                trust: &self.trust,
+                trust: &trust,
                 voms_dir: &self.config.voms_dir,
                 opts: &opts,
             },

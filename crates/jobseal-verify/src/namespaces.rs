@@ -457,24 +457,37 @@ pub fn parse_signing_policy(text: &[u8]) -> Result<Vec<Rule>, PolicyError> {
     Ok(rules)
 }
 
+/// The rules of a policy file that parsed, shared with the file's cache.
+struct Rules(std::sync::Arc<Result<Vec<Rule>, PolicyError>>);
+
+impl Rules {
+    fn iter(&self) -> impl Iterator<Item = &Rule> {
+        // Only made from a file that parsed (see `policy_file`).
+        self.0
+            .as_ref()
+            .as_ref()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+    }
+}
+
 /// The policy file of one CA (by subject hash), if the directory has one.
-fn policy_file(
-    trust: &TrustStore,
-    hash: u32,
-) -> Result<Option<(PathBuf, Format, Vec<Rule>)>, Error> {
+fn policy_file(trust: &TrustStore, hash: u32) -> Result<Option<(PathBuf, Format, Rules)>, Error> {
     for (suffix, format) in [
         ("namespaces", Format::Namespaces),
         ("signing_policy", Format::SigningPolicy),
     ] {
         match trust.read_file(hash, suffix, MAX_POLICY_FILE_BYTES) {
             Ok(None) => continue,
-            Ok(Some((path, data))) => {
-                let parsed = match format {
-                    Format::Namespaces => parse_namespaces(&data),
-                    Format::SigningPolicy => parse_signing_policy(&data),
-                };
-                return match parsed {
-                    Ok(rules) => Ok(Some((path, format, rules))),
+            Ok(Some((path, file))) => {
+                // Parsed once per version of the file (kept with its bytes).
+                let parsed = file.parsed(|data| match format {
+                    Format::Namespaces => parse_namespaces(data),
+                    Format::SigningPolicy => parse_signing_policy(data),
+                });
+                return match &*parsed {
+                    Ok(_) => Ok(Some((path, format, Rules(parsed)))),
                     Err(e) => Err(Error::new(
                         Reason::ChainPolicyFileInvalid,
                         format!("the CA policy file {} cannot be used: {e}", path.display()),
@@ -490,7 +503,7 @@ fn policy_file(
                     ),
                 ));
             }
-            Err((path, CaFileError::Unreadable(e))) => {
+            Err((path, CaFileError::Unreadable(e) | CaFileError::Missing(e))) => {
                 return Err(Error::new(
                     Reason::ChainPolicyFileInvalid,
                     format!("the CA policy file {} cannot be read: {e}", path.display()),

@@ -4,24 +4,44 @@ use der::Decode;
 use jobseal_core::bundle::Bundle;
 use jobseal_core::cose::{self, Envelope};
 use jobseal_core::{Error, Reason, name, tlv};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use x509_cert::Certificate;
 use x509_cert::ext::Extension;
 
 /// A certificate with the raw bytes the checks need.
+///
+/// Clones share the decoded certificate and the names derived from it
+/// (computed once, on first use), so a certificate kept parsed across checks
+/// (trust anchors, [`CertCache`]) keeps them too.
 #[derive(Debug, Clone)]
 pub struct ParsedCert {
     pub der: Vec<u8>,
-    pub cert: Certificate,
+    pub cert: Arc<Certificate>,
     /// Byte ranges into `der`.
     tbs: std::ops::Range<usize>,
     issuer: std::ops::Range<usize>,
     subject: std::ops::Range<usize>,
     spki: std::ops::Range<usize>,
-    /// Canonical subject and issuer (§5), computed on first use: name
-    /// comparisons and subject hashes need them again and again.
+    names: Arc<Names>,
+}
+
+/// What the checks derive from a certificate's names, again and again:
+/// canonical forms (§5), subject hashes, `/`-form strings. Each is computed
+/// on first use; all are functions of the DER alone.
+#[derive(Debug, Default)]
+struct Names {
     subject_canon: OnceLock<Option<Vec<u8>>>,
     issuer_canon: OnceLock<Option<Vec<u8>>>,
+    subject_hash: OnceLock<Option<u32>>,
+    issuer_hash: OnceLock<Option<u32>>,
+    subject_dn: OnceLock<String>,
+    issuer_dn: OnceLock<String>,
+    /// The subject's last RDN, if it is a single CN, and whether the rest
+    /// of the subject names the issuer (a proxy's subject, RFC 3820 §3.4).
+    last_cn: OnceLock<Option<(String, bool)>>,
+    /// The subject has no RDN (or cannot be read as RDNs).
+    subject_empty: OnceLock<bool>,
 }
 
 fn range_of(outer: &[u8], inner: &[u8]) -> std::ops::Range<usize> {
@@ -48,13 +68,12 @@ impl ParsedCert {
         );
         Ok(Self {
             der,
-            cert,
+            cert: Arc::new(cert),
             tbs,
             issuer,
             subject,
             spki,
-            subject_canon: OnceLock::new(),
-            issuer_canon: OnceLock::new(),
+            names: Arc::default(),
         })
     }
 
@@ -79,13 +98,15 @@ impl ParsedCert {
     }
     /// The canonical form of the subject (`None` if it has none).
     pub fn subject_canonical(&self) -> Option<&[u8]> {
-        self.subject_canon
+        self.names
+            .subject_canon
             .get_or_init(|| name::canonical(self.subject()))
             .as_deref()
     }
     /// The canonical form of the issuer (`None` if it has none).
     pub fn issuer_canonical(&self) -> Option<&[u8]> {
-        self.issuer_canon
+        self.names
+            .issuer_canon
             .get_or_init(|| name::canonical(self.issuer()))
             .as_deref()
     }
@@ -112,13 +133,59 @@ impl ParsedCert {
     pub fn subject_is(&self, other: &[u8], canon: Option<&[u8]>) -> bool {
         same(self.subject(), other, || self.subject_canonical(), || canon)
     }
-    /// `name::openssl_hash(self.subject())`, from the cached form.
+    /// `name::openssl_hash(self.subject())`, computed once.
     pub fn subject_hash(&self) -> Option<u32> {
-        name::openssl_hash_of_canonical(self.subject_canonical()?)
+        *self.names.subject_hash.get_or_init(|| {
+            self.subject_canonical()
+                .and_then(name::openssl_hash_of_canonical)
+        })
+    }
+    /// `name::openssl_hash(self.issuer())`, computed once.
+    pub fn issuer_hash(&self) -> Option<u32> {
+        *self.names.issuer_hash.get_or_init(|| {
+            self.issuer_canonical()
+                .and_then(name::openssl_hash_of_canonical)
+        })
     }
     /// The subject in `/DC=…/CN=…` form.
     pub fn subject_dn(&self) -> String {
-        name::to_slash_string(self.subject())
+        self.subject_dn_str().to_string()
+    }
+    /// The subject in `/DC=…/CN=…` form, computed once.
+    pub fn subject_dn_str(&self) -> &str {
+        self.names
+            .subject_dn
+            .get_or_init(|| name::to_slash_string(self.subject()))
+    }
+    /// The issuer in `/DC=…/CN=…` form, computed once.
+    pub fn issuer_dn_str(&self) -> &str {
+        self.names
+            .issuer_dn
+            .get_or_init(|| name::to_slash_string(self.issuer()))
+    }
+    /// `name::split_last_cn(self.subject())`: the last CN, and whether the
+    /// subject without it is the issuer (`name::same`); computed once.
+    pub fn last_cn(&self) -> Option<(&str, bool)> {
+        self.names
+            .last_cn
+            .get_or_init(|| {
+                let (parent, cn) = name::split_last_cn(self.subject())?;
+                let is_issuer = parent == self.issuer()
+                    || matches!(
+                        (name::canonical(&parent), self.issuer_canonical()),
+                        (Some(x), Some(y)) if x == y
+                    );
+                Some((cn, is_issuer))
+            })
+            .as_ref()
+            .map(|(cn, is_issuer)| (cn.as_str(), *is_issuer))
+    }
+    /// `name::rdns(self.subject())` gives no RDN (or fails); computed once.
+    pub fn subject_is_empty(&self) -> bool {
+        *self
+            .names
+            .subject_empty
+            .get_or_init(|| name::rdns(self.subject()).is_none_or(|r| r.is_empty()))
     }
     /// The extensions (empty if none).
     pub fn extensions(&self) -> &[Extension] {
@@ -180,13 +247,67 @@ pub struct ParsedBundle {
 
 /// Step 1.
 pub fn parse(bytes: &[u8]) -> Result<ParsedBundle, Error> {
+    parse_with(bytes, None)
+}
+
+/// Step 1, taking the certificates above the leaf from `cache` when they
+/// were parsed before (the leaf, a job-bound proxy, is new for every job).
+pub(crate) fn parse_with(bytes: &[u8], cache: Option<&CertCache>) -> Result<ParsedBundle, Error> {
     let bundle = Bundle::parse(bytes)?;
     let certs = bundle
         .certificates
         .into_iter()
         .enumerate()
-        .map(|(i, der)| ParsedCert::from_der(der, i))
+        .map(|(i, der)| match cache {
+            Some(c) if i > 0 => c.parse(der, i),
+            _ => ParsedCert::from_der(der, i),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let envelope = cose::parse(&bundle.manifest)?;
     Ok(ParsedBundle { certs, envelope })
+}
+
+/// Most certificates one [`CertCache`] keeps; past it the cache is emptied.
+const MAX_CACHED_CERTS: usize = 1024;
+/// Most DER bytes one [`CertCache`] keeps; past it the cache is emptied.
+const MAX_CACHED_CERT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Certificates that recur from check to check (the user certificate, its
+/// proxies, the AA certificate of a VOMS AC), kept parsed. Keyed by the
+/// whole DER, compared byte for byte: a hit is the certificate that would
+/// be parsed, with the names already derived. Only certificates that parse
+/// are kept. Per verifier (no global state).
+#[derive(Default)]
+pub(crate) struct CertCache(RwLock<(HashMap<Vec<u8>, ParsedCert>, usize)>);
+
+impl std::fmt::Debug for CertCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.read().map(|m| m.0.len()).unwrap_or(0);
+        write!(f, "CertCache({n} certificates)")
+    }
+}
+
+impl CertCache {
+    /// [`ParsedCert::from_der`], from the cache when this DER was parsed.
+    pub(crate) fn parse(&self, der: Vec<u8>, index: usize) -> Result<ParsedCert, Error> {
+        // A poisoned lock only costs the cache, never a decision.
+        if let Ok(map) = self.0.read()
+            && let Some(hit) = map.0.get(&der)
+        {
+            return Ok(hit.clone());
+        }
+        let parsed = ParsedCert::from_der(der, index)?;
+        if let Ok(mut map) = self.0.write() {
+            let size = parsed.der.len();
+            if map.0.len() >= MAX_CACHED_CERTS || map.1.saturating_add(size) > MAX_CACHED_CERT_BYTES
+            {
+                map.0.clear();
+                map.1 = 0;
+            }
+            if map.0.insert(parsed.der.clone(), parsed.clone()).is_none() {
+                map.1 = map.1.saturating_add(size);
+            }
+        }
+        Ok(parsed)
+    }
 }

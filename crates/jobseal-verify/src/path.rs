@@ -114,8 +114,8 @@ fn is_legacy_proxy(c: &ParsedCert) -> bool {
     {
         return true;
     }
-    matches!(name::split_last_cn(c.subject()),
-        Some((parent, cn)) if (cn == "proxy" || cn == "limited proxy") && name::same(&parent, c.issuer()))
+    matches!(c.last_cn(),
+        Some((cn, true)) if cn == "proxy" || cn == "limited proxy")
 }
 
 fn check_time(c: &ParsedCert, dn: &str, at: UnixTime, skew: u64) -> Result<(u64, u64), Error> {
@@ -391,7 +391,7 @@ pub fn validate(
                 }
                 // The user's identity is this subject: it cannot be empty
                 // (RFC 5280 §4.1.2.6 for a certificate that names no one).
-                if name::rdns(c.subject()).is_none_or(|r| r.is_empty()) {
+                if c.subject_is_empty() {
                     return Err(err(
                         Reason::CertMalformed,
                         "the end-entity certificate has an empty subject",
@@ -456,15 +456,18 @@ pub fn validate(
         identity: Identity {
             end_entity: dn_of(end_entity, eec),
             subject: dn_of(0, leaf),
-            issuer: name::to_slash_string(leaf.issuer()),
+            // The leaf's issuer, spelled out already when it is the subject
+            // of the next certificate byte for byte.
+            issuer: match chain.get(1) {
+                Some(next) if next.subject() == leaf.issuer() => next.subject_dn(),
+                _ => leaf.issuer_dn_str().to_string(),
+            },
             ca: anchor_dn,
             cas,
             serials: chain
                 .iter()
                 .take(end_entity + 1)
-                .map(|c| {
-                    jobseal_core::manifest::hex(c.cert.tbs_certificate().serial_number().as_bytes())
-                })
+                .map(|c| crate::decision::hex(c.cert.tbs_certificate().serial_number().as_bytes()))
                 .collect(),
             // VOMS ACs need the EEC and the vomsdir: voms::check_chain (§6.3a).
             voms: Vec::new(),
@@ -486,8 +489,8 @@ fn check_proxy(
     proxy_limits: &mut Vec<(usize, u32)>,
 ) -> Result<(), Error> {
     // Subject = issuer subject + one single-valued CN.
-    match name::split_last_cn(c.subject()) {
-        Some((parent, _)) if name::same(&parent, c.issuer()) => {}
+    match c.last_cn() {
+        Some((_, true)) => {}
         _ => {
             return Err(err(
                 Reason::ProxyBadSubject,

@@ -25,11 +25,11 @@ const HASH_BUFFER: usize = 256 * 1024;
 /// Size and SHA-256 of a file, reading at most `max + 1` bytes: a file that
 /// grows while it is read cannot keep the verifier busy.
 pub fn hash_file(path: &Path, max: u64) -> std::io::Result<(u64, [u8; 32])> {
-    let (f, _) = crate::fsread::open_regular(path)?;
+    let (f, meta) = crate::fsread::open_regular(path)?;
     // A buffer no larger than the file (plus one byte, to see the end in
     // one read): a 256 KiB zeroed allocation per small file cost more than
     // hashing it. A file that grows while read is still read to `max + 1`.
-    let len = f.metadata()?.len();
+    let len = meta.len();
     let cap = usize::try_from(len.min(max).saturating_add(1))
         .unwrap_or(HASH_BUFFER)
         .clamp(1, HASH_BUFFER);

@@ -9,6 +9,7 @@
 //! understood.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode};
@@ -24,6 +25,7 @@ use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, SubjectKeyIdentifier,
 };
 
+use crate::fsread::CachedFile;
 use crate::parse::ParsedCert;
 use crate::path::PathOptions;
 use crate::sig::{self, Signer};
@@ -58,7 +60,7 @@ fn invalid(msg: impl Into<String>) -> Error {
 /// A CRL that was parsed, belongs to the issuer and verified.
 #[derive(Debug)]
 struct Crl {
-    list: CertificateList,
+    list: Arc<CertificateList>,
     next_update: u64,
     /// Its issuingDistributionPoint, if any.
     idp: Option<IssuingDistributionPoint>,
@@ -237,7 +239,7 @@ fn check_extensions(exts: &[Extension], what: &str, entry: bool) -> Result<(), E
 /// Check one CRL that names the issuer: structure, signature, extensions
 /// and thisUpdate. Its expiry and entries are judged by the caller.
 fn validate(
-    list: CertificateList,
+    list: Arc<CertificateList>,
     raw: &tlv::RawCrl<'_>,
     issuer: &ParsedCert,
     what: &str,
@@ -383,7 +385,7 @@ pub fn check(
                         ),
                     ));
                 }
-                Err((path, CaFileError::Unreadable(e))) => {
+                Err((path, CaFileError::Unreadable(e) | CaFileError::Missing(e))) => {
                     return Err(invalid(format!(
                         "the CRL file {} cannot be read: {e}",
                         path.display()
@@ -450,32 +452,57 @@ pub fn check(
     Ok(())
 }
 
+/// The CRLs of one file, decoded: each DER of [`crls_in`] with what
+/// [`parse_crl`] made of it. A function of the file's bytes: kept with them
+/// ([`CachedFile::parsed`]) while the file is unchanged.
+struct FileCrls(Vec<(Vec<u8>, DecodedCrl)>);
+
+/// One CRL as [`parse_crl`] read it, or why it could not.
+type DecodedCrl = Result<Arc<CertificateList>, String>;
+
+fn decode_file(data: &[u8]) -> FileCrls {
+    FileCrls(
+        crls_in(data)
+            .into_iter()
+            .map(|der| {
+                let list = parse_crl(&der).map(|(list, _)| Arc::new(list));
+                (der, list)
+            })
+            .collect(),
+    )
+}
+
 /// Validate the CRLs of one file that `issuer` published into `out`, those
 /// that cover `cert`; returns whether the file holds any CRL of the issuer's
 /// name.
 fn read_file(
     path: &Path,
     hash: u32,
-    data: &[u8],
+    file: &CachedFile,
     cert: &ParsedCert,
     issuer: &ParsedCert,
     opts: &PathOptions,
     out: &mut Vec<(String, Crl)>,
 ) -> Result<bool, Error> {
-    let ders = crls_in(data);
+    let decoded = file.parsed(decode_file);
+    let ders = &decoded.0;
     if ders.is_empty() {
         return Err(invalid(format!("{} holds no CRL", path.display())));
     }
     let count = ders.len();
     let mut published = false;
-    for (n, der) in ders.iter().enumerate() {
+    for (n, (der, list)) in ders.iter().enumerate() {
         let what = if count == 1 {
             format!("the CRL {}", path.display())
         } else {
             format!("CRL {} of {}", n + 1, path.display())
         };
-        let (list, raw) =
-            parse_crl(der).map_err(|e| invalid(format!("{what} is malformed: {e}")))?;
+        // `parse_crl` split the same bytes when it decoded them.
+        let (list, raw) = match (list, tlv::RawCrl::split(der)) {
+            (Ok(list), Some(raw)) => (list.clone(), raw),
+            (Err(e), _) => return Err(invalid(format!("{what} is malformed: {e}"))),
+            (Ok(_), None) => return Err(invalid(format!("{what} is malformed: not a DER CRL"))),
+        };
         // Files are named by hash: a CRL of another name under it is
         // misplaced (or damaged), unless the two names share the hash.
         if name::openssl_hash(raw.issuer) != Some(hash) {

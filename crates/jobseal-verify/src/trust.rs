@@ -6,19 +6,27 @@
 //!
 //! Parsed anchors are cached per store, keyed by subject hash and checked on
 //! every lookup against a fresh `stat` of each `<hash>.N` file, so a CA
-//! directory update is seen at once.
+//! directory update is seen at once. The other files of a hash (policy
+//! files, CRLs) are kept the same way, by path ([`FileCache`]).
+//!
+//! One check looks the same hash up several times (the chain's anchor, the
+//! namespace and CRL files of each certificate the CA issued, the AA's
+//! path): a store made by [`TrustStore::for_check`] answers each of those
+//! once per check, from one `stat` pass, so a check sees one state of the
+//! directory and the next check sees any change.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jobseal_core::pem::parse_blocks;
 use jobseal_core::{Error, Reason, name};
 
+use crate::fsread::{CachedFile, FileCache, Stamp};
 use crate::namespaces::NamespacePolicy;
-use crate::parse::ParsedCert;
+use crate::parse::{CertCache, ParsedCert};
 use crate::revocation::CrlPolicy;
+use crate::voms::AcCache;
 
 /// Most `<hash>.N` candidates examined for one name.
 const MAX_CANDIDATES: u32 = 16;
@@ -26,30 +34,6 @@ const MAX_CANDIDATES: u32 = 16;
 /// Most subject hashes whose anchors are kept parsed; past it the cache is
 /// emptied (simple, and a verifier needs only a handful).
 const MAX_CACHED_HASHES: usize = 4096;
-
-/// What identifies one version of a file. ctime is included because it
-/// cannot be set back: a file replaced with `cp -p`/`rsync -t` on a reused
-/// inode keeps size and mtime but not ctime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Stamp {
-    fn of(m: &std::fs::Metadata) -> Self {
-        Self {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-}
 
 /// One `<hash>.N` file, parsed: every certificate in it, whatever its name.
 #[derive(Debug)]
@@ -94,6 +78,25 @@ impl std::fmt::Debug for AnchorCache {
     }
 }
 
+/// What the clones of one store share: they read the same directory.
+#[derive(Debug, Default)]
+struct Shared {
+    anchors: AnchorCache,
+    /// Policy files and CRLs of the CA directory, LSC files of the vomsdir.
+    files: FileCache,
+    /// Certificates that recur across checks (bundle and VOMS AC).
+    certs: CertCache,
+    /// VOMS ACs that recur across checks (those of a VOMS proxy).
+    acs: AcCache,
+}
+
+/// What one check has looked up already (see [`TrustStore::for_check`]).
+#[derive(Debug, Default)]
+struct CheckMemo {
+    anchors: Vec<(u32, HashFiles)>,
+    files: Vec<(u32, String, Option<CaFile>)>,
+}
+
 /// An IGTF-style CA directory.
 #[derive(Clone, Debug)]
 pub struct TrustStore {
@@ -102,21 +105,16 @@ pub struct TrustStore {
     pub crl: CrlPolicy,
     /// What to do about `.namespaces` and `.signing_policy` files.
     pub namespaces: NamespacePolicy,
-    /// Shared by clones: they read the same directory.
-    anchors: Arc<AnchorCache>,
+    shared: Arc<Shared>,
+    /// Set on the store of one check only.
+    check: Option<Arc<Mutex<CheckMemo>>>,
 }
 
 /// A file of the CA directory, read: its path and its bytes.
-pub(crate) type CaFile = (PathBuf, Vec<u8>);
+pub(crate) type CaFile = (PathBuf, Arc<CachedFile>);
 
 /// A file of the CA directory that could not be used.
-#[derive(Debug)]
-pub(crate) enum CaFileError {
-    /// Larger than the limit.
-    TooLarge,
-    /// Exists but cannot be read.
-    Unreadable(std::io::Error),
-}
+pub(crate) use crate::fsread::ReadError as CaFileError;
 
 impl TrustStore {
     /// Open a CA directory (it must exist and be a directory).
@@ -126,7 +124,8 @@ impl TrustStore {
                 dir: dir.to_path_buf(),
                 crl: CrlPolicy::default(),
                 namespaces: NamespacePolicy::default(),
-                anchors: Arc::default(),
+                shared: Arc::default(),
+                check: None,
             }),
             Ok(_) => Err(Error::new(
                 Reason::ConfigInvalid,
@@ -144,30 +143,58 @@ impl TrustStore {
         &self.dir
     }
 
+    /// This store for one check: the same directory and caches, and each
+    /// hash's files looked up once for the whole check (a check sees one
+    /// state of the directory; the next check looks again).
+    pub(crate) fn for_check(&self) -> Self {
+        Self {
+            check: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    /// Parsed certificates that recur across checks.
+    pub(crate) fn cert_cache(&self) -> &CertCache {
+        &self.shared.certs
+    }
+
+    /// VOMS ACs read before.
+    pub(crate) fn ac_cache(&self) -> &AcCache {
+        &self.shared.acs
+    }
+
+    /// Small trust files kept across checks while unchanged.
+    pub(crate) fn file_cache(&self) -> &FileCache {
+        &self.shared.files
+    }
+
     /// Read `<hash>.<suffix>` lazily: `Ok(None)` if it does not exist, at
-    /// most `max` bytes (one more is read to detect a larger file).
+    /// most `max` bytes (one more is read to detect a larger file). Kept
+    /// while a `stat` shows the same file; once per check.
     pub(crate) fn read_file(
         &self,
         hash: u32,
         suffix: &str,
         max: usize,
     ) -> Result<Option<CaFile>, (PathBuf, CaFileError)> {
-        use std::io::Read;
+        if let Some(memo) = &self.check
+            && let Ok(m) = memo.lock()
+            && let Some((_, _, found)) = m.files.iter().find(|(h, s, _)| *h == hash && s == suffix)
+        {
+            return Ok(found.clone());
+        }
         let path = self.dir.join(format!("{hash:08x}.{suffix}"));
-        let file = match crate::fsread::open_regular(&path) {
-            Ok((f, _)) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err((path, CaFileError::Unreadable(e))),
+        let found = match self.shared.files.read(&path, max) {
+            Ok(file) => Some((path, file)),
+            Err(CaFileError::Missing(_)) => None,
+            Err(e) => return Err((path, e)),
         };
-        let mut data = Vec::new();
-        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-        if let Err(e) = file.take(limit).read_to_end(&mut data) {
-            return Err((path, CaFileError::Unreadable(e)));
+        if let Some(memo) = &self.check
+            && let Ok(mut m) = memo.lock()
+        {
+            m.files.push((hash, suffix.to_string(), found.clone()));
         }
-        if data.len() > max {
-            return Err((path, CaFileError::TooLarge));
-        }
-        Ok(Some((path, data)))
+        Ok(found)
     }
 
     /// Certificates whose subject matches `name` (an encoded Name).
@@ -181,26 +208,47 @@ impl TrustStore {
     /// The parsed `<hash>.N` files for `name` (an encoded Name), from the
     /// cache if every file still has the stamp it was parsed at.
     pub fn anchors(&self, name_der: &[u8]) -> Anchors {
-        self.lookup(name_der.to_vec(), name::canonical(name_der))
+        let canon = name::canonical(name_der);
+        let hash = canon.as_deref().and_then(name::openssl_hash_of_canonical);
+        self.lookup(name_der.to_vec(), canon, hash)
     }
 
-    /// [`Self::anchors`] for the issuer of `c` (its canonical form is kept).
+    /// [`Self::anchors`] for the issuer of `c` (its canonical form and
+    /// subject hash are kept with the certificate).
     pub fn issuer_anchors(&self, c: &ParsedCert) -> Anchors {
         self.lookup(
             c.issuer().to_vec(),
             c.issuer_canonical().map(<[u8]>::to_vec),
+            c.issuer_hash(),
         )
     }
 
-    fn lookup(&self, name: Vec<u8>, canon: Option<Vec<u8>>) -> Anchors {
-        let files = match canon.as_deref().and_then(name::openssl_hash_of_canonical) {
+    fn lookup(&self, name: Vec<u8>, canon: Option<Vec<u8>>, hash: Option<u32>) -> Anchors {
+        let files = match hash {
             Some(hash) => self.hash_files(hash),
             None => HashFiles::default(),
         };
         Anchors { files, name, canon }
     }
 
+    /// The `<hash>.N` files, once per check.
     fn hash_files(&self, hash: u32) -> HashFiles {
+        if let Some(memo) = &self.check
+            && let Ok(m) = memo.lock()
+            && let Some((_, files)) = m.anchors.iter().find(|(h, _)| *h == hash)
+        {
+            return files.clone();
+        }
+        let files = self.stat_hash_files(hash);
+        if let Some(memo) = &self.check
+            && let Ok(mut m) = memo.lock()
+        {
+            m.anchors.push((hash, files.clone()));
+        }
+        files
+    }
+
+    fn stat_hash_files(&self, hash: u32) -> HashFiles {
         let path = |i: u32| self.dir.join(format!("{hash:08x}.{i}"));
         // A stat per file on every lookup: cheap, and a replaced, added or
         // removed file is noticed before the cached copy is used.
@@ -212,7 +260,7 @@ impl TrustStore {
             }
         }
         // A poisoned lock only costs the cache, never a decision.
-        if let Ok(map) = self.anchors.0.read()
+        if let Ok(map) = self.shared.anchors.0.read()
             && let Some(hit) = map.get(&hash)
             && hit.iter().map(|f| f.stamp).eq(stamps.iter().copied())
         {
@@ -226,7 +274,7 @@ impl TrustStore {
             files.push(file);
         }
         let found = HashFiles::new(files);
-        if let Ok(mut map) = self.anchors.0.write() {
+        if let Ok(mut map) = self.shared.anchors.0.write() {
             if map.len() >= MAX_CACHED_HASHES && !map.contains_key(&hash) {
                 map.clear();
             }

@@ -9,8 +9,9 @@
 //! most [`jobseal_core::voms::MAX_AC_SEQ_BYTES`], each LSC file at most
 //! [`MAX_LSC_BYTES`].
 
-use std::io::Read;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use der::Decode;
 use jobseal_core::voms::{self as ac_reader, AcError, AttributeCertificate};
@@ -20,6 +21,7 @@ use spki::AlgorithmIdentifierOwned;
 pub use jobseal_core::voms::{GenericAttribute, MAX_ACS};
 
 use crate::decision::VomsInfo;
+use crate::fsread::{FileCache, ReadError};
 use crate::parse::ParsedCert;
 use crate::path::{self, PathOptions};
 use crate::sig::{self, Signer};
@@ -224,7 +226,7 @@ fn unread(claimed: Option<ac_reader::VomsAc>, e: &AcError) -> VomsInfo {
 
 /// Check one AC (its DER) for the holder `eec`.
 pub fn check_ac(der: &[u8], eec: &ParsedCert, ctx: &VomsContext<'_>) -> VomsInfo {
-    let ac = match read(der) {
+    let ac = match ctx.trust.ac_cache().read(der, ctx.trust) {
         Ok(ac) => ac,
         // A malformed AC may still say which VO it claims; one over a
         // limit is not read further.
@@ -245,7 +247,11 @@ pub fn check_ac(der: &[u8], eec: &ParsedCert, ctx: &VomsContext<'_>) -> VomsInfo
         } else {
             Vec::new()
         },
-        issuer: name::to_slash_string(&ac.ac.issuer),
+        // The AA's subject, when the AC names it as is, is already spelled out.
+        issuer: match ac.carried.first() {
+            Some(aa) if aa.subject() == ac.ac.issuer.as_slice() => aa.subject_dn(),
+            _ => name::to_slash_string(&ac.ac.issuer),
+        },
         not_after: Some(ac.ac.not_after),
         verified,
         error: result.err(),
@@ -253,15 +259,64 @@ pub fn check_ac(der: &[u8], eec: &ParsedCert, ctx: &VomsContext<'_>) -> VomsInfo
 }
 
 /// An AC with what the checks read from it beyond the core reader.
+#[derive(Debug)]
 struct ReadAc {
     ac: AttributeCertificate,
     algorithm: AlgorithmIdentifierOwned,
     carried: Vec<ParsedCert>,
 }
 
+/// Most ACs one [`AcCache`] keeps; past it the cache is emptied.
+const MAX_CACHED_ACS: usize = 256;
+/// Most AC bytes one [`AcCache`] keeps; past it the cache is emptied.
+const MAX_CACHED_AC_BYTES: usize = 4 * 1024 * 1024;
+
+/// ACs read before (check (b)), keyed by their whole DER and compared byte
+/// for byte: a VOMS proxy, and so its ACs, serves many jobs. Reading is a
+/// function of the bytes alone; every other check is done again each time.
+/// Only ACs that read are kept. Per verifier (no global state).
+#[derive(Default)]
+pub(crate) struct AcCache(std::sync::RwLock<AcMap>);
+
+/// ACs by DER, and their bytes in all.
+type AcMap = (HashMap<Vec<u8>, Arc<ReadAc>>, usize);
+
+impl std::fmt::Debug for AcCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.read().map(|m| m.0.len()).unwrap_or(0);
+        write!(f, "AcCache({n} ACs)")
+    }
+}
+
+impl AcCache {
+    /// [`read`], from the cache when these bytes were read before.
+    fn read(&self, der: &[u8], trust: &TrustStore) -> Result<Arc<ReadAc>, AcError> {
+        // A poisoned lock only costs the cache, never a decision.
+        if let Ok(map) = self.0.read()
+            && let Some(hit) = map.0.get(der)
+        {
+            return Ok(hit.clone());
+        }
+        let ac = Arc::new(read(der, trust)?);
+        if let Ok(mut map) = self.0.write() {
+            if map.0.len() >= MAX_CACHED_ACS
+                || map.1.saturating_add(der.len()) > MAX_CACHED_AC_BYTES
+            {
+                map.0.clear();
+                map.1 = 0;
+            }
+            if map.0.insert(der.to_vec(), ac.clone()).is_none() {
+                map.1 = map.1.saturating_add(der.len());
+            }
+        }
+        Ok(ac)
+    }
+}
+
 /// Check (b): the AC, its signature algorithm and its carried certificates
-/// must parse.
-fn read(der: &[u8]) -> Result<ReadAc, AcError> {
+/// must parse. The carried certificates (the AA's) recur from job to job:
+/// they are kept parsed by the trust store, keyed by their DER.
+fn read(der: &[u8], trust: &TrustStore) -> Result<ReadAc, AcError> {
     let ac = ac_reader::parse_ac(der)?;
     let algorithm = AlgorithmIdentifierOwned::from_der(&ac.signature_algorithm)
         .map_err(|e| AcError::Malformed(format!("the AC signature algorithm: {e}")))?;
@@ -270,7 +325,7 @@ fn read(der: &[u8]) -> Result<ReadAc, AcError> {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            ParsedCert::from_der(c.clone(), i).map_err(|e| {
+            trust.cert_cache().parse(c.clone(), i).map_err(|e| {
                 AcError::Malformed(format!(
                     "certificate {i} of the AC-certs extension is malformed: {}",
                     e.message
@@ -305,7 +360,7 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
         ));
     }
     // (e), (f) The LSC file of the VO and AA host describes the AA.
-    let descriptions = read_lsc(ctx.voms_dir, &ac.vo, &ac.host)?;
+    let descriptions = read_lsc(ctx.voms_dir, &ac.vo, &ac.host, ctx.trust.file_cache())?;
     let aa = r.carried.first().ok_or_else(|| {
         fail(
             VomsCode::LscMismatch,
@@ -509,7 +564,12 @@ fn tbs_fields(c: &ParsedCert) -> Option<TbsFields<'_>> {
 /// starting with `#` are skipped; a line starting with `-` (VOMS's
 /// `------ NEXT CHAIN ------`) starts another description; every other line
 /// is a DN starting with `/`, or the file is unusable.
-fn read_lsc(voms_dir: &Path, vo: &str, host: &str) -> Result<Vec<Vec<String>>, VomsError> {
+fn read_lsc(
+    voms_dir: &Path,
+    vo: &str,
+    host: &str,
+    ctx_files: &FileCache,
+) -> Result<Vec<Vec<String>>, VomsError> {
     // vo and host are restricted to [A-Za-z0-9._-] by the AC reader.
     let path = voms_dir.join(vo).join(format!("{host}.lsc"));
     let no = |why: String| {
@@ -521,19 +581,21 @@ fn read_lsc(voms_dir: &Path, vo: &str, host: &str) -> Result<Vec<Vec<String>>, V
             ),
         )
     };
-    let (f, _) =
-        crate::fsread::open_regular(&path).map_err(|e| no(format!("cannot be read ({e})")))?;
-    let mut bytes = Vec::new();
-    f.take(MAX_LSC_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| no(format!("cannot be read ({e})")))?;
-    if bytes.len() as u64 > MAX_LSC_BYTES {
-        return Err(fail(
-            VomsCode::LimitsExceeded,
-            format!("{} is larger than {MAX_LSC_BYTES} bytes", path.display()),
-        ));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| no("is not UTF-8".into()))?;
+    // Kept by the trust store while a `stat` shows the same file.
+    let max = usize::try_from(MAX_LSC_BYTES).unwrap_or(usize::MAX);
+    let file = match ctx_files.read(&path, max) {
+        Ok(file) => file,
+        Err(ReadError::Missing(e) | ReadError::Unreadable(e)) => {
+            return Err(no(format!("cannot be read ({e})")));
+        }
+        Err(ReadError::TooLarge) => {
+            return Err(fail(
+                VomsCode::LimitsExceeded,
+                format!("{} is larger than {MAX_LSC_BYTES} bytes", path.display()),
+            ));
+        }
+    };
+    let text = std::str::from_utf8(file.data()).map_err(|_| no("is not UTF-8".into()))?;
     let mut out = vec![Vec::new()];
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
@@ -565,25 +627,26 @@ fn chain_names(carried: &[ParsedCert], trust: &TrustStore) -> Vec<String> {
         return names;
     };
     names.push(first.subject_dn());
-    let mut top: Option<Vec<u8>> = None;
     for c in carried {
         if c.is_self_issued() {
             return names;
         }
-        names.push(name::to_slash_string(c.issuer()));
-        top = Some(c.issuer().to_vec());
+        names.push(c.issuer_dn_str().to_string());
     }
+    // The certificate whose issuer is looked up next.
+    let mut top: Option<std::borrow::Cow<'_, ParsedCert>> =
+        carried.last().map(std::borrow::Cow::Borrowed);
     for _ in 0..MAX_LSC_DEPTH {
-        let Some(issuer) = top.take() else { break };
-        let anchors = trust.anchors(&issuer);
+        let Some(below) = top.take() else { break };
+        let anchors = trust.issuer_anchors(&below);
         let Some((_, ca)) = anchors.matching().next() else {
             break;
         };
         if ca.is_self_issued() {
             break;
         }
-        names.push(name::to_slash_string(ca.issuer()));
-        top = Some(ca.issuer().to_vec());
+        names.push(ca.issuer_dn_str().to_string());
+        top = Some(std::borrow::Cow::Owned(ca.clone()));
     }
     names
 }
@@ -596,8 +659,8 @@ fn lsc_matches(description: &[String], names: &[String], carried: &[ParsedCert])
     let chain_form = description.len() >= 2 && names.starts_with(description);
     let pair_form = carried.len() >= 2
         && description.len() == 2 * carried.len()
-        && description.chunks(2).zip(carried).all(|(pair, c)| {
-            matches!(pair, [s, i] if *s == c.subject_dn() && *i == name::to_slash_string(c.issuer()))
-        });
+        && description.chunks(2).zip(carried).all(
+            |(pair, c)| matches!(pair, [s, i] if s == c.subject_dn_str() && i == c.issuer_dn_str()),
+        );
     chain_form || pair_form
 }
