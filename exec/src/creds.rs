@@ -418,7 +418,13 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         );
     }
     // The caller's file-size limit, which the launcher lifted for itself.
-    let _ = rustix::process::setrlimit(rustix::process::Resource::Fsize, fsize);
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Fsize, fsize) {
+        return report(
+            crate::EXIT_INTERNAL,
+            "internal.error",
+            format!("cannot restore the caller's file-size limit: {e}"),
+        );
+    }
     // This process has one thread: the per-thread calls change it all.
     let (u, g) = (Uid::from_raw(target.uid), Gid::from_raw(target.gid));
     let switched = rustix::thread::set_thread_groups(&gids(&target.groups))

@@ -324,20 +324,8 @@ impl World {
         args: &[&str],
         extra: &[(&str, &Path)],
     ) -> Output {
-        let mut c = Command::new("bash");
-        // Close whatever this test process would leak (cargo's jobserver).
-        let closes: String = leaked_descriptors()
-            .iter()
-            .map(|fd| format!("exec {fd}>&-; "))
-            .collect();
-        c.arg("-c")
-            .arg(format!("{closes}exec \"$@\""))
-            .arg("bash")
-            .arg("setpriv")
-            .arg(format!("--reuid={}", as_user.uid))
-            .arg(format!("--regid={}", as_user.gid))
-            .arg("--init-groups")
-            .arg("--")
+        let mut c = without_leaks("");
+        c.args(as_account(as_user))
             // The pilot's leaky environment, set last so that only the
             // launcher gets it.
             .arg("env")
@@ -392,6 +380,32 @@ impl Drop for World {
         }
         let _ = Command::new("groupdel").arg(&self.extra_group.0).output();
     }
+}
+
+/// `setpriv` and its arguments to run what follows as `who` (its uid, gid
+/// and `/etc/group` groups), as a pilot account runs.
+fn as_account(who: &Account) -> [String; 5] {
+    [
+        "setpriv".into(),
+        format!("--reuid={}", who.uid),
+        format!("--regid={}", who.gid),
+        "--init-groups".into(),
+        "--".into(),
+    ]
+}
+
+/// `bash -c` that closes what this test process would leak (cargo's
+/// jobserver), runs `extra` shell text, then execs its arguments.
+fn without_leaks(extra: &str) -> Command {
+    let closes: String = leaked_descriptors()
+        .iter()
+        .map(|fd| format!("exec {fd}>&-; "))
+        .collect();
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg(format!("{closes}{extra}exec \"$@\""))
+        .arg("bash");
+    c
 }
 
 /// Descriptors this process would pass on (open, not close-on-exec).
@@ -581,11 +595,9 @@ fn a_payload_rewritten_or_swapped_while_it_is_launched_never_runs_changed() {
             let _ = self.0.wait();
         }
     }
-    let attacker = Command::new("setpriv")
-        .arg(format!("--reuid={}", w.pilot.uid))
-        .arg(format!("--regid={}", w.pilot.gid))
-        .arg("--init-groups")
-        .arg("--")
+    let [setpriv, reuid, regid, groups, dashes] = as_account(&w.pilot);
+    let attacker = Command::new(setpriv)
+        .args([reuid, regid, groups, dashes])
         .arg("sh")
         .arg("-c")
         .arg(
@@ -766,19 +778,8 @@ fn each_built_in_control_denies_what_it_should() {
     }
     // A descriptor the pilot leaks would reach another account: refused.
     let b = attempt(&gridmap, "");
-    let closes: String = leaked_descriptors()
-        .iter()
-        .map(|fd| format!("exec {fd}>&-; "))
-        .collect();
-    let o = Command::new("bash")
-        .arg("-c")
-        .arg(format!("{closes}exec 7</etc/hostname; exec \"$@\""))
-        .arg("bash")
-        .arg("setpriv")
-        .arg(format!("--reuid={}", w.pilot.uid))
-        .arg(format!("--regid={}", w.pilot.gid))
-        .arg("--init-groups")
-        .arg("--")
+    let o = without_leaks("exec 7</etc/hostname; ")
+        .args(as_account(&w.pilot))
         .arg(w.launcher())
         .arg("./run.sh")
         .current_dir(w.path("pilot/job"))
@@ -870,11 +871,9 @@ fn nothing_the_user_signs_reaches_root_and_the_trampoline_is_out_of_reach() {
     );
     // The pilot cannot call the trampoline: it refuses any process whose
     // real uid is not 0, and runs nothing.
-    let o = Command::new("setpriv")
-        .arg(format!("--reuid={}", w.pilot.uid))
-        .arg(format!("--regid={}", w.pilot.gid))
-        .arg("--init-groups")
-        .arg("--")
+    let [setpriv, reuid, regid, groups, dashes] = as_account(&w.pilot);
+    let o = Command::new(setpriv)
+        .args([reuid, regid, groups, dashes])
         .arg(w.launcher())
         .args([
             "--jobseal-payload",
