@@ -283,12 +283,11 @@ fn status_line<'a>(status: &'a str, key: &str) -> Option<Vec<&'a str>> {
 fn verify_switched(target: &Target) -> Result<(), String> {
     let status = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| format!("/proc/self/status: {e}"))?;
-    let uid = target.uid.to_string();
-    let gid = target.gid.to_string();
-    if status_line(&status, "Uid:") != Some(vec![uid.as_str(); 4]) {
+    use jobseal_core::procstatus::ids;
+    if ids(&status, "Uid:") != Some([target.uid; 4]) {
         return Err("the uids are not all the target's".into());
     }
-    if status_line(&status, "Gid:") != Some(vec![gid.as_str(); 4]) {
+    if ids(&status, "Gid:") != Some([target.gid; 4]) {
         return Err("the gids are not all the target's".into());
     }
     let mut want: Vec<String> = target.groups.iter().map(u32::to_string).collect();

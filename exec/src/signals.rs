@@ -35,12 +35,8 @@ fn runs_only_as(pid: Pid, uid: u32) -> bool {
     else {
         return false;
     };
-    let Some(ids) = status.lines().find_map(|l| l.strip_prefix("Uid:")) else {
-        return false;
-    };
-    let ids: Vec<&str> = ids.split_whitespace().collect();
-    let want = uid.to_string();
-    ids.len() == 4 && (ids.iter().all(|i| *i == want) || ids.iter().all(|i| *i == "0"))
+    jobseal_core::procstatus::ids(&status, "Uid:")
+        .is_some_and(|ids| ids == [uid; 4] || ids == [0; 4])
 }
 
 /// Why the payload could not be run to its end.

@@ -334,9 +334,8 @@ impl Where {
 /// Real and effective uid from `/proc/self/status` (`Uid: r e s fs`).
 fn proc_uids() -> Option<(u32, u32)> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    let mut ids = line.split_whitespace().map(|s| s.parse::<u32>().ok());
-    Some((ids.next()??, ids.next()??))
+    let [real, effective, ..] = jobseal_core::procstatus::ids(&status, "Uid:")?;
+    Some((real, effective))
 }
 
 /// The `/etc/passwd` name of `uid` (no NSS: a launcher must not load modules).

@@ -11,8 +11,7 @@ use std::path::Path;
 /// `None` if it cannot be read: callers fail closed.
 pub(crate) fn effective_uid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    Some(jobseal_core::procstatus::ids(&status, "Uid:")?[1])
 }
 
 /// The effective uid, or a message saying why it is unknown.

@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod name;
 pub mod oid;
 pub mod pem;
+pub mod procstatus;
 pub mod reason;
 pub mod time;
 pub mod tlv;

@@ -302,12 +302,8 @@ unsafe fn put_decision(out: *mut *mut JobsealDecision, d: &Decision) {
 /// The real, effective and saved ids of the `Uid:` or `Gid:` line (`key`)
 /// of `/proc/self/status`.
 fn status_ids(status: &str, key: &str) -> Option<[u32; 3]> {
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let mut ids = line
-        .get(key.len()..)?
-        .split_whitespace()
-        .map(|f| f.parse::<u32>().ok());
-    Some([ids.next()??, ids.next()??, ids.next()??])
+    let [real, effective, saved, _] = jobseal_core::procstatus::ids(status, key)?;
+    Some([real, effective, saved])
 }
 
 /// The process's effective uid (from `/proc/self/status`: the owner of

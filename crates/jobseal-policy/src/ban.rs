@@ -244,8 +244,7 @@ pub fn parse_ban_file(text: &str) -> Result<BanList, String> {
 /// files owned by root are trusted.
 pub(crate) fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    uids.split_whitespace().nth(1)?.parse().ok()
+    Some(jobseal_core::procstatus::ids(&status, "Uid:")?[1])
 }
 
 /// Whether a policy or ban file with this mode and owner may be trusted:
