@@ -7,6 +7,7 @@
 
 use crate::reason::{Error, Reason};
 use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::traits::IsIdentity;
 use der::asn1::BitString;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
@@ -35,7 +36,9 @@ pub fn derive(manifest_sha256: &[u8; 32]) -> Result<[u8; 32], Error> {
             .map_err(|_| Error::new(Reason::Internal, "SHA-256 output is not 32 bytes"))?;
         if let Some(point) = CompressedEdwardsY(candidate).decompress() {
             let cleared = point.mul_by_cofactor();
-            if !cleared.is_small_order() {
+            // `8·P` is the identity exactly when `P` has small order
+            // (`is_small_order` would multiply by the cofactor again).
+            if !cleared.is_identity() {
                 return Ok(cleared.compress().to_bytes());
             }
         }

@@ -32,17 +32,18 @@ pub fn rdns(name: &[u8]) -> Option<Vec<Vec<Attribute<'_>>>> {
         return None;
     }
     let mut out = Vec::new();
-    for set in tlv::children(seq.value)? {
+    for set in tlv::iter(seq.value) {
+        let set = set.ok()?;
         if set.tag != SET {
             return None;
         }
         let mut attrs = Vec::new();
-        for atv in tlv::children(set.value)? {
-            let parts = tlv::children(atv.value)?;
-            match (atv.tag, parts.as_slice()) {
+        for atv in tlv::iter(set.value) {
+            let atv = atv.ok()?;
+            match (atv.tag, tlv::exactly::<2>(atv.value)?) {
                 (SEQUENCE, [oid, value]) if oid.tag == OID => attrs.push(Attribute {
                     oid: oid.value,
-                    value: *value,
+                    value,
                 }),
                 _ => return None,
             }

@@ -33,6 +33,9 @@ pub fn parse_blocks(text: &[u8]) -> Result<Vec<PemBlock>, PemError> {
     let text = std::str::from_utf8(text)
         .map_err(|_| PemError("the file is not text (PEM expected)".into()))?;
     let mut blocks = Vec::new();
+    // One body buffer for every block, as large as the text: no block's
+    // base64 can outgrow it, so it is never reallocated.
+    let mut body = String::new();
     let mut lines = text.lines().map(str::trim_end);
     while let Some(line) = lines.next() {
         let Some(label) = line
@@ -43,7 +46,10 @@ pub fn parse_blocks(text: &[u8]) -> Result<Vec<PemBlock>, PemError> {
             continue;
         };
         let mut headers = Vec::new();
-        let mut body = String::new();
+        if body.capacity() == 0 {
+            body.reserve_exact(text.len());
+        }
+        body.clear();
         let mut closed = false;
         let mut in_headers = true;
         for line in lines.by_ref() {

@@ -65,6 +65,75 @@ pub fn children(mut value: &[u8]) -> Option<Vec<Tlv<'_>>> {
     Some(out)
 }
 
+/// The elements inside a constructed value, one at a time, without
+/// collecting them: `Some(Err(()))` for a malformed element, then the end.
+pub fn iter(value: &[u8]) -> Children<'_> {
+    Children { rest: Some(value) }
+}
+
+/// Iterator of [`iter`].
+#[derive(Clone, Debug)]
+pub struct Children<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = Result<Tlv<'a>, ()>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest.filter(|r| !r.is_empty())?;
+        match read(rest) {
+            Some((tlv, tail)) => {
+                self.rest = Some(tail);
+                Some(Ok(tlv))
+            }
+            None => {
+                self.rest = None;
+                Some(Err(()))
+            }
+        }
+    }
+}
+
+/// The first `N` elements inside a constructed value, as [`children`] would
+/// give them (every element, also past the first `N`, must be well formed),
+/// without allocating; `None` if there are fewer than `N`.
+pub fn leading<const N: usize>(value: &[u8]) -> Option<[Tlv<'_>; N]> {
+    let empty = Tlv {
+        tag: 0,
+        value: &[],
+        raw: &[],
+    };
+    let mut out = [empty; N];
+    let mut count = 0usize;
+    for tlv in iter(value) {
+        let tlv = tlv.ok()?;
+        if let Some(slot) = out.get_mut(count) {
+            *slot = tlv;
+        }
+        count += 1;
+    }
+    (count >= N).then_some(out)
+}
+
+/// Exactly the `N` elements inside a constructed value; `None` if it holds
+/// more or fewer, or any is malformed.
+pub fn exactly<const N: usize>(value: &[u8]) -> Option<[Tlv<'_>; N]> {
+    let mut rest = value;
+    let empty = Tlv {
+        tag: 0,
+        value: &[],
+        raw: &[],
+    };
+    let mut out = [empty; N];
+    for slot in &mut out {
+        let (tlv, tail) = read(rest)?;
+        *slot = tlv;
+        rest = tail;
+    }
+    rest.is_empty().then_some(out)
+}
+
 /// Encode a DER header for `tag` and `len`, followed by nothing.
 pub fn header(tag: u8, len: usize) -> Vec<u8> {
     let mut out = vec![tag];
@@ -172,5 +241,34 @@ mod tests {
         assert!(read(&[0x30, 0x82, 0x00, 0x80]).is_none());
         assert!(read(&[0x30, 0x80]).is_none());
         assert!(read(&[0x30, 0x05, 0]).is_none());
+    }
+
+    /// `iter`, `leading` and `exactly` agree with `children` on well-formed
+    /// and malformed contents, also when the bad element is past the ones
+    /// asked for.
+    #[test]
+    fn walkers_agree_with_children() {
+        let cases: [&[u8]; 6] = [
+            &[],
+            &[0x02, 0x01, 0x07],
+            &[0x02, 0x01, 0x07, 0x04, 0x00],
+            &[0x02, 0x01, 0x07, 0x04, 0x00, 0x05, 0x00],
+            &[0x02, 0x01, 0x07, 0x04, 0x05, 0x00],
+            &[0x02, 0x01],
+        ];
+        for value in cases {
+            let all = children(value);
+            let walked: Result<Vec<_>, ()> = iter(value).collect();
+            assert_eq!(walked.ok(), all, "{value:?}");
+            let first = |n: usize| {
+                all.as_ref()
+                    .filter(|v| v.len() >= n)
+                    .map(|v| v[..n].to_vec())
+            };
+            assert_eq!(leading::<1>(value).map(Vec::from), first(1), "{value:?}");
+            assert_eq!(leading::<2>(value).map(Vec::from), first(2), "{value:?}");
+            let exact = all.clone().filter(|v| v.len() == 2);
+            assert_eq!(exactly::<2>(value).map(Vec::from), exact, "{value:?}");
+        }
     }
 }

@@ -183,12 +183,14 @@ impl Verifier {
             clock_skew: skew,
             algorithms: self.config.algorithms,
         };
-        let path = path::validate(&parsed.certs, &trust, &opts)?;
-        let mut identity = path.identity.clone();
+        let path::ValidatedPath {
+            mut identity,
+            end_entity,
+        } = path::validate(&parsed.certs, &trust, &opts)?;
         // 2, VOMS: untrusted ACs lose their attributes; they never deny.
         identity.voms = voms::check_chain(
             &parsed.certs,
-            path.end_entity,
+            end_entity,
             &voms::VomsContext {
                 trust: &trust,
                 voms_dir: &self.config.voms_dir,

@@ -28,10 +28,9 @@ pub struct PublicKey<'a> {
 /// Read an encoded SubjectPublicKeyInfo.
 pub fn public_key(spki: &[u8]) -> Option<PublicKey<'_>> {
     let seq = tlv::read_all(spki)?;
-    let parts = tlv::children(seq.value)?;
-    let (alg, bits) = (parts.first()?, parts.get(1)?);
-    let alg_parts = tlv::children(alg.value)?;
-    let alg_oid = alg_parts.first()?.value;
+    let [alg, bits] = tlv::leading::<2>(seq.value)?;
+    let [alg_oid] = tlv::leading::<1>(alg.value)?;
+    let alg_oid = alg_oid.value;
     let (&unused, key) = bits.value.split_first()?;
     if bits.tag != 0x03 || unused != 0 {
         return None;
@@ -40,7 +39,8 @@ pub fn public_key(spki: &[u8]) -> Option<PublicKey<'_>> {
     let kind = if is(oid::RSA_ENCRYPTION) {
         KeyKind::Rsa(rsa_modulus_bits(key)?)
     } else if is(oid::EC_PUBLIC_KEY) {
-        let curve = alg_parts.get(1)?.value;
+        let [_, curve] = tlv::leading::<2>(alg.value)?;
+        let curve = curve.value;
         if curve == oid::SECP256R1.as_bytes() {
             KeyKind::P256
         } else if curve == oid::SECP384R1.as_bytes() {
@@ -58,7 +58,7 @@ pub fn public_key(spki: &[u8]) -> Option<PublicKey<'_>> {
 
 fn rsa_modulus_bits(rsa_public_key: &[u8]) -> Option<usize> {
     let seq = tlv::read_all(rsa_public_key)?;
-    let n = tlv::children(seq.value)?.into_iter().next()?;
+    let [n] = tlv::leading::<1>(seq.value)?;
     let mut m = n.value;
     while let [0, rest @ ..] = m {
         m = rest;

@@ -183,7 +183,7 @@ impl TrustStore {
         {
             return Ok(found.clone());
         }
-        let path = self.dir.join(format!("{hash:08x}.{suffix}"));
+        let path = hash_path(&self.dir, hash, suffix);
         let found = match self.shared.files.read(&path, max) {
             Ok(file) => Some((path, file)),
             Err(CaFileError::Missing(_)) => None,
@@ -249,7 +249,16 @@ impl TrustStore {
     }
 
     fn stat_hash_files(&self, hash: u32) -> HashFiles {
-        let path = |i: u32| self.dir.join(format!("{hash:08x}.{i}"));
+        const DIGITS: [&str; MAX_CANDIDATES as usize] = [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+        ];
+        let path = |i: u32| {
+            hash_path(
+                &self.dir,
+                hash,
+                DIGITS.get(i as usize).copied().unwrap_or("x"),
+            )
+        };
         // A stat per file on every lookup: cheap, and a replaced, added or
         // removed file is noticed before the cached copy is used.
         let mut stamps = Vec::new();
@@ -284,6 +293,28 @@ impl TrustStore {
     }
 }
 
+/// `dir.join("<hash>.<suffix>")` in one allocation (a check makes several).
+fn hash_path(dir: &Path, hash: u32, suffix: &str) -> PathBuf {
+    let dir = dir.as_os_str();
+    let mut path = std::ffi::OsString::with_capacity(dir.len() + 10 + suffix.len());
+    path.push(dir);
+    if !dir.is_empty() && !dir.as_encoded_bytes().ends_with(b"/") {
+        path.push("/");
+    }
+    let mut hex = [0u8; 8];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        let nibble = (hash >> (28 - 4 * i)) & 0xf;
+        *digit = b"0123456789abcdef"
+            .get(nibble as usize)
+            .copied()
+            .unwrap_or(b'0');
+    }
+    path.push(std::str::from_utf8(&hex).unwrap_or("00000000"));
+    path.push(".");
+    path.push(suffix);
+    PathBuf::from(path)
+}
+
 /// Read and parse one `<hash>.N` file; `None` ends the series (missing,
 /// unreadable, or not a regular file). The stamp is taken from the open
 /// file before reading, so a change during the read makes it stale.
@@ -312,5 +343,27 @@ fn certificates_in(data: &[u8]) -> Vec<Vec<u8>> {
             .map(|b| b.der)
             .collect(),
         _ => vec![data.to_vec()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_path_is_the_joined_name() {
+        for dir in ["", "/", "ca", "ca/", "/etc/grid-security/certificates"] {
+            for (hash, suffix) in [
+                (0u32, "0"),
+                (0x0a1b_2c3d, "signing_policy"),
+                (u32::MAX, "r15"),
+            ] {
+                assert_eq!(
+                    hash_path(Path::new(dir), hash, suffix),
+                    Path::new(dir).join(format!("{hash:08x}.{suffix}")),
+                    "{dir:?}"
+                );
+            }
+        }
     }
 }
