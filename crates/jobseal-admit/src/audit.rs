@@ -12,7 +12,7 @@
 //! interleave, lose a record or fork the chain.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -339,16 +339,46 @@ fn proc_uids() -> Option<(u32, u32)> {
 }
 
 /// The `/etc/passwd` name of `uid` (no NSS: a launcher must not load modules).
+///
+/// Read a line at a time (a worker node's file lists its pool accounts: it
+/// is not held whole for every admission), with the result of reading the
+/// first `MAX_PASSWD_BYTES` as one UTF-8 text: nothing if any of it is not
+/// UTF-8 or cannot be read, else the name on the first line that matches.
 fn user_name(uid: u32) -> Option<String> {
-    let f = File::open("/etc/passwd").ok()?;
-    let mut text = String::new();
-    f.take(MAX_PASSWD_BYTES).read_to_string(&mut text).ok()?;
-    text.lines().find_map(|l| {
-        let mut fields = l.split(':');
-        let name = fields.next()?;
-        let id = fields.nth(1)?.parse::<u32>().ok()?;
-        (id == uid && !name.is_empty()).then(|| name.to_string())
-    })
+    passwd_user(File::open("/etc/passwd").ok()?, uid)
+}
+
+/// [`user_name`] on the text `passwd` gives.
+fn passwd_user(passwd: impl Read, uid: u32) -> Option<String> {
+    let mut reader = BufReader::new(passwd.take(MAX_PASSWD_BYTES));
+    let mut line = Vec::new();
+    let mut found = None;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).ok()? == 0 {
+            return found;
+        }
+        let text = std::str::from_utf8(&line).ok()?;
+        if found.is_none() {
+            found = passwd_name(passwd_line(text), uid);
+        }
+    }
+}
+
+/// A line without its ending, as `str::lines` gives it: `\n` or `\r\n`.
+fn passwd_line(text: &str) -> &str {
+    match text.strip_suffix('\n') {
+        Some(l) => l.strip_suffix('\r').unwrap_or(l),
+        None => text,
+    }
+}
+
+/// The name on a `/etc/passwd` line, if the line is `uid`'s.
+fn passwd_name(l: &str, uid: u32) -> Option<String> {
+    let mut fields = l.split(':');
+    let name = fields.next()?;
+    let id = fields.nth(1)?.parse::<u32>().ok()?;
+    (id == uid && !name.is_empty()).then(|| name.to_string())
 }
 
 /// Redact secret values; returns the arguments and the values removed.
@@ -697,17 +727,17 @@ impl AuditLog {
             .map_err(|e| io_unavailable("cannot stat", &self.path, &e))?
             .len();
         let head = if len > 0 {
-            read_head(&mut file, len, &self.path)?
+            read_head(&file, len, &self.path)?
         } else {
             // A new file continues from the newest rotated file, if any.
             match rotated_files(&self.path)?.last() {
                 Some((_, p)) => {
-                    let mut f = open_rotated_file(p)?;
+                    let f = open_rotated_file(p)?;
                     let l = f
                         .metadata()
                         .map_err(|e| io_unavailable("cannot stat", p, &e))?
                         .len();
-                    let h = read_head(&mut f, l, p)?;
+                    let h = read_head(&f, l, p)?;
                     Head { line: 0, ..h }
                 }
                 None => Head {
@@ -934,32 +964,61 @@ pub fn chain_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
+/// The first read of [`read_head`]: a typical record (about 2 KiB with a
+/// VOMS identity) and the line break before it fit.
+const HEAD_FIRST_READ: u64 = 8 * 1024;
+
 /// The last record of a non-empty file: read at most one record's worth of
 /// bytes from the end. A torn last line (no LF) fails closed.
-fn read_head(file: &mut File, len: u64, path: &Path) -> Result<Head, Error> {
+///
+/// Reads backwards from the end, 8 KiB first and doubling, only until the
+/// line break before the last line is found (or the one-record window is
+/// exhausted): the same line as reading the whole window at once, without
+/// holding up to 1 MiB of the file in memory for every admission.
+fn read_head(file: &File, len: u64, path: &Path) -> Result<Head, Error> {
+    use std::os::unix::fs::FileExt;
     let window = len.min(MAX_RECORD_BYTES as u64 + 2);
     let start = len - window;
-    let mut buf = Vec::new();
-    file.seek(SeekFrom::Start(start))
-        .and_then(|_| Read::by_ref(file).take(window).read_to_end(&mut buf))
-        .map_err(|e| io_unavailable("cannot read", path, &e))?;
-    let Some(body) = buf.strip_suffix(b"\n") else {
-        return Err(unavailable(format!(
-            "audit log: {} ends with an incomplete line (a torn write); truncate it \
-             after its last complete line (`jobseal audit verify` names it)",
-            path.display()
-        )));
-    };
-    let line = match body.iter().rposition(|b| *b == b'\n') {
-        Some(i) => body.get(i + 1..).unwrap_or_default(),
-        None if start == 0 => body,
-        None => {
+    // `tail` holds the file's bytes from `pos` to `len`.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut pos = len;
+    let mut step = HEAD_FIRST_READ;
+    let line_start = loop {
+        let from = pos.saturating_sub(step).max(start);
+        let n = usize::try_from(pos - from)
+            .map_err(|_| unavailable("audit log: the read window does not fit in memory"))?;
+        let mut chunk = vec![0u8; n];
+        file.read_exact_at(&mut chunk, from)
+            .map_err(|e| io_unavailable("cannot read", path, &e))?;
+        let searched = chunk.len();
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        pos = from;
+        if tail.last() != Some(&b'\n') {
+            return Err(unavailable(format!(
+                "audit log: {} ends with an incomplete line (a torn write); truncate it \
+                 after its last complete line (`jobseal audit verify` names it)",
+                path.display()
+            )));
+        }
+        // A line break before the last line's own, in the bytes just read.
+        let body = tail.len() - 1;
+        let fresh = tail.get(..searched.min(body)).unwrap_or_default();
+        if let Some(i) = fresh.iter().rposition(|b| *b == b'\n') {
+            break i + 1;
+        }
+        if pos == start {
+            if start == 0 {
+                break 0;
+            }
             return Err(unavailable(format!(
                 "audit log: the last line of {} is longer than {MAX_RECORD_BYTES} bytes",
                 path.display()
             )));
         }
+        step = step.saturating_mul(2);
     };
+    let line = tail.get(line_start..tail.len() - 1).unwrap_or_default();
     let links: Links = serde_json::from_slice(line).map_err(|e| {
         unavailable(format!(
             "audit log: the last line of {} is not a record: {e}",
@@ -1600,6 +1659,7 @@ pub fn show<P: AsRef<Path>>(paths: &[P], filter: &Filter) -> Result<ShowResult, 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -1632,5 +1692,164 @@ mod tests {
         assert_eq!(removed, ["abc123", "hunter22", "v"]);
         let m = scrub("the arguments [\"--token=abc123\"] differ", &removed);
         assert!(!m.contains("abc123"));
+    }
+
+    /// `read_head` before it read backwards in steps: the whole window.
+    fn read_head_whole(file: &mut File, len: u64, path: &Path) -> Result<Head, Error> {
+        use std::io::{Seek, SeekFrom};
+        let window = len.min(MAX_RECORD_BYTES as u64 + 2);
+        let start = len - window;
+        let mut buf = Vec::new();
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| Read::by_ref(file).take(window).read_to_end(&mut buf))
+            .map_err(|e| io_unavailable("cannot read", path, &e))?;
+        let Some(body) = buf.strip_suffix(b"\n") else {
+            return Err(unavailable(format!(
+                "audit log: {} ends with an incomplete line (a torn write); truncate it \
+                 after its last complete line (`jobseal audit verify` names it)",
+                path.display()
+            )));
+        };
+        let line = match body.iter().rposition(|b| *b == b'\n') {
+            Some(i) => body.get(i + 1..).unwrap_or_default(),
+            None if start == 0 => body,
+            None => {
+                return Err(unavailable(format!(
+                    "audit log: the last line of {} is longer than {MAX_RECORD_BYTES} bytes",
+                    path.display()
+                )));
+            }
+        };
+        let links: Links = serde_json::from_slice(line).map_err(|e| {
+            unavailable(format!(
+                "audit log: the last line of {} is not a record: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Head {
+            seq: links.seq,
+            line: links.line,
+            hash: line_hash(line),
+        })
+    }
+
+    /// A record line of exactly `len` bytes (LF excluded), `len` >= 60.
+    fn record_line(seq: u64, len: usize) -> Vec<u8> {
+        let head = format!("{{\"seq\":{seq},\"line\":{seq},\"prev\":\"p\",\"pad\":\"");
+        let mut l = head.into_bytes();
+        l.resize(len - 2, b'x');
+        l.extend_from_slice(b"\"}");
+        l
+    }
+
+    fn outcome(r: Result<Head, Error>) -> Result<(u64, u64, String), (Reason, String)> {
+        r.map(|h| (h.seq, h.line, h.hash))
+            .map_err(|e| (e.reason, e.message))
+    }
+
+    /// Reading backwards in steps finds the same last record, and fails the
+    /// same way, as reading the whole window: last lines around the step
+    /// sizes and the window's bound, alone or after others, torn tails,
+    /// lines that are not records.
+    #[test]
+    fn the_head_read_backwards_is_the_head_of_the_whole_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let max = MAX_RECORD_BYTES;
+        let lens = [
+            60,
+            2000,
+            8190,
+            8191,
+            8192,
+            8193,
+            16383,
+            16384,
+            24575,
+            24576,
+            24577,
+            100_000,
+            max - 1,
+            max,
+            max + 1,
+            max + 2,
+        ];
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for &n in &lens {
+            for before in [0usize, 1, 3] {
+                let mut text = Vec::new();
+                for i in 0..before {
+                    text.extend_from_slice(&record_line(i as u64 + 1, 100 + i * 5000));
+                    text.push(b'\n');
+                }
+                text.extend_from_slice(&record_line(before as u64 + 1, n));
+                text.push(b'\n');
+                cases.push(text.clone());
+                // Torn: the last line without its LF.
+                text.pop();
+                cases.push(text);
+            }
+        }
+        // Not a record; an empty last line; LFs only.
+        cases.push(b"{\"seq\":1,\"line\":1,\"prev\":\"p\"}\nnot json\n".to_vec());
+        cases.push(b"{\"seq\":1,\"line\":1,\"prev\":\"p\"}\n\n".to_vec());
+        cases.push(b"\n".to_vec());
+        cases.push(b"\n\n\n".to_vec());
+        for (i, text) in cases.iter().enumerate() {
+            fs::write(&path, text).unwrap();
+            let mut f = File::open(&path).unwrap();
+            let len = f.metadata().unwrap().len();
+            let want = outcome(read_head_whole(&mut f, len, &path));
+            let got = outcome(read_head(&f, len, &path));
+            assert_eq!(got, want, "case {i}: {} bytes", text.len());
+        }
+    }
+
+    /// `user_name` before it read a line at a time: the whole text at once.
+    fn passwd_user_whole(passwd: impl Read, uid: u32) -> Option<String> {
+        let mut text = String::new();
+        passwd
+            .take(MAX_PASSWD_BYTES)
+            .read_to_string(&mut text)
+            .ok()?;
+        text.lines().find_map(|l| {
+            let mut fields = l.split(':');
+            let name = fields.next()?;
+            let id = fields.nth(1)?.parse::<u32>().ok()?;
+            (id == uid && !name.is_empty()).then(|| name.to_string())
+        })
+    }
+
+    #[test]
+    fn passwd_lookup_line_by_line_is_the_whole_text_lookup() {
+        let texts: [&[u8]; 12] = [
+            b"root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+            b"root:x:0:0::/:\r\nalice:x:1000:1000::/:\r\n",
+            b"alice:x:1000:1000::/:/bin/sh",
+            b"alice:x:1000\r",
+            b"alice:x:1000\r\n",
+            b"\n\n:x:1000:1000::/:\nbob:x:1000:1:::\n",
+            b"alice:x:1000:1000::/:\n\xff\xfe:x:1:1:::\n",
+            b"\xff:x:2:2:::\nalice:x:1000:1000::/:\n",
+            b"alice:x:01000:1:::\nbob:x:1000:1:::\n",
+            b"alice:x:+1000:1:::\nbob:x: 1000:1:::\n",
+            b"alice\nbob:x\ncarol:x:1000\n",
+            b"",
+        ];
+        for (i, t) in texts.iter().enumerate() {
+            for uid in [0, 1, 2, 1000] {
+                assert_eq!(
+                    passwd_user(*t, uid),
+                    passwd_user_whole(*t, uid),
+                    "text {i}, uid {uid}"
+                );
+            }
+        }
+        // A multi-byte character cut by the size bound: nothing, as before.
+        let mut big = b"alice:x:1000:1:::\n".to_vec();
+        big.resize(usize::try_from(MAX_PASSWD_BYTES).unwrap() - 1, b'a');
+        big.extend_from_slice("\u{e9}\n".as_bytes());
+        assert_eq!(passwd_user(big.as_slice(), 1000), None);
+        assert_eq!(passwd_user_whole(big.as_slice(), 1000), None);
     }
 }

@@ -342,8 +342,10 @@ impl SqliteStore {
         };
         // WAL: readers and the single writer do not block each other, and
         // many processes share the file safely (on a local filesystem).
+        // The pragmas are fixed statements (what rusqlite's `pragma_update`
+        // would build, without its SQL builder's code in every admission).
         let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| fail("cannot enable WAL", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             // SQLite reports the old mode when another connection kept it
@@ -357,7 +359,7 @@ impl SqliteStore {
         }
         // FULL: a committed use survives a power loss; NORMAL could forget
         // the last uses and so allow their replay.
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.execute_batch("PRAGMA synchronous = FULL")
             .map_err(|e| fail("cannot set synchronous=FULL", e))?;
         // No checkpoint when the connection closes: each admission is one
         // short process, and a checkpoint on close cost it four more syncs
@@ -502,20 +504,44 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(fail)?;
+        // Purge: the keys of at most PURGE_BATCH expired records, then each
+        // record by its key. Statements that need no temporary b-tree: a
+        // `DELETE … WHERE key IN (SELECT … LIMIT n)` and a `RETURNING`
+        // clause each made SQLite build one, with a page cache of its own
+        // (about 85 KiB of heap each), in every admission.
+        let expired = {
+            let mut select = tx
+                .prepare("SELECT key FROM replay WHERE keep_until < ?1 LIMIT ?2")
+                .map_err(fail)?;
+            let keys = select
+                .query_map(rusqlite::params![to_i64(now.0), PURGE_BATCH], |r| {
+                    r.get::<_, Vec<u8>>(0)
+                })
+                .map_err(fail)?;
+            keys.collect::<Result<Vec<_>, _>>().map_err(fail)?
+        };
+        if !expired.is_empty() {
+            let mut delete = tx
+                .prepare("DELETE FROM replay WHERE key = ?1")
+                .map_err(fail)?;
+            for k in &expired {
+                delete.execute([k]).map_err(fail)?;
+            }
+        }
+        // Count, then read the count back in the same transaction (the
+        // write lock is held since BEGIN IMMEDIATE: it is this use's count).
         tx.execute(
-            "DELETE FROM replay WHERE key IN
-                 (SELECT key FROM replay WHERE keep_until < ?1 LIMIT ?2)",
-            rusqlite::params![to_i64(now.0), PURGE_BATCH],
+            "INSERT INTO replay (key, uses, keep_until) VALUES (?1, 1, ?2)
+             ON CONFLICT (key) DO UPDATE SET
+                 uses = min(uses + 1, 9223372036854775807),
+                 keep_until = max(keep_until, excluded.keep_until)",
+            rusqlite::params![key.as_bytes().as_slice(), keep_until],
         )
         .map_err(fail)?;
         let uses: i64 = tx
             .query_row(
-                "INSERT INTO replay (key, uses, keep_until) VALUES (?1, 1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET
-                     uses = min(uses + 1, 9223372036854775807),
-                     keep_until = max(keep_until, excluded.keep_until)
-                 RETURNING uses",
-                rusqlite::params![key.as_bytes().as_slice(), keep_until],
+                "SELECT uses FROM replay WHERE key = ?1",
+                [key.as_bytes().as_slice()],
                 |r| r.get(0),
             )
             .map_err(fail)?;
@@ -1280,6 +1306,78 @@ mod tests {
         let mut wal = path.as_os_str().to_os_string();
         wal.push("-wal");
         std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The bundled SQLite is built with the workspace's options
+    /// (`.cargo/config.toml`, LIBSQLITE3_FLAGS): file names are never URIs,
+    /// no extension can be loaded, the unused virtual tables are left out
+    /// and a connection sets up no lookaside pool or page-cache block.
+    #[test]
+    fn the_bundled_sqlite_has_the_workspace_compile_options() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+        let options = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let has = |o: &str| {
+            options
+                .iter()
+                .any(|x| x == o || x.strip_prefix(o).is_some_and(|v| v.starts_with('=')))
+        };
+        for want in [
+            "OMIT_LOAD_EXTENSION",
+            "DEFAULT_PCACHE_INITSZ=0",
+            "DEFAULT_LOOKASIDE=1200,0",
+        ] {
+            assert!(has(want), "{want} missing: {options:?}");
+        }
+        for unwanted in [
+            "USE_URI",
+            "ENABLE_LOAD_EXTENSION",
+            "ENABLE_FTS3",
+            "ENABLE_FTS5",
+            "ENABLE_RTREE",
+        ] {
+            assert!(!has(unwanted), "{unwanted} present: {options:?}");
+        }
+    }
+
+    /// Each admission deletes at most PURGE_BATCH expired records, and only
+    /// expired ones.
+    #[test]
+    fn the_purge_is_bounded_and_takes_only_expired_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.sqlite");
+        let store = SqliteStore::open(&path).unwrap().with_grace(0);
+        let t0 = 1_780_000_000;
+        let (soon, late) = (UnixTime(t0 + 10), UnixTime(t0 + 1_000_000));
+        for n in 0..2500 {
+            store.record_use(&key(n), 1, soon, UnixTime(t0)).unwrap();
+        }
+        for n in 2500..2600 {
+            store.record_use(&key(n), 1, late, UnixTime(t0)).unwrap();
+        }
+        let rows = || -> i64 {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.query_row("SELECT count(*) FROM replay", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(rows(), 2600);
+        let after = UnixTime(t0 + 11);
+        // A new record each time: 1000 expired ones go, one comes.
+        store.record_use(&key(9000), 1, late, after).unwrap();
+        assert_eq!(rows(), 1601);
+        store.record_use(&key(9001), 1, late, after).unwrap();
+        assert_eq!(rows(), 602);
+        store.record_use(&key(9002), 1, late, after).unwrap();
+        assert_eq!(rows(), 103);
+        // The records not yet expired are all still counted.
+        for n in 2500..2600 {
+            let e = store.record_use(&key(n), 1, late, after).unwrap_err();
+            assert_eq!(e.reason, Reason::ReplayJobIdUsed, "{n}: {e}");
+        }
     }
 
     /// One process per admission, as `jobseal admit` runs: the WAL left by
