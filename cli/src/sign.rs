@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use jobseal_core::time::{UnixTime, format_duration, parse_duration};
 use jobseal_issue::credential::{self, Credential, Environment, Explicit};
-use jobseal_issue::job::seal_with;
+use jobseal_issue::job::{DigestCache, seal_with_cache};
 use jobseal_issue::{IssueError, JobSpec, SealParams, fsutil};
 
 use crate::CredentialArgs;
@@ -120,15 +120,18 @@ fn sign(args: &SignArgs) -> Result<(), IssueError> {
             fsutil::sync_dir_of(out);
         }
     }
+    // One write to standard error (unbuffered) for all the jobs' lines.
+    let mut report = String::new();
     let mut first_error = None;
     for r in results {
         match r {
-            Ok(lines) => eprint!("{lines}"),
+            Ok(lines) => report.push_str(&lines),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
+    eprint!("{report}");
     first_error.map_or(Ok(()), Err)
 }
 
@@ -156,22 +159,41 @@ fn progress_for(jobs: &[(JobSpec, PathBuf)]) -> Option<Progress> {
     }
 }
 
-/// Seal and write one job; what to print about it.
-fn seal_one(
-    cred: &Credential,
-    issuer: &credential::IssuerCheck,
-    job: &JobSpec,
-    out: &Path,
+/// What every job of a `sign` run shares.
+struct Task<'a> {
+    cred: &'a Credential,
+    issuer: &'a credential::IssuerCheck,
     now: UnixTime,
-    bar: Option<&Progress>,
-    cwd: Option<&Path>,
-) -> Result<String, IssueError> {
+    bar: Option<&'a Progress>,
+    /// The working directory, to write through absolute paths.
+    cwd: Option<PathBuf>,
+    /// Files the jobs share (an executable, common inputs) are hashed once.
+    digests: DigestCache,
+}
+
+/// Seal and write one job; what to print about it.
+fn seal_one(task: &Task<'_>, job: &JobSpec, out: &Path) -> Result<String, IssueError> {
+    let Task {
+        cred,
+        issuer,
+        now,
+        bar,
+        ref cwd,
+        ref digests,
+    } = *task;
     let hashed = |n: u64| {
         if let Some(bar) = bar.filter(|b| b.unit() == Unit::Bytes) {
             bar.add(n);
         }
     };
-    let sealed = seal_with(cred, issuer, job, &SealParams::random(now)?, &hashed)?;
+    let sealed = seal_with_cache(
+        cred,
+        issuer,
+        job,
+        &SealParams::random(now)?,
+        &hashed,
+        digests,
+    )?;
     // The directory is synced once for all jobs, by `sign`. An absolute
     // path spares the temporary file a `getcwd` per job (slow while other
     // threads rename files in the same directory).
@@ -233,13 +255,20 @@ fn seal_all(
         .max(1);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let cwd = std::env::current_dir().ok();
+    let task = Task {
+        cred,
+        issuer,
+        now,
+        bar,
+        cwd: std::env::current_dir().ok(),
+        digests: DigestCache::new(),
+    };
     let work = || {
         let mut done = Vec::new();
         while !failed.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some((job, out)) = jobs.get(i) else { break };
-            let r = seal_one(cred, issuer, job, out, now, bar, cwd.as_deref());
+            let r = seal_one(&task, job, out);
             if r.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }

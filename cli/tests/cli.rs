@@ -306,6 +306,117 @@ fn many_jobs_take_one_passphrase() {
     assert!(stderr(&o).contains("--out-dir"), "{}", stderr(&o));
 }
 
+/// `n` jobs `w00.toml`… with one argument each (their number); job `k`'s
+/// input is `in<k>.txt`, written unless `missing` is `k`.
+fn many_jobs(f: &Fixture, n: usize, missing: Option<usize>) -> Vec<String> {
+    (0..n)
+        .map(|k| {
+            if missing != Some(k) {
+                std::fs::write(f.path(&format!("in{k}.txt")), format!("input {k}\n")).unwrap();
+            }
+            let name = format!("w{k:02}.toml");
+            std::fs::write(
+                f.path(&name),
+                format!(
+                    "executable = \"run.sh\"\narguments = [\"{k}\"]\ninputs = [\"in{k}.txt\"]\n"
+                ),
+            )
+            .unwrap();
+            name
+        })
+        .collect()
+}
+
+fn sign_many(f: &Fixture, jobs: &[String]) -> Output {
+    run(f
+        .jobseal()
+        .args(["sign", "--out-dir", "out", "--cert", "usercert.pem"])
+        .args(["--key", "userkey.pem"])
+        .args(jobs))
+}
+
+/// The jobs `sign` reported sealed, by number, in the order reported.
+fn reported(o: &Output) -> Vec<usize> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("sealed job "))
+        .map(|l| {
+            let (_, file) = l.split_once("-> out/w").unwrap();
+            file.get(..2).unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn many_jobs_are_all_written_complete_and_reported_in_order() {
+    let f = Fixture::new();
+    let jobs = many_jobs(&f, 40, None);
+    let o = sign_many(&f, &jobs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(reported(&o), (0..40).collect::<Vec<_>>());
+    no_stray_files(&f.path("out"));
+    for k in [0, 17, 39] {
+        let o = run(f.jobseal().args([
+            "verify",
+            &format!("out/w{k:02}.bundle.pem"),
+            "--ca-dir",
+            "ca",
+            "--",
+            "./run.sh",
+            &k.to_string(),
+        ]));
+        assert_eq!(o.status.code(), Some(0), "job {k}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_job_that_fails_to_seal_stops_new_jobs_and_every_sealed_job_is_written() {
+    let f = Fixture::new();
+    let jobs = many_jobs(&f, 40, Some(20));
+    let o = sign_many(&f, &jobs);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("in20.txt"), "{}", stderr(&o));
+    let done = reported(&o);
+    assert!(!done.contains(&20), "{done:?}");
+    assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
+    // Every job reported sealed has its bundle, whole; no other bundle.
+    let mut written: Vec<usize> = std::fs::read_dir(f.path("out"))
+        .unwrap()
+        .map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            n.strip_prefix('w')
+                .unwrap()
+                .get(..2)
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    written.sort_unstable();
+    assert_eq!(written, done);
+    for k in done {
+        let bundle = std::fs::read(f.path(&format!("out/w{k:02}.bundle.pem"))).unwrap();
+        jobseal_core::bundle::Bundle::parse(&bundle).unwrap();
+    }
+}
+
+#[test]
+fn a_bundle_that_cannot_be_written_is_reported_by_name_and_leaves_nothing_behind() {
+    let f = Fixture::new();
+    let jobs = many_jobs(&f, 12, None);
+    // A directory where job 7's bundle should go: the rename fails.
+    std::fs::create_dir_all(f.path("out/w07.bundle.pem/x")).unwrap();
+    let o = sign_many(&f, &jobs);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("out/w07.bundle.pem"), "{}", stderr(&o));
+    assert!(!reported(&o).contains(&7));
+    no_stray_files(&f.path("out"));
+    for k in reported(&o) {
+        let bundle = std::fs::read(f.path(&format!("out/w{k:02}.bundle.pem"))).unwrap();
+        jobseal_core::bundle::Bundle::parse(&bundle).unwrap();
+    }
+}
+
 #[test]
 fn a_key_that_does_not_match_and_an_expired_certificate_are_refused() {
     let f = Fixture::new();

@@ -18,10 +18,12 @@
 //!   sign` of 1,000 jobs; `seal_1000_cores` is the whole seal without
 //!   writes. Files go to `$TMPDIR`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![allow(clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing, clippy::print_stdout)]
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use divan::Bencher;
 use jobseal_core::time::UnixTime;
@@ -269,9 +271,9 @@ const BUNDLE_BYTES: usize = 5 * 1024;
 fn durable_write(b: Bencher<'_, '_>, how: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let data = vec![b'b'; BUNDLE_BYTES];
-    let n = std::sync::atomic::AtomicU64::new(0);
+    let n = AtomicU64::new(0);
     b.bench(|| {
-        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let i = n.fetch_add(1, Ordering::Relaxed);
         let path = tmp.path().join(format!("job{i}.bundle.pem"));
         if how == "write_atomic" {
             jobseal_issue::fsutil::write_atomic(&path, &data, 0o644).unwrap();
@@ -283,12 +285,12 @@ fn durable_write(b: Bencher<'_, '_>, how: &str) {
 
 fn on_all_cores(jobs: u64, per_core: usize, one: &(dyn Fn(u64) + Sync)) {
     let threads = std::thread::available_parallelism().map_or(1, usize::from) * per_core;
-    let next = std::sync::atomic::AtomicU64::new(0);
+    let next = AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= jobs {
                         break;
                     }
@@ -299,20 +301,46 @@ fn on_all_cores(jobs: u64, per_core: usize, one: &(dyn Fn(u64) + Sync)) {
     });
 }
 
+/// CPU time (user + system) of this process so far, in clock ticks of
+/// `/proc/self/stat` (USER_HZ, 100 a second on Linux).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which may hold spaces): utime is the
+    // 14th field of the line, stime the 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
 /// 1,000 bundles written as `jobseal sign --out-dir` writes them: each
 /// file synced and renamed (on `threads` per core), the directory synced
-/// once at the end.
+/// once at the end. The directories are removed only after the last
+/// sample: files removed just before make the next ones' inode allocation
+/// slower (ext4 skips recently freed inodes), which is not the cost of a
+/// write. Prints the CPU time of the writes (all threads) per 1,000, the
+/// figure `bench/compare.sh` bounds `jobseal sign` with.
 #[divan::bench(args = [1, 2], sample_count = 5, sample_size = 1)]
 fn durable_write_1000(b: Bencher<'_, '_>, per_core: usize) {
     let data = vec![b'b'; BUNDLE_BYTES];
+    let kept = std::sync::Mutex::new(Vec::new());
+    let (ticks, samples) = (AtomicU64::new(0), AtomicU64::new(0));
     b.with_inputs(|| tempfile::tempdir().unwrap())
-        .bench_local_refs(|tmp| {
+        .bench_local_values(|tmp| {
+            let start = cpu_ticks();
             on_all_cores(1000, per_core, &|i| {
                 let path = tmp.path().join(format!("job{i}.bundle.pem"));
                 jobseal_issue::fsutil::write_atomic_deferred(&path, &data, 0o644).unwrap();
             });
             jobseal_issue::fsutil::sync_dir_of(&tmp.path().join("job0.bundle.pem"));
+            ticks.fetch_add(cpu_ticks() - start, Ordering::Relaxed);
+            samples.fetch_add(1, Ordering::Relaxed);
+            kept.lock().unwrap().push(tmp);
         });
+    let (ticks, samples) = (ticks.into_inner(), samples.into_inner().max(1));
+    println!(
+        "durable_write_1000 per_core={per_core}: {:.1} ms CPU per 1,000 writes ({samples} samples)",
+        ticks as f64 * 10.0 / samples as f64
+    );
 }
 
 #[divan::bench(args = ["ed25519", "rsa2048"], sample_count = 5, sample_size = 1)]

@@ -138,6 +138,16 @@ fn hash_file_sized(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(u64, [u8; 32]), IssueError> {
     let mut f = std::fs::File::open(path).map_err(|e| IssueError::io(path, e))?;
+    hash_open_file(&mut f, path, size, progress)
+}
+
+/// Hash `f` (opened from `path`) from where it stands to its end.
+fn hash_open_file(
+    f: &mut std::fs::File,
+    path: &Path,
+    size: Option<u64>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(u64, [u8; 32]), IssueError> {
     // A buffer sized to the file (a zeroed 1 MiB per small file cost more
     // than hashing it), grown while reads fill it (a file that grows, or
     // one whose size says nothing, such as a pipe).
@@ -178,11 +188,169 @@ fn hash_file_sized(
 /// Size and SHA-256 of one file, or why it could not be read.
 pub type FileHash = Result<(u64, [u8; 32]), IssueError>;
 
+/// What tells one version of a file from another without reading it: a
+/// write changes the modification and change times, a replacement the
+/// inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    /// The stamp of a regular file; `None` for anything else.
+    fn of(m: &std::fs::Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        m.is_file().then(|| Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// At most this many digests are kept (a task's distinct files).
+const MAX_CACHED_DIGESTS: usize = 1 << 16;
+
+/// A file changed this recently when it is hashed is not kept: timestamps
+/// have a coarse tick (up to a second or two on some filesystems), and a
+/// rewrite within the tick of the hashed version would show the same
+/// stamp. Older files show any later change (as git treats "racily clean"
+/// files).
+const RECENT_CHANGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Digests of the files a task of many jobs has hashed, so that an
+/// executable or input shared by its jobs is read once, not once per job.
+/// A digest is served for a path only while a `stat` of it shows the file
+/// it was computed from (device, inode, size, modification and change
+/// times, unchanged from before the file was read to after); a file
+/// rewritten or replaced meanwhile is hashed again. A file changed less
+/// than two seconds before it was hashed is not kept (hashed again each
+/// time): a rewrite within the timestamps' tick could not be told apart.
+#[derive(Debug)]
+pub struct DigestCache {
+    files: std::sync::Mutex<std::collections::HashMap<PathBuf, (FileStamp, [u8; 32])>>,
+    hits: std::sync::atomic::AtomicU64,
+    recent: std::time::Duration,
+}
+
+impl Default for DigestCache {
+    fn default() -> Self {
+        Self {
+            files: std::sync::Mutex::default(),
+            hits: std::sync::atomic::AtomicU64::new(0),
+            recent: RECENT_CHANGE,
+        }
+    }
+}
+
+impl DigestCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a file whose status changed at `ctime` may be kept, its
+    /// hashing having started at `started`.
+    fn settled(&self, ctime: (i64, i64), started: std::time::SystemTime) -> bool {
+        let Ok(since_epoch) = started.duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let Some(limit) = since_epoch.checked_sub(self.recent) else {
+            return false;
+        };
+        let (secs, nanos) = ctime;
+        match (u64::try_from(secs), u32::try_from(nanos)) {
+            (Ok(secs), Ok(nanos)) if nanos < 1_000_000_000 => {
+                std::time::Duration::new(secs, nanos) < limit
+            }
+            _ => false,
+        }
+    }
+
+    /// How many digests were served without reading the file.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn get(&self, path: &Path, stamp: &FileStamp) -> Option<[u8; 32]> {
+        let files = self.files.lock().ok()?;
+        let (kept, digest) = files.get(path)?;
+        (kept == stamp).then(|| {
+            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *digest
+        })
+    }
+
+    fn put(&self, path: &Path, stamp: FileStamp, digest: [u8; 32]) {
+        if let Ok(mut files) = self.files.lock()
+            && (files.len() < MAX_CACHED_DIGESTS || files.contains_key(path))
+        {
+            files.insert(path.to_path_buf(), (stamp, digest));
+        }
+    }
+}
+
+/// [`hash_file_with`], served from `cache` when the file is unchanged since
+/// it was hashed, and kept there when it did not change while being read.
+fn hash_file_cached(path: &Path, cache: &DigestCache, progress: &(dyn Fn(u64) + Sync)) -> FileHash {
+    if let Some(stamp) = std::fs::metadata(path)
+        .ok()
+        .as_ref()
+        .and_then(FileStamp::of)
+        && let Some(digest) = cache.get(path, &stamp)
+    {
+        // Counted as covered, for a bar of the bytes of every job's files.
+        progress(stamp.size);
+        return Ok((stamp.size, digest));
+    }
+    let started = std::time::SystemTime::now();
+    let mut f = std::fs::File::open(path).map_err(|e| IssueError::io(path, e))?;
+    let before = f.metadata().ok().as_ref().and_then(FileStamp::of);
+    let (size, digest) = hash_open_file(&mut f, path, before.map(|s| s.size), progress)?;
+    let after = f.metadata().ok().as_ref().and_then(FileStamp::of);
+    if let Some(stamp) = before
+        && before == after
+        && stamp.size == size
+        && cache.settled(stamp.ctime, started)
+    {
+        cache.put(path, stamp, digest);
+    }
+    Ok((size, digest))
+}
+
 /// [`hash_file_with`] of every path, one result per path in order, up to
 /// the first failure at least. When several are large, they are hashed on
 /// up to one thread per core (each file read by one thread, start to end).
 pub fn hash_files(paths: &[&Path], progress: &(dyn Fn(u64) + Sync)) -> Vec<FileHash> {
+    hash_files_in(paths, progress, None)
+}
+
+/// [`hash_files`], each file served from or kept in `cache`
+/// ([`DigestCache`]).
+pub fn hash_files_cached(
+    paths: &[&Path],
+    progress: &(dyn Fn(u64) + Sync),
+    cache: &DigestCache,
+) -> Vec<FileHash> {
+    hash_files_in(paths, progress, Some(cache))
+}
+
+fn hash_files_in(
+    paths: &[&Path],
+    progress: &(dyn Fn(u64) + Sync),
+    cache: Option<&DigestCache>,
+) -> Vec<FileHash> {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    let hash = |path: &Path, size: Option<u64>| match cache {
+        Some(cache) => hash_file_cached(path, cache, progress),
+        None => hash_file_sized(path, size, progress),
+    };
     // Sizes of regular files (one `stat` each), when there is a choice.
     let sizes: Vec<Option<u64>> = if paths.len() < 2 {
         vec![None; paths.len()]
@@ -213,7 +381,7 @@ pub fn hash_files(paths: &[&Path], progress: &(dyn Fn(u64) + Sync)) -> Vec<FileH
         // One after the other, up to the first failure.
         let mut out = Vec::with_capacity(paths.len());
         for (path, size) in paths.iter().zip(&sizes) {
-            let r = hash_file_sized(path, *size, progress);
+            let r = hash(path, *size);
             let failed = r.is_err();
             out.push(r);
             if failed {
@@ -229,7 +397,7 @@ pub fn hash_files(paths: &[&Path], progress: &(dyn Fn(u64) + Sync)) -> Vec<FileH
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = paths.get(i) else { break };
             let size = sizes.get(i).copied().flatten();
-            done.push((i, hash_file_sized(path, size, progress)));
+            done.push((i, hash(path, size)));
         }
         done
     };
@@ -293,7 +461,7 @@ pub fn build_manifest(
     issuer: &IssuerCheck,
     params: &SealParams,
 ) -> Result<(Manifest, Option<String>), IssueError> {
-    let (manifest, capped) = manifest_of(job, issuer, params, &|_| {})?;
+    let (manifest, capped) = manifest_of(job, issuer, params, &|_| {}, None)?;
     round_trip(&manifest, &manifest.to_cbor(), &job.source)?;
     Ok((manifest, capped))
 }
@@ -304,6 +472,7 @@ fn manifest_of(
     issuer: &IssuerCheck,
     params: &SealParams,
     progress: &(dyn Fn(u64) + Sync),
+    cache: Option<&DigestCache>,
 ) -> Result<(Manifest, Option<String>), IssueError> {
     let exe_name = job
         .executable
@@ -316,7 +485,7 @@ fn manifest_of(
     let paths: Vec<&Path> = std::iter::once(job.executable.as_path())
         .chain(job.inputs.iter().map(|(_, p)| p.as_path()))
         .collect();
-    let mut digests = hash_files(&paths, progress).into_iter();
+    let mut digests = hash_files_in(&paths, progress, cache).into_iter();
     let (size, sha) = digests
         .next()
         .ok_or_else(|| IssueError::Internal("no digest of the executable".into()))??;
@@ -450,7 +619,31 @@ pub fn seal_with(
     params: &SealParams,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Sealed, IssueError> {
-    let (manifest, capped) = manifest_of(job, issuer, params, progress)?;
+    seal_in(cred, issuer, job, params, progress, None)
+}
+
+/// [`seal_with`] for one job of a task: the files its jobs share are
+/// hashed once ([`DigestCache`]).
+pub fn seal_with_cache(
+    cred: &Credential,
+    issuer: &IssuerCheck,
+    job: &JobSpec,
+    params: &SealParams,
+    progress: &(dyn Fn(u64) + Sync),
+    cache: &DigestCache,
+) -> Result<Sealed, IssueError> {
+    seal_in(cred, issuer, job, params, progress, Some(cache))
+}
+
+fn seal_in(
+    cred: &Credential,
+    issuer: &IssuerCheck,
+    job: &JobSpec,
+    params: &SealParams,
+    progress: &(dyn Fn(u64) + Sync),
+    cache: Option<&DigestCache>,
+) -> Result<Sealed, IssueError> {
+    let (manifest, capped) = manifest_of(job, issuer, params, progress, cache)?;
     let payload = manifest.to_cbor();
     round_trip(&manifest, &payload, &job.source)?;
     let (bundle, manifest_sha256) = seal_payload(cred, &manifest, payload, params.serial)?;
@@ -547,9 +740,7 @@ mod tests {
             .arg(&fifo)
             .status()
             .is_ok_and(|s| s.success());
-        if !made {
-            return; // no mkfifo here: nothing to test
-        }
+        assert!(made, "mkfifo (coreutils) is needed for this test");
         let bytes = data(3 << 20, 9);
         let writer = {
             let (fifo, bytes) = (fifo.clone(), bytes.clone());
@@ -562,5 +753,95 @@ mod tests {
         writer.join().unwrap();
         assert_eq!(size, bytes.len() as u64);
         assert_eq!(digest, sha256(&bytes));
+    }
+
+    /// A cache that keeps files however recently they changed (the tests'
+    /// files are all new).
+    fn cache_keeping_new_files() -> DigestCache {
+        DigestCache {
+            recent: std::time::Duration::ZERO,
+            ..DigestCache::default()
+        }
+    }
+
+    fn hashed(paths: &[&Path], cache: &DigestCache) -> (Vec<(u64, [u8; 32])>, u64) {
+        let covered = AtomicU64::new(0);
+        let digests = hash_files_cached(
+            paths,
+            &|n| {
+                covered.fetch_add(n, Ordering::Relaxed);
+            },
+            cache,
+        )
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        (digests, covered.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn files_shared_by_jobs_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe, input) = (dir.path().join("run.sh"), dir.path().join("in.dat"));
+        std::fs::write(&exe, data(100, 1)).unwrap();
+        std::fs::write(&input, data(5000, 2)).unwrap();
+        let cache = cache_keeping_new_files();
+        let want = vec![(100, sha256(&data(100, 1))), (5000, sha256(&data(5000, 2)))];
+        assert_eq!(hashed(&[&exe, &input], &cache), (want.clone(), 5100));
+        assert_eq!(cache.hits(), 0);
+        // The next job: both served, both counted for a bar of all bytes.
+        assert_eq!(hashed(&[&exe, &input], &cache), (want, 5100));
+        assert_eq!(cache.hits(), 2);
+    }
+
+    #[test]
+    fn a_file_rewritten_or_replaced_is_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.dat");
+        std::fs::write(&path, data(4096, 1)).unwrap();
+        let cache = cache_keeping_new_files();
+        assert_eq!(
+            hashed(&[&path], &cache).0,
+            vec![(4096, sha256(&data(4096, 1)))]
+        );
+        // Rewritten in place, same size (its times move on, as a later
+        // write's would).
+        std::fs::write(&path, data(4096, 2)).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(
+            hashed(&[&path], &cache).0,
+            vec![(4096, sha256(&data(4096, 2)))]
+        );
+        // Replaced by another file of the same size.
+        let other = dir.path().join("other");
+        std::fs::write(&other, data(4096, 3)).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_eq!(
+            hashed(&[&path], &cache).0,
+            vec![(4096, sha256(&data(4096, 3)))]
+        );
+        assert_eq!(cache.hits(), 0);
+    }
+
+    /// With the real margin, a file changed just before it is hashed is
+    /// never served from the cache: a rewrite in the same timestamp tick
+    /// would look unchanged.
+    #[test]
+    fn a_file_changed_just_now_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.dat");
+        std::fs::write(&path, data(64, 1)).unwrap();
+        let cache = DigestCache::new();
+        for _ in 0..3 {
+            assert_eq!(hashed(&[&path], &cache).0, vec![(64, sha256(&data(64, 1)))]);
+        }
+        assert_eq!(cache.hits(), 0);
+        assert!(cache.files.lock().unwrap().is_empty());
     }
 }
