@@ -173,7 +173,7 @@ for line in sys.stdin:
         v, u = re.match(r"([0-9.]+) *(\S+)", cols[2]).groups()
         print(float(v) * units[u]); break')
 write_cpu=$(cd "$W" && T "$ISSUE_BENCH" --bench durable_write_1000 2>&1 |
-  sed -nE 's/^durable_write_1000 per_core=2: ([0-9.]+) ms CPU per 1,000 writes.*/\1/p' |
+  sed -nE 's/.*durable_write_1000 per_core=2: ([0-9.]+) ms CPU per 1,000 writes.*/\1/p' |
   awk '{print $1 / 1000}')
 [ -n "$sig_all" ] && [ -n "$write_cpu" ] || { echo "compare.sh: the sign bound could not be measured"; exit 1; }
 read -r v_js v_vpt < <(mean verify)
