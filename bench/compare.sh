@@ -159,8 +159,10 @@ hf hash "$([ "$QUICK" = 1 ] && echo 3 || echo 5)" "" \
   "$(cmd "$JOBSEAL" sign big/job.toml --out big.bundle.pem --cert usercert.pem --key userkey.pem)" \
   "$(cmd openssl dgst -sha256 big/payload.bin)"
 
-# The bound of `sign` (issue 7): the work it cannot avoid, spread over the
-# cores. Its 2,000 RSA-2048 signatures on all cores (the issue bench's
+# The bound of `sign` (issue 7): the signatures and durable writes it cannot
+# avoid, spread over the cores (a lower bound: process start, loading the
+# key, reading the job files and the kernel's journal threads are not in
+# it). Its 2,000 RSA-2048 signatures on all cores (the issue bench's
 # sign_limit_1000_cores, median), plus the CPU time of 1,000 durable bundle
 # writes on all cores (durable_write_1000 per_core=2, as the bench prints it:
 # user + system time of the writes, no file removed meanwhile) / cores.

@@ -237,6 +237,20 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
+/// The name SQLite is given for `path`: absolute, so that it is never read
+/// as a `file:` URI (a relative path such as `file:x?vfs=…/replay.sqlite`
+/// would be, by a SQLite built with SQLITE_USE_URI, as libsqlite3-sys
+/// builds it by default: the workspace's build leaves that option out, a
+/// build from outside the repository does not).
+fn sqlite_name(path: &Path) -> Result<PathBuf, Error> {
+    std::path::absolute(path).map_err(|e| {
+        unavailable(format!(
+            "replay database {}: cannot make the path absolute: {e}",
+            path.display()
+        ))
+    })
+}
+
 impl SqliteStore {
     /// Open (or create) the database at `path`. Missing parent directories
     /// are created 0700, a new database file 0600. Refused (anyone who can
@@ -289,7 +303,7 @@ impl SqliteStore {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
             | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
             | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let mut conn = rusqlite::Connection::open_with_flags(&path, flags)
+        let mut conn = rusqlite::Connection::open_with_flags(sqlite_name(&path)?, flags)
             .map_err(|e| fail("cannot open", &e))?;
         // SQLite opened the path again: it must still be the file checked.
         match std::fs::symlink_metadata(&path) {
@@ -1309,7 +1323,9 @@ mod tests {
     }
 
     /// The bundled SQLite is built with the workspace's options
-    /// (`.cargo/config.toml`, LIBSQLITE3_FLAGS): file names are never URIs,
+    /// (`.cargo/config.toml`, LIBSQLITE3_FLAGS, forced over the
+    /// environment's; cargo must run inside the repository to read it):
+    /// file names are never URIs,
     /// no extension can be loaded, the unused virtual tables are left out
     /// and a connection sets up no lookaside pool or page-cache block.
     #[test]
@@ -1342,6 +1358,19 @@ mod tests {
         ] {
             assert!(!has(unwanted), "{unwanted} present: {options:?}");
         }
+    }
+
+    /// SQLite is never handed a name it could read as a URI: a relative
+    /// path that begins with `file:` is made absolute, the same file.
+    #[test]
+    fn sqlite_is_given_absolute_names() {
+        let cwd = std::env::current_dir().unwrap();
+        let name = sqlite_name(Path::new("file:x?vfs=unix-none/replay.sqlite")).unwrap();
+        assert!(name.is_absolute(), "{name:?}");
+        assert!(!name.to_string_lossy().starts_with("file:"), "{name:?}");
+        assert_eq!(name, cwd.join("file:x?vfs=unix-none/replay.sqlite"));
+        let abs = Path::new("/var/lib/jobseal/replay.sqlite");
+        assert_eq!(sqlite_name(abs).unwrap(), abs);
     }
 
     /// Each admission deletes at most PURGE_BATCH expired records, and only

@@ -210,8 +210,11 @@ fn check_reused(b: Bencher<'_, '_>) {
     let argv = argv();
     b.bench_local(|| {
         let d = check(&v, &argv);
+        // SAFETY: `d` is a live decision, read then freed once.
+        let permitted = unsafe { jobseal_decision_permitted(d) };
         // SAFETY: `d` came from `jobseal_check` and is freed once.
         unsafe { jobseal_decision_free(d) };
+        assert!(permitted);
     });
 }
 
@@ -224,9 +227,12 @@ fn new_check_free(b: Bencher<'_, '_>) {
     b.bench_local(|| {
         let v = new_verifier();
         let d = check(&v, &argv);
+        // SAFETY: `d` is a live decision, read then freed once.
+        let permitted = unsafe { jobseal_decision_permitted(d) };
         // SAFETY: `d` came from `jobseal_check` and is freed once.
         unsafe { jobseal_decision_free(d) };
         drop(v);
+        assert!(permitted);
     });
 }
 

@@ -226,12 +226,20 @@ const RECENT_CHANGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Digests of the files a task of many jobs has hashed, so that an
 /// executable or input shared by its jobs is read once, not once per job.
-/// A digest is served for a path only while a `stat` of it shows the file
-/// it was computed from (device, inode, size, modification and change
-/// times, unchanged from before the file was read to after); a file
-/// rewritten or replaced meanwhile is hashed again. A file changed less
-/// than two seconds before it was hashed is not kept (hashed again each
-/// time): a rewrite within the timestamps' tick could not be told apart.
+/// A digest is served for a path only while the file opened there shows
+/// the stamp it was computed from (device, inode, size, modification and
+/// change times, unchanged from before the file was read to after); a
+/// file rewritten or replaced meanwhile is hashed again. A file changed
+/// less than two seconds before it was hashed is not kept (hashed again
+/// each time): a rewrite within the timestamps' tick could not be told
+/// apart.
+///
+/// What a stamp cannot show: a change through a shared writable mapping
+/// (no new times), a file server whose clock is more than two seconds
+/// behind, times set back by hand (`touch -r`). Such a change during a
+/// `sign` run gives the later jobs the digest of what the file held
+/// earlier in the same run: their bundles name content no longer on disk
+/// and are refused where they run (never the other way round).
 #[derive(Debug)]
 pub struct DigestCache {
     files: std::sync::Mutex<std::collections::HashMap<PathBuf, (FileStamp, [u8; 32])>>,
@@ -299,19 +307,20 @@ impl DigestCache {
 /// [`hash_file_with`], served from `cache` when the file is unchanged since
 /// it was hashed, and kept there when it did not change while being read.
 fn hash_file_cached(path: &Path, cache: &DigestCache, progress: &(dyn Fn(u64) + Sync)) -> FileHash {
-    if let Some(stamp) = std::fs::metadata(path)
-        .ok()
-        .as_ref()
-        .and_then(FileStamp::of)
+    let started = std::time::SystemTime::now();
+    // Opened even when the digest is kept: the stamp is that of the open
+    // file this job names now (on NFS an open revalidates what a `stat`
+    // may take from its attribute cache), and an unreadable file fails as
+    // it would without the cache.
+    let mut f = std::fs::File::open(path).map_err(|e| IssueError::io(path, e))?;
+    let before = f.metadata().ok().as_ref().and_then(FileStamp::of);
+    if let Some(stamp) = before
         && let Some(digest) = cache.get(path, &stamp)
     {
         // Counted as covered, for a bar of the bytes of every job's files.
         progress(stamp.size);
         return Ok((stamp.size, digest));
     }
-    let started = std::time::SystemTime::now();
-    let mut f = std::fs::File::open(path).map_err(|e| IssueError::io(path, e))?;
-    let before = f.metadata().ok().as_ref().and_then(FileStamp::of);
     let (size, digest) = hash_open_file(&mut f, path, before.map(|s| s.size), progress)?;
     let after = f.metadata().ok().as_ref().and_then(FileStamp::of);
     if let Some(stamp) = before
