@@ -292,6 +292,32 @@ mod tests {
     }
 
     #[test]
+    fn non_shortest_heads_are_refused() {
+        let good =
+            build::<Error>(SignatureAlgorithm::EdDsa, vec![1; 30], |_| Ok(vec![9; 64])).unwrap();
+        let p = good.iter().position(|&b| b == 0xa0).unwrap();
+        let mut variants = Vec::new();
+        // Tag 18 as d8 12, the array as 98 04, the unprotected map as b8 00.
+        let mut v = vec![0xd8, 0x12];
+        v.extend_from_slice(&good[1..]);
+        variants.push(v);
+        let mut v = vec![0xd2, 0x98, 0x04];
+        v.extend_from_slice(&good[2..]);
+        variants.push(v);
+        let mut v = good.clone();
+        v.splice(p..=p, [0xb8, 0x00]);
+        variants.push(v);
+        // The payload's length (30) as 59 00 1e.
+        let mut v = good.clone();
+        assert_eq!(&good[p + 1..p + 3], &[0x58, 30]);
+        v.splice(p + 1..p + 3, [0x59, 0x00, 30]);
+        variants.push(v);
+        for v in variants {
+            assert_eq!(parse(&v).unwrap_err().reason, Reason::ManifestBadEnvelope);
+        }
+    }
+
+    #[test]
     fn build_then_parse() {
         let out = build::<Error>(SignatureAlgorithm::EdDsa, vec![1, 2, 3], |tbs| {
             assert!(!tbs.is_empty());

@@ -216,6 +216,9 @@ impl Manifest {
                     check_input_name(&f.name)?;
                     out.push(f);
                 }
+                // After the elements: two entries for one path would give
+                // two readings of what that file must be.
+                check_distinct_inputs(&out)?;
                 out
             }
             Some(_) => return Err(malformed("the inputs field is not an array")),
@@ -297,6 +300,19 @@ pub fn check_input_name(name: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Input names are distinct, compared as bytes (`spec/jobseal.md` §3.2).
+fn check_distinct_inputs(inputs: &[FileDigest]) -> Result<(), Error> {
+    let mut names: Vec<&str> = inputs.iter().map(|f| f.name.as_str()).collect();
+    names.sort_unstable();
+    match names.windows(2).find(|w| w.first() == w.last()) {
+        Some(w) => Err(malformed(format!(
+            "input {:?} is listed more than once; list each input once",
+            w.first().copied().unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn malformed(msg: impl Into<String>) -> Error {
@@ -693,6 +709,31 @@ mod tests {
             assert!(check_input_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(check_input_name("data/in.root").is_ok());
+    }
+
+    #[test]
+    fn an_input_listed_twice_is_refused() {
+        let mut m = sample();
+        let first = m.inputs[0].clone();
+        m.inputs.push(FileDigest {
+            name: "other".into(),
+            ..first.clone()
+        });
+        // Same name, other digest: the manifest would say two things.
+        m.inputs.push(FileDigest {
+            sha256: [0xcc; 32],
+            ..first
+        });
+        let err = Manifest::from_cbor(&m.to_cbor()).unwrap_err();
+        assert_eq!(err.reason, Reason::ManifestMalformed);
+        assert!(err.message.contains("data/in.root"), "{}", err.message);
+        // Names that differ only in case or form are distinct (bytes).
+        m.inputs.pop();
+        m.inputs.push(FileDigest {
+            name: "Data/in.root".into(),
+            ..m.inputs[0].clone()
+        });
+        assert!(Manifest::from_cbor(&m.to_cbor()).is_ok());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use jobseal_issue::signer::SigningKey;
 use jobseal_issue::throwaway::{self, Party};
 use serde_json::json;
 
+mod spec_points;
 mod status;
 mod voms;
 
@@ -1384,6 +1385,7 @@ pub fn generate() -> Result<Fixture, IssueError> {
         });
     }
 
+    v.extend(spec_points::generate(&pki)?);
     let mut trusted_cas = vec![pki.ca.cert.clone(), ca0.cert.clone()];
     trusted_cas.extend(status.cas);
     Ok(Fixture {

@@ -82,6 +82,13 @@ pub fn check(bundle: &ParsedBundle) -> Result<Bound, Error> {
             "the JobBinding digest is not a SHA-256 digest",
         )
     })?;
+    // The ASN.1 says SIZE (1..MAX): an empty list is not a JobBinding.
+    if binding.extensions.as_ref().is_some_and(Vec::is_empty) {
+        return Err(err(
+            Reason::BindingMalformed,
+            "the JobBinding extensions field is present but empty (omit it instead)",
+        ));
+    }
     if let Some(e) = binding.extensions.iter().flatten().find(|e| e.critical) {
         return Err(err(
             Reason::BindingMalformed,
