@@ -195,39 +195,79 @@ fn short_name(oid: &[u8]) -> Option<&'static str> {
     })
 }
 
-/// The `/DC=org/DC=example/CN=Jane Doe` form grid tools print.
+/// The `/DC=org/DC=example/CN=Jane Doe` form grid tools print, made
+/// unambiguous (`spec/jobseal.md` §6.8): two names render alike only if they
+/// are equal names (§5). In values, `\\`, `/` and `+` are escaped with a
+/// backslash, as is a leading `#`; control characters are written `\xHH`; a
+/// value that is not a string is `#` and the hex of its DER (RFC 4514). A
+/// name without those characters reads as OpenSSL's one-line form.
 pub fn to_slash_string(name: &[u8]) -> String {
     let Some(rdns) = rdns(name) else {
-        return "<malformed name>".into();
+        // Never an identity: certificates whose names do not read are
+        // refused when parsed.
+        return format!("<malformed name #{}>", hex(name));
     };
     let mut out = String::new();
     for rdn in rdns {
         for (i, attr) in rdn.iter().enumerate() {
             out.push(if i == 0 { '/' } else { '+' });
-            match short_name(attr.oid) {
-                Some(s) => out.push_str(s),
-                None => match der::asn1::ObjectIdentifier::from_bytes(attr.oid) {
-                    Ok(o) => out.push_str(&o.to_string()),
-                    Err(_) => out.push('?'),
-                },
-            }
+            push_type(&mut out, attr.oid);
             out.push('=');
             match string_value(&attr.value) {
-                // Control characters would let a name forge log lines.
-                Some(s) => {
-                    for ch in s.chars() {
-                        if ch.is_control() {
-                            out.push_str(&format!("\\x{:02X}", u32::from(ch)));
-                        } else {
-                            out.push(ch);
-                        }
-                    }
+                Some(s) => push_value(&mut out, &s),
+                None => {
+                    out.push('#');
+                    out.push_str(&hex(attr.value.raw));
                 }
-                None => out.push_str("#<binary>"),
             }
         }
     }
     out
+}
+
+/// An attribute type: its short name, else its dotted OID, else `?` and the
+/// hex of the OID's contents (never `=`, `/` or `+`).
+fn push_type(out: &mut String, oid: &[u8]) {
+    match short_name(oid) {
+        Some(s) => out.push_str(s),
+        None => match der::asn1::ObjectIdentifier::from_bytes(oid) {
+            Ok(o) => out.push_str(&o.to_string()),
+            Err(_) => {
+                out.push('?');
+                out.push_str(&hex(oid));
+            }
+        },
+    }
+}
+
+/// A string value, escaped so that the text reads back one way only.
+fn push_value(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    for (i, ch) in s.chars().enumerate() {
+        match ch {
+            '\\' | '/' | '+' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            // `#` first would read as a non-string value.
+            '#' if i == 0 => out.push_str("\\#"),
+            // Control characters would let a name forge log lines.
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// If the last RDN of `name` is a single CN, return the name without it and

@@ -58,8 +58,23 @@ impl ParsedCert {
                 format!("certificate {index} of the bundle is malformed: {e}"),
             )
         };
-        let cert = Certificate::from_der(&der).map_err(|e| malformed(&e))?;
+        let cert = Certificate::from_der(&der).map_err(|e| malformed(&why_unreadable(&der, e)))?;
         let raw = tlv::RawCert::split(&der).ok_or_else(|| malformed(&"cannot locate its parts"))?;
+        // A name is an identity: one whose strings cannot be read as text
+        // is refused (as OpenSSL refuses to load it), never shown vaguely.
+        let names = Names::default();
+        for (field, value, canon) in [
+            ("issuer", raw.issuer, &names.issuer_canon),
+            ("subject", raw.subject, &names.subject_canon),
+        ] {
+            let form = name::canonical(value);
+            if form.is_none() {
+                return Err(malformed(&format_args!(
+                    "its {field} name holds a value that is not valid text for its string type"
+                )));
+            }
+            let _ = canon.set(form);
+        }
         let (tbs, issuer, subject, spki) = (
             range_of(&der, raw.tbs),
             range_of(&der, raw.issuer),
@@ -73,7 +88,7 @@ impl ParsedCert {
             issuer,
             subject,
             spki,
-            names: Arc::default(),
+            names: Arc::new(names),
         })
     }
 
@@ -221,6 +236,27 @@ impl ParsedCert {
         let secs = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs();
         (secs(&v.not_before), secs(&v.not_after))
     }
+}
+
+/// Why x509-cert could not decode a certificate, naming the field where a
+/// known cause can be found.
+fn why_unreadable(der: &[u8], e: der::Error) -> String {
+    const UNIVERSAL_STRING: u8 = 0x1c;
+    if let Some(raw) = tlv::RawCert::split(der) {
+        for (field, value) in [("issuer", raw.issuer), ("subject", raw.subject)] {
+            let universal = name::rdns(value).is_some_and(|rdns| {
+                rdns.iter()
+                    .flatten()
+                    .any(|a| a.value.tag == UNIVERSAL_STRING)
+            });
+            if universal {
+                return format!(
+                    "its {field} name holds a UniversalString, which is not supported (UTF8String is)"
+                );
+            }
+        }
+    }
+    e.to_string()
 }
 
 /// `name::same` over canonical forms that may already be known.

@@ -4,7 +4,7 @@
 use der::Decode;
 use jobseal_core::asn1::{self, ProxyCertInfo};
 use jobseal_core::time::UnixTime;
-use jobseal_core::{Error, Reason, name, oid};
+use jobseal_core::{Error, Reason, oid};
 use x509_cert::ext::pkix::BasicConstraints;
 
 use crate::decision::Identity;
@@ -194,14 +194,122 @@ fn check_critical(c: &ParsedCert, dn: &str, role: Role) -> Result<(), Error> {
     Ok(())
 }
 
-/// Step 2, over certificates ordered leaf first (the bundle's order).
-pub fn validate(
-    certs: &[ParsedCert],
+/// Most CA-directory certificates between the bundle and its anchor.
+const MAX_DIRECTORY_CAS: usize = 6;
+/// Most same-name candidates weighed while building one path upward (each
+/// costs a signature verification).
+const MAX_CANDIDATES_WEIGHED: usize = 48;
+
+/// The part of the path the CA directory supplies (§6.3 2b).
+struct Upward {
+    /// CA certificates of the directory that are not self-issued, the one
+    /// that issued the bundle's top first.
+    directory: Vec<ParsedCert>,
+    /// The self-issued certificate the path ends at.
+    anchor: ParsedCert,
+    /// For the bundle's top and each directory certificate: whether its
+    /// signature was verified by the certificate above while building.
+    verified: Vec<bool>,
+}
+
+/// Builds a path upward through the CA directory, depth first, trying the
+/// same-name candidates that verify and are valid first.
+struct Builder<'a> {
+    trust: &'a TrustStore,
+    opts: &'a PathOptions,
+    weighed: usize,
+    /// The first issuer name the directory holds no certificate of.
+    missing: Option<String>,
+}
+
+impl Builder<'_> {
+    /// Certificates above `below` up to a self-issued one, nearest first,
+    /// each with whether its key verified the certificate below it.
+    fn up(&mut self, below: &ParsedCert, depth: usize) -> Option<Vec<(ParsedCert, bool)>> {
+        let anchors = self.trust.issuer_anchors(below);
+        let mut ranked: Vec<(u8, &ParsedCert)> = Vec::new();
+        for (_, candidate) in anchors.matching() {
+            if self.weighed >= MAX_CANDIDATES_WEIGHED {
+                break;
+            }
+            self.weighed += 1;
+            let signed =
+                check_signature(below, candidate.spki(), "", self.opts, Signer::Ca).is_ok();
+            let current = check_time(candidate, "", self.opts.at, self.opts.clock_skew).is_ok();
+            ranked.push((u8::from(!signed) * 2 + u8::from(!current), candidate));
+        }
+        if ranked.is_empty() && self.missing.is_none() {
+            self.missing = Some(below.issuer_dn_str().to_string());
+        }
+        // Stable: among equals, file order.
+        ranked.sort_by_key(|(rank, _)| *rank);
+        for (rank, candidate) in ranked {
+            let signed = rank < 2;
+            if candidate.is_self_issued() {
+                return Some(vec![(candidate.clone(), signed)]);
+            }
+            if depth + 1 >= MAX_DIRECTORY_CAS || candidate.der == below.der {
+                continue;
+            }
+            if let Some(mut above) = self.up(candidate, depth + 1) {
+                above.insert(0, (candidate.clone(), signed));
+                return Some(above);
+            }
+        }
+        None
+    }
+}
+
+/// 2b: from the bundle's top certificate up to a self-issued certificate of
+/// the CA directory.
+fn build_upward(
+    top: &ParsedCert,
+    top_dn: &str,
     trust: &TrustStore,
     opts: &PathOptions,
-) -> Result<ValidatedPath, Error> {
-    let (at, skew) = (opts.at, opts.clock_skew);
-    // 2.1 Each certificate is issued by the next one.
+) -> Result<Upward, Error> {
+    let mut builder = Builder {
+        trust,
+        opts,
+        weighed: 0,
+        missing: None,
+    };
+    let Some(mut found) = builder.up(top, 0) else {
+        let dir = trust.dir().display();
+        let issuer = top.issuer_dn_str();
+        let message = match builder.missing {
+            Some(missing) if missing == issuer => {
+                let hash = top.issuer_hash().unwrap_or(0);
+                format!(
+                    "the issuer {issuer} of {top_dn} is not a trusted CA: no {hash:08x}.N file in {dir} holds it"
+                )
+            }
+            Some(missing) => format!(
+                "no path from {top_dn} to a self-signed root CA in {dir}: it holds a CA issued by {missing} but not {missing} itself (install that root, or remove the orphaned CA)"
+            ),
+            None => format!(
+                "no path from {top_dn} to a self-signed root CA in {dir} within {MAX_DIRECTORY_CAS} CA certificates"
+            ),
+        };
+        return Err(err(Reason::ChainUntrusted, message));
+    };
+    let (anchor, anchor_verified) = found
+        .pop()
+        .ok_or_else(|| err(Reason::Internal, "empty upward path"))?;
+    let verified = found
+        .iter()
+        .map(|(_, v)| *v)
+        .chain(std::iter::once(anchor_verified))
+        .collect();
+    Ok(Upward {
+        directory: found.into_iter().map(|(c, _)| c).collect(),
+        anchor,
+        verified,
+    })
+}
+
+/// 2a: each certificate is issued by the next one.
+fn check_links(certs: &[ParsedCert]) -> Result<(), Error> {
     for pair in certs.windows(2) {
         if let [child, parent] = pair
             && !child.is_issued_by(parent)
@@ -209,185 +317,206 @@ pub fn validate(
             return Err(err(
                 Reason::ChainBroken,
                 format!(
-                    "{} is not issued by the next certificate of the bundle, {}",
+                    "{} is not issued by the next certificate of the bundle, {}: a bundle carries each certificate's issuer right after it, and may stop below a CA (the site's CA directory supplies the rest) but never skip one",
                     child.subject_dn(),
                     parent.subject_dn()
                 ),
             ));
         }
     }
-    // 2.2 A trust anchor from the CA directory issued the topmost certificate.
-    // A copy of the anchor at the end of the bundle is ignored.
-    let mut chain: &[ParsedCert] = certs;
-    let top = chain
-        .last()
-        .ok_or_else(|| err(Reason::BundleMalformed, "no certificate"))?;
-    let top_is_anchor = top.is_self_issued()
-        && trust
-            .anchors(top.subject())
-            .matching()
-            .any(|(_, a)| a.der == top.der);
-    if top_is_anchor && chain.len() > 1 {
-        chain = chain.get(..chain.len() - 1).unwrap_or_default();
+    Ok(())
+}
+
+/// 2b: a self-issued last certificate that the CA directory holds (same
+/// name, same key, whatever its validity) is a copy of an anchor and is set
+/// aside: the directory, not the bundle, says which anchor applies.
+fn without_anchor_copy<'c>(certs: &'c [ParsedCert], trust: &TrustStore) -> &'c [ParsedCert] {
+    match certs.split_last() {
+        Some((top, rest))
+            if !rest.is_empty()
+                && top.is_self_issued()
+                && trust
+                    .anchors(top.subject())
+                    .matching()
+                    .any(|(_, a)| a.der == top.der || a.spki() == top.spki()) =>
+        {
+            rest
+        }
+        _ => certs,
     }
-    let top = chain
-        .last()
-        .ok_or_else(|| err(Reason::BundleMalformed, "no certificate"))?;
-    let mut top_dn = top.subject_dn();
-    let anchors = trust.issuer_anchors(top);
-    let candidates: Vec<&ParsedCert> = anchors.matching().map(|(_, a)| a).collect();
-    if candidates.is_empty() {
-        let issuer = name::to_slash_string(top.issuer());
-        let hash = name::openssl_hash(top.issuer()).unwrap_or(0);
+}
+
+/// A CA certificate outside the bundle (the anchor or one of the CA
+/// directory) carrying a JobBinding: step 3 sees only the bundle.
+fn refuse_binding_on_ca(c: &ParsedCert, dn: &str) -> Result<(), Error> {
+    if c.extensions_with(oid::JOB_BINDING).next().is_some() {
         return Err(err(
-            Reason::ChainUntrusted,
+            Reason::BindingMisplaced,
             format!(
-                "the issuer {issuer} of {top_dn} is not a trusted CA: no {hash:08x}.N file in {} holds it",
-                trust.dir().display()
+                "the CA certificate {dn} of the CA directory carries a JobBinding, which belongs on a job-bound proxy only: remove it from the CA directory"
             ),
         ));
     }
-    // Several anchors may share a name (key rollover): the one whose key
-    // verifies the signature is the issuer. If none does, the first one is
-    // taken and step 2d.2 reports why (weak algorithm, bad signature).
-    let verified_by = candidates
-        .iter()
-        .position(|a| check_signature(top, a.spki(), &top_dn, opts, Signer::Ca).is_ok());
-    let anchor: &ParsedCert = candidates
-        .get(verified_by.unwrap_or(0))
-        .ok_or_else(|| err(Reason::Internal, "no anchor candidate"))?;
-    let top_verified = verified_by.is_some();
-    let anchor_dn = anchor.subject_dn();
-    check_time(anchor, &anchor_dn, at, skew)?;
-    if !is_ca(anchor, &anchor_dn)? {
+    Ok(())
+}
+
+/// 2c: the anchor's own checks.
+fn check_anchor(anchor: &ParsedCert, dn: &str, opts: &PathOptions) -> Result<(), Error> {
+    check_time(anchor, dn, opts.at, opts.clock_skew)?;
+    if !is_ca(anchor, dn)? {
         return Err(err(
             Reason::ChainNotCa,
-            format!("the trust anchor {anchor_dn} is not a CA"),
+            format!("the trust anchor {dn} is not a CA"),
         ));
     }
     // The anchor's own critical extensions bind too: one this verifier does
     // not process (name constraints, policy constraints, …) fails closed.
-    check_critical(anchor, &anchor_dn, Role::Ca)?;
-    let mut ca_path_len =
-        basic_constraints(anchor, &anchor_dn)?.and_then(|bc| bc.path_len_constraint);
+    check_critical(anchor, dn, Role::Ca)?;
+    refuse_binding_on_ca(anchor, dn)
+}
 
-    // 2.3 From the top down: CAs, then the end entity, then proxies.
+/// Step 2, over certificates ordered leaf first (the bundle's order).
+pub fn validate(
+    certs: &[ParsedCert],
+    trust: &TrustStore,
+    opts: &PathOptions,
+) -> Result<ValidatedPath, Error> {
+    check_links(certs)?;
+    let bundle = without_anchor_copy(certs, trust);
+    let top = bundle
+        .last()
+        .ok_or_else(|| err(Reason::BundleMalformed, "no certificate"))?;
+    let top_dn = top.subject_dn();
+    let upward = build_upward(top, &top_dn, trust, opts)?;
+    let anchor_dn = upward.anchor.subject_dn();
+    check_anchor(&upward.anchor, &anchor_dn, opts)?;
+    let path: Vec<&ParsedCert> = bundle.iter().chain(&upward.directory).collect();
+    walk(
+        &path,
+        Some(Above {
+            anchor: &upward.anchor,
+            anchor_dn,
+            trust,
+            bundle_len: bundle.len(),
+            verified: &upward.verified,
+        }),
+        opts,
+    )
+}
+
+/// Step 2 as far as the chain alone shows it, for an issuer about to sign
+/// under it: everything but the anchor, the topmost certificate's signature
+/// and the CA directory's files (CRLs, namespaces). What this refuses, every
+/// verifier refuses.
+pub fn check_without_anchor(certs: &[ParsedCert], opts: &PathOptions) -> Result<usize, Error> {
+    check_links(certs)?;
+    let path: Vec<&ParsedCert> = certs.iter().collect();
+    walk(&path, None, opts).map(|p| p.end_entity)
+}
+
+/// What lies above the path's top certificate.
+struct Above<'a> {
+    anchor: &'a ParsedCert,
+    anchor_dn: String,
+    trust: &'a TrustStore,
+    /// Path certificates from the bundle; the rest came from the directory.
+    bundle_len: usize,
+    /// [`Upward::verified`].
+    verified: &'a [bool],
+}
+
+/// 2d and 2e over `path` (leaf first: the bundle, then the directory's
+/// certificates), from the top down.
+fn walk(
+    path: &[&ParsedCert],
+    above: Option<Above<'_>>,
+    opts: &PathOptions,
+) -> Result<ValidatedPath, Error> {
+    let (at, skew) = (opts.at, opts.clock_skew);
+    let anchor = above.as_ref().map(|a| a.anchor);
+    let mut ca_path_len = match &above {
+        Some(a) => basic_constraints(a.anchor, &a.anchor_dn)?.and_then(|bc| bc.path_len_constraint),
+        None => None,
+    };
     let mut role = Role::Ca;
     let mut end_entity = None;
     let mut not_before = 0u64;
     let mut not_after = u64::MAX;
     // (index, pCPathLenConstraint) of every proxy above the current one.
     let mut proxy_limits: Vec<(usize, u32)> = Vec::new();
-    let mut issuer_spki = anchor.spki().to_vec();
-    let mut issuer_ku = key_usage(anchor, &anchor_dn)?;
-    let mut issuer_dn = anchor_dn.clone();
-    let last = chain.len().saturating_sub(1);
+    let mut issuer_spki = anchor.map(|a| a.spki().to_vec());
+    let mut issuer_ku = match &above {
+        Some(a) => key_usage(a.anchor, &a.anchor_dn)?,
+        None => None,
+    };
+    let mut issuer_dn = above
+        .as_ref()
+        .map(|a| a.anchor_dn.clone())
+        .unwrap_or_default();
+    let last = path.len().saturating_sub(1);
+    let bundle_len = above.as_ref().map_or(path.len(), |a| a.bundle_len);
     // Subject names top down, built once and reused for the identity.
-    let mut dns: Vec<String> = Vec::with_capacity(chain.len());
-    for (depth_from_top, c) in chain.iter().rev().enumerate() {
+    let mut dns: Vec<String> = Vec::with_capacity(path.len());
+    for (depth_from_top, c) in path.iter().rev().enumerate() {
+        let c: &ParsedCert = c;
         let index = last - depth_from_top;
-        let dn = if index == last {
-            std::mem::take(&mut top_dn)
-        } else {
-            c.subject_dn()
-        };
+        let dn = c.subject_dn();
         let is_leaf = index == 0;
+        let from_directory = index >= bundle_len;
         // Role of this certificate: basicConstraints first (repeated or
         // malformed → cert.malformed), then ProxyCertInfo.
         let cert_is_ca = is_ca(c, &dn)?;
+        if from_directory && !cert_is_ca {
+            return Err(err(
+                Reason::ChainNotCa,
+                format!("{dn}, a certificate of the CA directory on the path, is not a CA"),
+            ));
+        }
         let pci_ext = c.extension(oid::PROXY_CERT_INFO).map_err(|_| {
             err(
                 Reason::ProxyMalformed,
                 format!("{dn} carries ProxyCertInfo more than once"),
             )
         })?;
-        role = match role {
-            Role::Ca if cert_is_ca => Role::Ca,
-            Role::Ca | Role::EndEntity | Role::Proxy => {
-                if is_legacy_proxy(c) {
-                    return Err(err(
-                        Reason::ProxyLegacy,
-                        format!(
-                            "{dn} is a legacy (pre-RFC 3820) proxy; only RFC 3820 proxies are accepted"
-                        ),
-                    ));
-                }
-                match (role, pci_ext.is_some()) {
-                    (Role::Ca, false) => Role::EndEntity,
-                    (Role::Ca, true) => {
-                        return Err(err(
-                            Reason::ProxyMalformed,
-                            format!("{dn} is a proxy issued directly by a CA"),
-                        ));
-                    }
-                    (_, true) => Role::Proxy,
-                    // Issued by the end entity without being a proxy: the
-                    // issuer acted as a CA without being one.
-                    (Role::EndEntity, false) => {
-                        return Err(err(
-                            Reason::ChainNotCa,
-                            format!(
-                                "{dn} is issued by {issuer_dn}, which is not a CA (and it is not a proxy)"
-                            ),
-                        ));
-                    }
-                    (_, false) => {
-                        return Err(err(
-                            Reason::ProxyMalformed,
-                            format!("{dn} is issued by a proxy but carries no ProxyCertInfo"),
-                        ));
-                    }
-                }
+        role = next_role(role, c, &dn, pci_ext.is_some(), cert_is_ca, &issuer_dn)?;
+        // Common checks: algorithm and signature, validity, critical
+        // extensions. Signatures verified while building are not redone.
+        let verified_before = match &above {
+            Some(a) => {
+                index + 1 >= a.bundle_len && a.verified.get(index + 1 - a.bundle_len) == Some(&true)
             }
+            None => false,
         };
-        // Common checks: algorithm and signature, validity, critical extensions.
-        // The topmost signature was verified when choosing the anchor.
-        if !(index == last && top_verified) {
-            let signer = if role == Role::Proxy {
-                Signer::EndEntityOrProxy
-            } else {
-                Signer::Ca
-            };
-            check_signature(c, &issuer_spki, &dn, opts, signer)?;
+        match &issuer_spki {
+            Some(spki) if !verified_before => {
+                let signer = if role == Role::Proxy {
+                    Signer::EndEntityOrProxy
+                } else {
+                    Signer::Ca
+                };
+                check_signature(c, spki, &dn, opts, signer)?;
+            }
+            _ => {}
         }
         let (nb, na) = check_time(c, &dn, at, skew)?;
         not_before = not_before.max(nb);
         not_after = not_after.min(na);
         check_critical(c, &dn, role)?;
         let ku = key_usage(c, &dn)?;
+        if from_directory {
+            refuse_binding_on_ca(c, &dn)?;
+        }
+        let has_issuer = above.is_some() || index != last;
         match role {
             Role::Ca => {
-                if issuer_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN == 0) {
-                    return Err(err(
-                        Reason::ChainNotCa,
-                        format!("{issuer_dn} may not sign certificates (keyUsage)"),
-                    ));
+                if has_issuer {
+                    check_issuer_may_sign(issuer_ku, &issuer_dn)?;
                 }
-                // Self-issued CA certificates (key rollover) do not count
-                // against path length constraints (RFC 5280 §6.1.4 (l)).
-                let self_issued = c.is_self_issued();
-                match ca_path_len {
-                    _ if self_issued => {}
-                    Some(0) => {
-                        return Err(err(
-                            Reason::ChainPathLength,
-                            format!("{dn} exceeds the CA path length constraint"),
-                        ));
-                    }
-                    Some(n) => ca_path_len = Some(n - 1),
-                    None => {}
-                }
-                if let Some(own) = basic_constraints(c, &dn)?.and_then(|bc| bc.path_len_constraint)
-                {
-                    ca_path_len = Some(ca_path_len.map_or(own, |n| n.min(own)));
-                }
+                ca_path_len = count_ca(c, &dn, ca_path_len)?;
             }
             Role::EndEntity => {
-                if issuer_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN == 0) {
-                    return Err(err(
-                        Reason::ChainNotCa,
-                        format!("{issuer_dn} may not sign certificates (keyUsage)"),
-                    ));
+                if has_issuer {
+                    check_issuer_may_sign(issuer_ku, &issuer_dn)?;
                 }
                 // The user's identity is this subject: it cannot be empty
                 // (RFC 5280 §4.1.2.6 for a certificate that names no one).
@@ -412,16 +541,17 @@ pub fn validate(
             }
         }
         // 2d.7 namespace and 2d.8 revocation, for what a CA issued.
-        if role != Role::Proxy {
-            let above: Vec<&ParsedCert> = chain
+        if let (Some(a), false) = (&above, role == Role::Proxy) {
+            let issuers: Vec<&ParsedCert> = path
                 .iter()
                 .skip(index + 1)
-                .chain(std::iter::once(anchor))
+                .copied()
+                .chain(std::iter::once(a.anchor))
                 .collect();
-            crate::namespaces::check(c, &above, trust)?;
-            crate::revocation::check(c, &above, trust, opts)?;
+            crate::namespaces::check(c, &issuers, a.trust)?;
+            crate::revocation::check(c, &issuers, a.trust, opts)?;
         }
-        issuer_spki = c.spki().to_vec();
+        issuer_spki = Some(c.spki().to_vec());
         issuer_ku = ku;
         dns.push(dn.clone());
         issuer_dn = dn;
@@ -432,39 +562,124 @@ pub fn validate(
             "the bundle does not contain the end-entity (user) certificate",
         )
     })?;
-    let eec = chain
-        .get(end_entity)
-        .ok_or_else(|| err(Reason::Internal, "end entity index"))?;
-    let leaf = chain
-        .first()
-        .ok_or_else(|| err(Reason::Internal, "no leaf"))?;
-    // Bundle certificates above the EEC are its CAs (a set-aside anchor copy
-    // is not in `chain`), then the anchor.
+    identity(path, &dns, end_entity, above, not_before, not_after)
+}
+
+/// The role of the next certificate down, given the role above it (2d.1).
+fn next_role(
+    above: Role,
+    c: &ParsedCert,
+    dn: &str,
+    has_pci: bool,
+    cert_is_ca: bool,
+    issuer_dn: &str,
+) -> Result<Role, Error> {
+    if above == Role::Ca && cert_is_ca {
+        return Ok(Role::Ca);
+    }
+    if is_legacy_proxy(c) {
+        return Err(err(
+            Reason::ProxyLegacy,
+            format!("{dn} is a legacy (pre-RFC 3820) proxy; only RFC 3820 proxies are accepted"),
+        ));
+    }
+    match (above, has_pci) {
+        (Role::Ca, false) => Ok(Role::EndEntity),
+        (Role::Ca, true) => Err(err(
+            Reason::ProxyMalformed,
+            format!("{dn} is a proxy issued directly by a CA"),
+        )),
+        (_, true) => Ok(Role::Proxy),
+        // Issued by the end entity without being a proxy: the issuer acted
+        // as a CA without being one.
+        (Role::EndEntity, false) => Err(err(
+            Reason::ChainNotCa,
+            format!("{dn} is issued by {issuer_dn}, which is not a CA (and it is not a proxy)"),
+        )),
+        (Role::Proxy, false) => Err(err(
+            Reason::ProxyMalformed,
+            format!("{dn} is issued by a proxy but carries no ProxyCertInfo"),
+        )),
+    }
+}
+
+/// 2d.6: a CA or end-entity certificate's issuer must be allowed to sign
+/// certificates.
+fn check_issuer_may_sign(issuer_ku: Option<u16>, issuer_dn: &str) -> Result<(), Error> {
+    if issuer_ku.is_some_and(|k| k & asn1::KU_KEY_CERT_SIGN == 0) {
+        return Err(err(
+            Reason::ChainNotCa,
+            format!("{issuer_dn} may not sign certificates (keyUsage)"),
+        ));
+    }
+    Ok(())
+}
+
+/// 2d.6: an intermediate CA against the path length constraints above it;
+/// returns the constraint that applies below it.
+fn count_ca(c: &ParsedCert, dn: &str, limit: Option<u8>) -> Result<Option<u8>, Error> {
+    // Self-issued CA certificates (key rollover) do not count against path
+    // length constraints (RFC 5280 §6.1.4 (l)).
+    let limit = match limit {
+        _ if c.is_self_issued() => limit,
+        Some(0) => {
+            return Err(err(
+                Reason::ChainPathLength,
+                format!("{dn} exceeds the CA path length constraint"),
+            ));
+        }
+        Some(n) => Some(n - 1),
+        None => None,
+    };
+    Ok(
+        match basic_constraints(c, dn)?.and_then(|bc| bc.path_len_constraint) {
+            Some(own) => Some(limit.map_or(own, |n| n.min(own))),
+            None => limit,
+        },
+    )
+}
+
+/// What path validation established, from the walked path.
+fn identity(
+    path: &[&ParsedCert],
+    dns: &[String],
+    end_entity: usize,
+    above: Option<Above<'_>>,
+    not_before: u64,
+    not_after: u64,
+) -> Result<ValidatedPath, Error> {
+    let last = path.len().saturating_sub(1);
+    let (Some(eec), Some(leaf)) = (path.get(end_entity), path.first()) else {
+        return Err(err(Reason::Internal, "end entity index"));
+    };
     let dn_of = |i: usize, c: &ParsedCert| {
         dns.get(last.saturating_sub(i))
             .cloned()
             .unwrap_or_else(|| c.subject_dn())
     };
-    let mut cas: Vec<String> = chain
+    // The CAs above the EEC (from the bundle, then the directory), then
+    // the anchor.
+    let mut cas: Vec<String> = path
         .iter()
         .enumerate()
         .skip(end_entity.saturating_add(1))
         .map(|(i, c)| dn_of(i, c))
         .collect();
-    cas.push(anchor_dn.clone());
+    let ca = above.map(|a| a.anchor_dn).unwrap_or_default();
+    cas.push(ca.clone());
     Ok(ValidatedPath {
         identity: Identity {
             end_entity: dn_of(end_entity, eec),
             subject: dn_of(0, leaf),
             // The leaf's issuer, spelled out already when it is the subject
             // of the next certificate byte for byte.
-            issuer: match chain.get(1) {
+            issuer: match path.get(1) {
                 Some(next) if next.subject() == leaf.issuer() => next.subject_dn(),
                 _ => leaf.issuer_dn_str().to_string(),
             },
-            ca: anchor_dn,
+            ca,
             cas,
-            serials: chain
+            serials: path
                 .iter()
                 .take(end_entity + 1)
                 .map(|c| crate::decision::hex(c.cert.tbs_certificate().serial_number().as_bytes()))

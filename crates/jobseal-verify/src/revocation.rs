@@ -61,6 +61,7 @@ fn invalid(msg: impl Into<String>) -> Error {
 #[derive(Debug)]
 struct Crl {
     list: Arc<CertificateList>,
+    this_update: u64,
     next_update: u64,
     /// Its issuingDistributionPoint, if any.
     idp: Option<IssuingDistributionPoint>,
@@ -297,12 +298,6 @@ fn validate(
         )?;
     }
     let this_update = tbs.this_update.to_unix_duration().as_secs();
-    if opts.at.plus(opts.clock_skew).0 < this_update {
-        return Err(invalid(format!(
-            "{what} is not valid before {}",
-            UnixTime(this_update).to_rfc3339()
-        )));
-    }
     let next_update = tbs
         .next_update
         .map(|t| t.to_unix_duration().as_secs())
@@ -346,6 +341,7 @@ fn validate(
     };
     Ok(Crl {
         list,
+        this_update,
         next_update,
         idp,
     })
@@ -415,18 +411,7 @@ pub fn check(
             ));
         }
     }
-    for (what, crl) in &crls {
-        if opts.at.0 > crl.next_update {
-            return Err(Error::new(
-                Reason::ChainCrlExpired,
-                format!(
-                    "{what} of {} expired at {} (nextUpdate); the CRL must be refreshed",
-                    issuer_dn(),
-                    UnixTime(crl.next_update).to_rfc3339()
-                ),
-            ));
-        }
-    }
+    check_current(&crls, opts, issuer_dn)?;
     if crls.is_empty() && published {
         // Published, but for another key or another scope: nothing says
         // this certificate is not revoked.
@@ -450,6 +435,43 @@ pub fn check(
         ));
     }
     Ok(())
+}
+
+/// The CRLs that cover a certificate must include a current one: valid at
+/// `t` (its thisUpdate, less the skew, passed; its nextUpdate not). An old
+/// CRL beside a current one (a file a tool left behind) does not deny;
+/// only when none is current does the freshest say why.
+fn check_current(
+    crls: &[(String, Crl)],
+    opts: &PathOptions,
+    issuer_dn: impl Fn() -> String,
+) -> Result<(), Error> {
+    let at = opts.at.0;
+    let is_current =
+        |c: &Crl| opts.at.plus(opts.clock_skew).0 >= c.this_update && at <= c.next_update;
+    if crls.is_empty() || crls.iter().any(|(_, c)| is_current(c)) {
+        return Ok(());
+    }
+    // The freshest: latest thisUpdate, then latest nextUpdate.
+    let freshest = crls
+        .iter()
+        .max_by_key(|(_, c)| (c.this_update, c.next_update))
+        .ok_or_else(|| Error::new(Reason::Internal, "no CRL to judge"))?;
+    let (what, crl) = freshest;
+    if at > crl.next_update {
+        return Err(Error::new(
+            Reason::ChainCrlExpired,
+            format!(
+                "{what} of {} expired at {} (nextUpdate) and no current CRL is beside it; the CRL must be refreshed (fetch-crl)",
+                issuer_dn(),
+                UnixTime(crl.next_update).to_rfc3339()
+            ),
+        ));
+    }
+    Err(invalid(format!(
+        "{what} is not valid before {} and no current CRL is beside it",
+        UnixTime(crl.this_update).to_rfc3339()
+    )))
 }
 
 /// The CRLs of one file, decoded: each DER of [`crls_in`] with what

@@ -140,6 +140,18 @@ pub(super) fn generate() -> Result<Status, IssueError> {
         Deny(Reason::ChainNamespaceViolation),
     );
 
+    // The same sub-CA installed in the CA directory, the bundle carrying
+    // the user certificate alone: the root's CRL still revokes it.
+    st.cas.push(sub_r.cert.clone());
+    st.add(
+        "deny-chain-intermediate-ca-revoked-in-directory",
+        "the intermediate CA is in the CA directory, not the bundle, and the root's CRL revokes it",
+        bundle_of(&sam, &[])?,
+        Deny(Reason::ChainRevoked),
+    );
+
+    path_vectors(&mut st)?;
+
     // A CA whose CRL expired an hour before.
     let ca_e = ca(46, "jobseal Test CA expired CRL")?;
     let eve = user_of(&ca_e, 47, "Eve Stale")?;
@@ -226,4 +238,187 @@ pub(super) fn generate() -> Result<Status, IssueError> {
         Deny(Reason::ChainPolicyFileInvalid),
     );
     Ok(st)
+}
+
+/// A sub-CA of `root` (not self-issued), with `extensions`.
+fn sub_ca(
+    root: &Party,
+    seed_byte: u8,
+    cn: &str,
+    extensions: Vec<x509_cert::ext::Extension>,
+) -> Result<Party, IssueError> {
+    let (key, _, spki) = throwaway::ed25519_from_seed(&seed(seed_byte))?;
+    Ok(Party {
+        cert: CertTemplate {
+            serial: u64::from(seed_byte),
+            issuer: subject_of(&root.cert),
+            subject: throwaway::name_der(&format!("CN={cn},{O}"))?,
+            spki,
+            not_before: T.minus(365 * DAY),
+            not_after: T.plus(5 * 365 * DAY),
+            extensions,
+        }
+        .sign(&root.key)?,
+        key,
+        pkcs8: zeroize_empty(),
+    })
+}
+
+/// A self-signed CA of the key of `seed_byte`, valid from `nb` to `na`.
+fn root_issue(seed_byte: u8, cn: &str, nb: UnixTime, na: UnixTime) -> Result<Party, IssueError> {
+    throwaway::ca(&seed(seed_byte), &format!("CN={cn},{O}"), nb, na)
+}
+
+fn pem_cert(cert: &[u8]) -> Vec<u8> {
+    encode_block("CERTIFICATE", cert).into_bytes()
+}
+
+/// Step 2b/2c: paths built upward through the CA directory to a
+/// self-signed root, and the choice among same-name anchors.
+fn path_vectors(st: &mut Status) -> Result<(), IssueError> {
+    use Expected::{Deny, Permit};
+
+    // A root and its sub-CA, both in the directory; the bundle carries the
+    // user certificate alone.
+    let root = ca(60, "jobseal Test Root")?;
+    let sub = sub_ca(
+        &root,
+        61,
+        "jobseal Test Sub CA in directory",
+        throwaway::ca_extensions()?,
+    )?;
+    let dora = user_of(&sub, 62, "Dora Directory")?;
+    st.cas.push(root.cert.clone());
+    st.cas.push(sub.cert.clone());
+    st.add(
+        "permit-intermediate-ca-in-directory",
+        "the user certificate alone; its issuer, a sub-CA, and the sub-CA's root are in the CA directory",
+        bundle_of(&dora, &[])?,
+        Permit,
+    );
+
+    // A sub-CA in the directory whose root is not: no path to a root.
+    let absent_root = ca(63, "jobseal Test Root not installed")?;
+    let orphan = sub_ca(
+        &absent_root,
+        64,
+        "jobseal Test Sub CA orphaned",
+        throwaway::ca_extensions()?,
+    )?;
+    let otto = user_of(&orphan, 65, "Otto Orphan")?;
+    st.cas.push(orphan.cert.clone());
+    st.add(
+        "deny-chain-root-not-in-directory",
+        "the user's sub-CA is in the CA directory but its root is not: a path must end at a self-signed root",
+        bundle_of(&otto, &[])?,
+        Deny(Reason::ChainUntrusted),
+    );
+
+    // A root renewed with the same name and key: the expired issue at
+    // <hash>.0 and the current one at <hash>.1, and a second root the
+    // other way round; also the expired issue carried in the bundle.
+    for (seed_byte, cn, expired_first) in [
+        (66, "jobseal Test Root renewed A", true),
+        (68, "jobseal Test Root renewed B", false),
+    ] {
+        let old = root_issue(seed_byte, cn, T.minus(10 * 365 * DAY), T.minus(DAY))?;
+        let new = root_issue(seed_byte, cn, T.minus(30 * DAY), T.plus(9 * 365 * DAY))?;
+        let (first, second) = if expired_first {
+            (&old, &new)
+        } else {
+            (&new, &old)
+        };
+        st.files
+            .push((file_name(&new.cert, "0")?, pem_cert(&first.cert)));
+        st.files
+            .push((file_name(&new.cert, "1")?, pem_cert(&second.cert)));
+        let user = user_of(
+            &new,
+            seed_byte + 1,
+            &format!("Rene {}", if expired_first { "A" } else { "B" }),
+        )?;
+        let order = if expired_first {
+            "<hash>.0 expired, <hash>.1 current"
+        } else {
+            "<hash>.0 current, <hash>.1 expired"
+        };
+        st.add(
+            &format!(
+                "permit-renewed-root-{}",
+                if expired_first {
+                    "after-expired-copy"
+                } else {
+                    "before-expired-copy"
+                }
+            ),
+            &format!(
+                "two issues of the root, same name and key ({order}): the current one is the anchor"
+            ),
+            bundle_of(&user, &[])?,
+            Permit,
+        );
+        if expired_first {
+            // An older issue still, in no CA directory.
+            let stale = root_issue(
+                seed_byte,
+                cn,
+                T.minus(20 * 365 * DAY),
+                T.minus(10 * 365 * DAY),
+            )?;
+            st.add(
+                "permit-expired-root-copy-in-bundle",
+                "the bundle ends with an expired issue of its root (same name and key, not in the CA directory); the directory's current issue is the anchor",
+                bundle_of(&user, &[&stale])?,
+                Permit,
+            );
+        }
+    }
+
+    // A root carrying a (critical) JobBinding extension.
+    let (key, _, spki) = throwaway::ed25519_from_seed(&seed(70))?;
+    let bound_name = throwaway::name_der(&format!("CN=jobseal Test Root with JobBinding,{O}"))?;
+    let mut exts = throwaway::ca_extensions()?;
+    exts.push(extension(oid::JOB_BINDING, true, &[0x30, 0x00])?);
+    let bound_root = Party {
+        cert: CertTemplate {
+            serial: 70,
+            issuer: bound_name.clone(),
+            subject: bound_name,
+            spki,
+            not_before: T.minus(365 * DAY),
+            not_after: T.plus(9 * 365 * DAY),
+            extensions: exts,
+        }
+        .sign(&key)?,
+        key,
+        pkcs8: zeroize_empty(),
+    };
+    let bea = user_of(&bound_root, 71, "Bea Bound")?;
+    st.cas.push(bound_root.cert.clone());
+    st.add(
+        "deny-binding-on-trust-anchor",
+        "the trust anchor carries a JobBinding extension",
+        bundle_of(&bea, &[])?,
+        Deny(Reason::BindingMisplaced),
+    );
+
+    // An expired CRL left beside the current one.
+    let ca_c = ca(72, "jobseal Test CA old CRL beside")?;
+    let cleo = user_of(&ca_c, 73, "Cleo Current")?;
+    st.files.push((
+        file_name(&ca_c.cert, "r0")?,
+        CrlTemplate::new(&ca_c.cert, T.minus(16 * DAY), T.minus(8 * DAY))?.sign_pem(&ca_c.key)?,
+    ));
+    st.files.push((
+        file_name(&ca_c.cert, "r1")?,
+        CrlTemplate::new(&ca_c.cert, T.minus(DAY), T.plus(7 * DAY))?.sign_pem(&ca_c.key)?,
+    ));
+    st.cas.push(ca_c.cert.clone());
+    st.add(
+        "permit-expired-crl-beside-current-crl",
+        "the CA's <hash>.r0 expired a week ago; <hash>.r1, its successor, is current",
+        bundle_of(&cleo, &[])?,
+        Permit,
+    );
+    Ok(())
 }
