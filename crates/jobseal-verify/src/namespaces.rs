@@ -796,4 +796,35 @@ mod tests {
         }
         assert_eq!(sp("# nothing\n").unwrap().len(), 0);
     }
+
+    /// `spec/jobseal.md` §5.2: a quoted string is unescaped once, by its
+    /// reader (issue 18 §5 point 13).
+    #[test]
+    fn backslashes_are_unescaped_once() {
+        let rules = ns(
+            r#"TO Issuer "/O=x/CN=a\\b" PERMIT Subject "/O=x/CN=a\\.b\.c"
+"#,
+        )
+        .unwrap();
+        assert_eq!(rules[0].issuer, RuleIssuer::Dn(r"/o=x/cn=a\b".into()));
+        let p = &rules[0].pattern;
+        // `\\.` a backslash then any character; `\.` a literal dot.
+        assert!(p.matches(r"/O=x/CN=a\Xb.c"));
+        assert!(!p.matches(r"/O=x/CN=a\Xbxc"));
+        assert!(!p.matches("/O=x/CN=aXb.c"));
+        // A line ending in `\\` does not continue.
+        assert!(ns("TO Issuer \"/O=x\" PERMIT Subject \"/O=x/CN=a\\\\\"\n").is_ok());
+    }
+
+    #[test]
+    fn signing_policy_words_in_any_case_and_unescaped_patterns() {
+        let rules = sp("ACCESS_ID_CA x509 '/O=x'\nPos_Rights GLOBUS ca:SIGN\n\
+                        COND_SUBJECTS Globus '\"/O=x/CN=a\\*\"'\n")
+        .unwrap();
+        // `\` is literal in a glob: it does not quote the `*`.
+        assert!(rules[0].pattern.matches("/O=x/CN=a\\anything"));
+        assert!(!rules[0].pattern.matches("/O=x/CN=a*"));
+        // `#` is a comment only at the start of a line.
+        assert!(sp("access_id_CA X509 '/O=x' # c\n").is_err());
+    }
 }
