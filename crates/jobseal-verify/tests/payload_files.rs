@@ -88,3 +88,45 @@ fn a_fifo_in_place_of_the_bundle_is_a_deny_not_a_hang() {
         .expect("check_file blocked on a FIFO");
     assert_eq!(reason, Some(Reason::BundleMalformed));
 }
+
+/// `spec/jobseal.md` §6.6 5c: an input that exists but is not a regular
+/// file is `payload.input-missing` (never a mismatch), under either input
+/// setting; only a path where nothing exists is skipped by `IfPresent`.
+#[test]
+fn a_fifo_or_directory_input_is_missing_under_every_input_setting() {
+    use jobseal_verify::InputPolicy;
+    let tmp = tempfile::tempdir().unwrap();
+    write_dir(&generate().unwrap(), tmp.path()).unwrap();
+    let job = tmp.path().join("permit-direct-from-user-certificate/job");
+    let input = job.join("data/in.txt");
+    let check = |inputs: InputPolicy| {
+        let v = Verifier::new(Config {
+            ca_dir: tmp.path().join("ca"),
+            inputs,
+            ..Config::default()
+        })
+        .unwrap();
+        let inv = Invocation {
+            executable: job.join("run.sh"),
+            arguments: vec!["--events".into(), "1000".into()],
+            job_dir: job.clone(),
+        };
+        v.check_file(&job.join("../bundle.pem"), &inv, VECTOR_TIME)
+            .reason
+    };
+    std::fs::remove_file(&input).unwrap();
+    assert_eq!(check(InputPolicy::IfPresent), None, "absent: skipped");
+    let st = Command::new("mkfifo")
+        .arg(&input)
+        .status()
+        .expect("mkfifo (coreutils) is needed");
+    assert!(st.success());
+    for policy in [InputPolicy::Require, InputPolicy::IfPresent] {
+        assert_eq!(check(policy), Some(Reason::PayloadInputMissing));
+    }
+    std::fs::remove_file(&input).unwrap();
+    std::fs::create_dir(&input).unwrap();
+    for policy in [InputPolicy::Require, InputPolicy::IfPresent] {
+        assert_eq!(check(policy), Some(Reason::PayloadInputMissing));
+    }
+}
