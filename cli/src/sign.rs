@@ -102,6 +102,7 @@ fn sign(args: &SignArgs) -> Result<(), IssueError> {
     let cred = load_credential(&args.credential)?;
     let now = UnixTime::now();
     let issuer = credential::check_issuer(&cred, now)?;
+    refuse_what_sites_refuse(&cred, now)?;
     // Jobs are independent: seal and write them on every core, then report
     // in the order given. The passphrase was asked once, above.
     let bar = progress_for(&jobs);
@@ -133,6 +134,43 @@ fn sign(args: &SignArgs) -> Result<(), IssueError> {
     }
     eprint!("{report}");
     first_error.map_or(Ok(()), Err)
+}
+
+/// Run the verifier's path checks over the credential's chain, as far as
+/// the chain alone shows them (`spec/jobseal.md` §6.3; no CA directory on
+/// the user's side), with the most lenient legacy settings a site may
+/// choose: what this refuses, every site refuses, so nothing is signed
+/// that can only fail a day later on a worker node.
+fn refuse_what_sites_refuse(cred: &Credential, now: UnixTime) -> Result<(), IssueError> {
+    use jobseal_verify::parse::ParsedCert;
+    use jobseal_verify::path::{self, PathOptions};
+    use jobseal_verify::sig::AlgorithmPolicy;
+    let refused = |e: jobseal_verify::Error| {
+        IssueError::Credential(format!(
+            "{}: every site would refuse jobs sealed under this credential ({}: {}); make a new proxy (voms-proxy-init -rfc) or ask your CA",
+            cred.source,
+            e.reason.code(),
+            e.message
+        ))
+    };
+    let chain = cred
+        .chain
+        .iter()
+        .enumerate()
+        .map(|(i, der)| ParsedCert::from_der(der.clone(), i + 1))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(refused)?;
+    let opts = PathOptions {
+        at: now,
+        clock_skew: jobseal_verify::DEFAULT_CLOCK_SKEW,
+        algorithms: AlgorithmPolicy {
+            min_rsa_bits_ca_issued: 1024,
+            allow_sha1_ca_issued: true,
+        },
+    };
+    path::check_without_anchor(&chain, &opts)
+        .map(|_| ())
+        .map_err(refused)
 }
 
 /// A progress bar for sealing `jobs`, when standard error is a terminal:
@@ -317,6 +355,7 @@ fn proxy(args: &ProxyArgs) -> Result<(), IssueError> {
     let cred = load_credential(&args.credential)?;
     let now = UnixTime::now();
     let issuer = credential::check_issuer(&cred, now)?;
+    refuse_what_sites_refuse(&cred, now)?;
     let mut not_after = now.plus(valid);
     if not_after > issuer.expires {
         eprintln!(

@@ -662,3 +662,95 @@ fn admission_uses_a_job_once_after_policy_and_leaves_an_audit_trail() {
             .contains("policy.invalid")
     );
 }
+
+/// What the verifier's path check refuses in the credential alone, `sign`
+/// refuses before signing (issue 18 §3): a user certificate file whose CA
+/// certificates skip a level (the bundle would be `chain.broken`), and a
+/// proxy whose subject is not its issuer's plus one CN
+/// (`proxy.bad-subject`). Nothing is written.
+#[test]
+fn sign_refuses_what_every_site_refuses() {
+    use jobseal_issue::proxy::{CertTemplate, ProxyKind};
+    let f = Fixture::new();
+    let now = UnixTime::now();
+    // The user certificate followed by a CA that did not issue it.
+    let stranger = throwaway::ca(
+        &[9; 32],
+        "CN=Unrelated CA,O=jobseal",
+        now.minus(86_400),
+        now.plus(86_400),
+    )
+    .unwrap();
+    let mut gap = std::fs::read(f.path("usercert.pem")).unwrap();
+    gap.extend_from_slice(encode_block("CERTIFICATE", &stranger.cert).as_bytes());
+    std::fs::write(f.path("gapcert.pem"), gap).unwrap();
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "b.pem",
+        "--cert",
+        "gapcert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("chain.broken"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("every site would refuse"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A proxy of the user whose subject drops the user's name.
+    let user_cert =
+        jobseal_core::pem::parse_blocks(&std::fs::read(f.path("usercert.pem")).unwrap())
+            .unwrap()
+            .remove(0)
+            .der;
+    let user_key = jobseal_issue::signer::SigningKey::from_key_der(
+        &jobseal_issue::keys::KeyDer::Pkcs8(zeroize::Zeroizing::new(
+            jobseal_core::pem::parse_blocks(&std::fs::read(f.path("userkey.pem")).unwrap())
+                .unwrap()
+                .remove(0)
+                .der,
+        )),
+    )
+    .unwrap();
+    let (_, pkcs8, spki) = throwaway::ed25519_from_seed(&[8; 32]).unwrap();
+    let mut t = CertTemplate::proxy(
+        &user_cert,
+        spki,
+        77,
+        now.minus(60),
+        now.plus(3600),
+        &ProxyKind::InheritAll { path_len: None },
+    )
+    .unwrap();
+    t.subject = throwaway::name_der("CN=77,O=elsewhere").unwrap();
+    let proxy = t.sign(&user_key).unwrap();
+    let file = [
+        encode_block("CERTIFICATE", &proxy),
+        encode_block("PRIVATE KEY", &pkcs8),
+        encode_block("CERTIFICATE", &user_cert),
+    ]
+    .concat();
+    std::fs::write(f.path("badproxy.pem"), file).unwrap();
+    std::fs::set_permissions(
+        f.path("badproxy.pem"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "b.pem",
+        "--proxy",
+        "badproxy.pem",
+    ]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("proxy.bad-subject"), "{}", stderr(&o));
+    assert!(!f.path("b.pem").exists());
+    no_stray_files(f.dir.path());
+}

@@ -111,6 +111,13 @@ pub fn key_usage_bits(ext_value: &[u8]) -> Option<u16> {
     if unused > 7 || bytes.len() > 2 || (bytes.is_empty() && unused != 0) {
         return None;
     }
+    // The unused bits must be zero (X.690 11.2.1): a set one would be read
+    // by one parser as a usage and ignored by another. Trailing zero bits
+    // counted as used (not minimal, as some CAs write) are accepted.
+    let unused_mask = (1u8 << unused) - 1;
+    if bytes.last().is_some_and(|b| b & unused_mask != 0) {
+        return None;
+    }
     let mut out = 0u16;
     for (i, b) in bytes.iter().enumerate() {
         for bit in 0..8 {
@@ -131,6 +138,23 @@ pub const KU_KEY_CERT_SIGN: u16 = 1 << 5;
 mod tests {
     use super::*;
     use der::Encode;
+
+    #[test]
+    fn key_usage_with_set_unused_bits_is_malformed() {
+        // digitalSignature alone, minimal DER.
+        assert_eq!(
+            key_usage_bits(&[0x03, 0x02, 0x07, 0x80]),
+            Some(KU_DIGITAL_SIGNATURE)
+        );
+        // The same with the trailing zero bits counted as used: accepted.
+        assert_eq!(
+            key_usage_bits(&[0x03, 0x02, 0x00, 0x80]),
+            Some(KU_DIGITAL_SIGNATURE)
+        );
+        // Seven unused bits that are set (one of them keyCertSign).
+        assert_eq!(key_usage_bits(&[0x03, 0x02, 0x07, 0xff]), None);
+        assert_eq!(key_usage_bits(&[0x03, 0x03, 0x07, 0x80, 0x81]), None);
+    }
 
     #[test]
     fn job_binding_round_trips() {

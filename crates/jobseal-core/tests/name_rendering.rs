@@ -3,7 +3,12 @@
 //! must never render alike. A property test over generated names, drawn
 //! from a small alphabet of the characters that could make text ambiguous,
 //! so that near-collisions are common.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation // small test values: lengths < 128, Latin-1 characters
+)]
 
 use std::collections::HashMap;
 

@@ -126,8 +126,10 @@ pub fn verify_certificate(
             format!("the issuer key of {subject_dn} is malformed"),
         )
     })?;
-    // RSA PKCS#1 v1.5 algorithm identifiers carry NULL (or absent)
-    // parameters; ECDSA and Ed25519 ones carry none (RFC 4055, 5758, 8410).
+    // An algorithm outside the table is refused as such, whatever its
+    // parameters (§6.3 2d.2). RSA PKCS#1 v1.5 identifiers carry NULL (or
+    // absent) parameters; ECDSA and Ed25519 ones carry none (RFC 4055,
+    // 5758, 8410).
     let a = alg.oid;
     let rsa_pkcs1 = [
         oid::MD5_WITH_RSA,
@@ -136,6 +138,13 @@ pub fn verify_certificate(
         oid::SHA384_WITH_RSA,
         oid::SHA512_WITH_RSA,
     ];
+    let others = [oid::ECDSA_WITH_SHA256, oid::ECDSA_WITH_SHA384, oid::ED25519];
+    if !rsa_pkcs1.contains(&a) && !others.contains(&a) {
+        return Err(weak(format!(
+            "{subject_dn} is signed with {}, which is not accepted ({ACCEPTED})",
+            algorithm_name(a)
+        )));
+    }
     let params_ok = match &alg.parameters {
         None => true,
         Some(p) => rsa_pkcs1.contains(&a) && p.is_null(),
@@ -143,7 +152,10 @@ pub fn verify_certificate(
     if !params_ok {
         return Err(Error::new(
             Reason::CertMalformed,
-            format!("{subject_dn}: unexpected signature algorithm parameters"),
+            format!(
+                "{subject_dn}: the {} signature algorithm identifier carries parameters it must not have",
+                algorithm_name(a)
+            ),
         ));
     }
     if let KeyKind::Rsa(bits) = key.kind
@@ -190,8 +202,9 @@ pub fn verify_certificate(
         (x, KeyKind::Ed25519) if x == oid::ED25519 => &signature::ED25519,
         _ => {
             return Err(weak(format!(
-                "{subject_dn} is signed with algorithm {a} and a {:?} key, which is not supported",
-                key.kind
+                "{subject_dn} is signed with {} by a {} key, which is not accepted ({ACCEPTED})",
+                algorithm_name(a),
+                key_name(issuer_spki, key.kind)
             )));
         }
     };
@@ -203,6 +216,77 @@ pub fn verify_certificate(
                 format!("the signature on {subject_dn} does not verify"),
             )
         })
+}
+
+/// What 2d.2 accepts, for messages.
+const ACCEPTED: &str = "accepted: RSA of 2048 bits or more with SHA-256/384/512 (PKCS#1 v1.5), ECDSA P-256/P-384 with SHA-256/384, Ed25519";
+
+/// A signature algorithm's name (dotted OID if not known here).
+fn algorithm_name(a: der::asn1::ObjectIdentifier) -> String {
+    let name = match a.to_string().as_str() {
+        "1.2.840.113549.1.1.2" => "md2WithRSAEncryption",
+        "1.2.840.113549.1.1.4" => "md5WithRSAEncryption",
+        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption",
+        "1.2.840.113549.1.1.10" => "RSASSA-PSS",
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
+        "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption",
+        "1.2.840.113549.1.1.13" => "sha512WithRSAEncryption",
+        "1.2.840.113549.1.1.14" => "sha224WithRSAEncryption",
+        "1.2.840.10040.4.3" => "dsa-with-sha1",
+        "2.16.840.1.101.3.4.3.2" => "dsa-with-sha256",
+        "1.2.840.10045.4.1" => "ecdsa-with-SHA1",
+        "1.2.840.10045.4.3.1" => "ecdsa-with-SHA224",
+        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
+        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
+        "1.2.840.10045.4.3.4" => "ecdsa-with-SHA512",
+        "1.3.101.112" => "Ed25519",
+        "1.3.101.113" => "Ed448",
+        other => return format!("algorithm {other}"),
+    };
+    name.to_string()
+}
+
+/// A public key's description for messages: RSA with its size, the curve
+/// of an EC key by name, or the key algorithm.
+fn key_name(spki: &[u8], kind: KeyKind) -> String {
+    let named = |oid: &[u8]| {
+        let text = der::asn1::ObjectIdentifier::from_bytes(oid)
+            .map(|o| o.to_string())
+            .unwrap_or_else(|_| "?".into());
+        let name = match text.as_str() {
+            "1.3.132.0.35" => "EC secp521r1 (P-521)",
+            "1.3.132.0.34" => "EC secp384r1 (P-384)",
+            "1.2.840.10045.3.1.7" => "EC prime256v1 (P-256)",
+            "1.3.132.0.10" => "EC secp256k1",
+            "1.3.132.0.33" => "EC secp224r1 (P-224)",
+            "1.3.36.3.3.2.8.1.1.7" => "EC brainpoolP256r1",
+            "1.2.840.113549.1.1.1" => "RSA",
+            "1.2.840.10040.4.1" => "DSA",
+            "1.3.101.112" => "Ed25519",
+            "1.3.101.113" => "Ed448",
+            "1.3.101.110" => "X25519",
+            _ => return text,
+        };
+        name.to_string()
+    };
+    match kind {
+        KeyKind::Rsa(bits) => format!("RSA-{bits}"),
+        KeyKind::P256 => "EC P-256".into(),
+        KeyKind::P384 => "EC P-384".into(),
+        KeyKind::Ed25519 => "Ed25519".into(),
+        KeyKind::Other => {
+            let parts = tlv::read_all(spki)
+                .and_then(|seq| tlv::leading::<1>(seq.value))
+                .and_then(|[alg]| tlv::children(alg.value));
+            match parts.as_deref() {
+                Some([alg, curve, ..]) if alg.value == oid::EC_PUBLIC_KEY.as_bytes() => {
+                    named(curve.value)
+                }
+                Some([alg, ..]) => named(alg.value),
+                _ => "unreadable".into(),
+            }
+        }
+    }
 }
 
 /// Verify a COSE signature with the key of the certificate that signed the
@@ -233,4 +317,85 @@ pub fn verify_cose(
     UnparsedPublicKey::new(algorithm, key.bits)
         .verify(tbs, signature)
         .map_err(|_| bad("the manifest signature does not verify under the key that issued the job-bound proxy".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use der::asn1::{Any, ObjectIdentifier};
+
+    fn tlv(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let body = parts.concat();
+        let mut out = tlv::header(tag, body.len());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn ec_spki(curve: &str) -> Vec<u8> {
+        let curve = ObjectIdentifier::new_unwrap(curve);
+        let alg = tlv(
+            0x30,
+            &[
+                &tlv(0x06, &[oid::EC_PUBLIC_KEY.as_bytes()]),
+                &tlv(0x06, &[curve.as_bytes()]),
+            ],
+        );
+        tlv(0x30, &[&alg, &tlv(0x03, &[&[0x00, 0x04], &[0x11; 64]])])
+    }
+
+    fn ed25519_spki() -> Vec<u8> {
+        let alg = tlv(0x30, &[&tlv(0x06, &[oid::ED25519.as_bytes()])]);
+        tlv(0x30, &[&alg, &tlv(0x03, &[&[0x00], &[0x22; 32]])])
+    }
+
+    fn check(alg: &str, params: Option<Any>, spki: &[u8]) -> Error {
+        let alg = AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap(alg),
+            parameters: params,
+        };
+        let policy = AlgorithmPolicy::default();
+        verify_certificate(&alg, spki, b"tbs", &[0; 64], "/CN=x", &policy, Signer::Ca).unwrap_err()
+    }
+
+    #[test]
+    fn algorithms_outside_the_table_are_named_and_refused_whatever_their_parameters() {
+        // sha224WithRSAEncryption with NULL parameters, RSASSA-PSS with
+        // its parameter SEQUENCE: not "unexpected parameters", but which
+        // algorithm and that it is not accepted.
+        for (alg, params, name) in [
+            (
+                "1.2.840.113549.1.1.14",
+                Some(Any::null()),
+                "sha224WithRSAEncryption",
+            ),
+            (
+                "1.2.840.113549.1.1.10",
+                Some(Any::new(der::Tag::Sequence, Vec::new()).unwrap()),
+                "RSASSA-PSS",
+            ),
+        ] {
+            let e = check(alg, params, &ed25519_spki());
+            assert_eq!(e.reason, Reason::ChainWeakAlgorithm, "{}", e.message);
+            assert!(e.message.contains(name), "{}", e.message);
+            assert!(e.message.contains("not accepted"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn parameters_on_an_accepted_algorithm_are_malformed() {
+        let e = check("1.3.101.112", Some(Any::null()), &ed25519_spki());
+        assert_eq!(e.reason, Reason::CertMalformed, "{}", e.message);
+        assert!(e.message.contains("Ed25519"), "{}", e.message);
+    }
+
+    #[test]
+    fn curves_outside_the_table_are_named() {
+        for (curve, name) in [("1.3.132.0.35", "secp521r1"), ("1.3.132.0.10", "secp256k1")] {
+            let e = check("1.2.840.10045.4.3.2", None, &ec_spki(curve));
+            assert_eq!(e.reason, Reason::ChainWeakAlgorithm, "{}", e.message);
+            assert!(e.message.contains(name), "{}", e.message);
+            assert!(!e.message.contains("Other"), "{}", e.message);
+        }
+    }
 }
