@@ -135,6 +135,8 @@ pub struct Node {
     /// Name this signature algorithm (in both places) whatever the key does.
     pub claim_alg: Option<Oid>,
     pub corrupt_sig: bool,
+    /// Replace the outer signatureAlgorithm (not the TBS one) after signing.
+    pub outer_alg: Option<Oid>,
     pub in_bundle: bool,
     pub in_dir: bool,
 }
@@ -324,6 +326,25 @@ fn fresh_key(rng: &mut Rng) -> Key {
     Key { key, spki, id }
 }
 
+/// A P-256 key from the generator (ring's fixed-bytes random, so the key
+/// is deterministic; its ECDSA signatures are not, their validity is).
+#[allow(deprecated)]
+fn p256_key(rng: &mut Rng) -> Key {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    let seed = rng.seed32();
+    let fixed = ring::test::rand::FixedSliceRandom { bytes: &seed };
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &fixed).expect("P-256 key");
+    let key = SigningKey::from_pkcs8(pkcs8.as_ref()).expect("P-256 key");
+    let mut alg = oid::EC_PUBLIC_KEY.to_der().expect("oid");
+    alg.extend_from_slice(&oid::SECP256R1.to_der().expect("oid"));
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(key.public_key_bits());
+    let spki = wrap(0x30, &[wrap(0x30, &alg), wrap(0x03, &bits)].concat());
+    let id = key_id(&key);
+    Key { key, spki, id }
+}
+
 impl Case {
     fn add_key(&mut self, rng: &mut Rng) -> usize {
         self.keys.push(fresh_key(rng));
@@ -449,6 +470,7 @@ pub fn base(rng: &mut Rng) -> Case {
         sign_key: None,
         claim_alg: None,
         corrupt_sig: false,
+        outer_alg: None,
         in_bundle: false,
         in_dir: true,
     });
@@ -477,6 +499,7 @@ pub fn base(rng: &mut Rng) -> Case {
             sign_key: None,
             claim_alg: None,
             corrupt_sig: false,
+            outer_alg: None,
             in_bundle: true,
             in_dir: false,
         });
@@ -523,6 +546,7 @@ pub fn base(rng: &mut Rng) -> Case {
         sign_key: None,
         claim_alg: None,
         corrupt_sig: false,
+        outer_alg: None,
         in_bundle: true,
         in_dir: false,
     });
@@ -581,6 +605,7 @@ pub fn base(rng: &mut Rng) -> Case {
             sign_key: None,
             claim_alg: None,
             corrupt_sig: false,
+            outer_alg: None,
             in_bundle: true,
             in_dir: false,
         });
@@ -715,6 +740,12 @@ impl Case {
             && let Some(last) = der.last_mut()
         {
             *last ^= 0x01;
+        }
+        if let Some(alg) = n.outer_alg {
+            let outer = tlv::read_all(&der).expect("certificate");
+            let [tbs, _, sig] = tlv::exactly::<3>(outer.value).expect("certificate parts");
+            let alg = wrap(0x30, &alg.to_der().expect("oid"));
+            der = wrap(0x30, &[tbs.raw, &alg, sig.raw].concat());
         }
         der
     }
@@ -881,6 +912,8 @@ pub const MUTATIONS: &[&str] = &[
     "sig-wrong-key",
     "sig-alg-claims-ecdsa",
     "sig-alg-claims-rsa",
+    "sig-alg-outer-differs",
+    "key-p256",
     "key-swapped",
     // CRLs
     "crl-revokes",
@@ -904,6 +937,7 @@ pub const MUTATIONS: &[&str] = &[
     "crl-absent",
     "crl-expired-beside-current",
     "crl-current-beside-expired",
+    "crl-expired-revokes-beside-current",
     // directory vs bundle
     "dir:root-in-bundle-too",
     "dir:root-in-bundle-after-gap",
@@ -918,6 +952,8 @@ pub const MUTATIONS: &[&str] = &[
     "dir:root-other-key-second",
     "dir:expired-root-other-key-first",
     "dir:unrelated-ca-same-name",
+    "dir:expired-sub-copy-first",
+    "dir:sub-other-key-first",
 ];
 
 fn roles(case: &Case, want: &[Role]) -> Vec<usize> {
@@ -959,6 +995,8 @@ pub fn mutate(case: &mut Case, m: &str, rng: &mut Rng) -> Option<String> {
         | "sig-wrong-key"
         | "sig-alg-claims-ecdsa"
         | "sig-alg-claims-rsa"
+        | "sig-alg-outer-differs"
+        | "key-p256"
         | "key-swapped"
         | "unknown-ext-critical"
         | "unknown-ext-noncritical"
@@ -1058,7 +1096,9 @@ pub fn mutate(case: &mut Case, m: &str, rng: &mut Rng) -> Option<String> {
         {
             pick(case, rng, CAS)
         }
+        "crl-expired-revokes-beside-current" if case.crl_mode => pick(case, rng, CRL_COVERED),
         "dir:root-in-bundle-too"
+        | "dir:root-in-bundle-after-gap"
         | "dir:root-only-in-bundle"
         | "dir:root-missing"
         | "dir:expired-root-copy-first"
@@ -1069,6 +1109,9 @@ pub fn mutate(case: &mut Case, m: &str, rng: &mut Rng) -> Option<String> {
         | "dir:unrelated-ca-same-name" => Some(case.root()),
         "dir:top-sub-into-dir" | "dir:top-sub-only-in-dir-no-root" => {
             // The subordinate right under the root.
+            roles(case, &[Role::Sub]).last().copied()
+        }
+        "dir:expired-sub-copy-first" | "dir:sub-other-key-first" => {
             roles(case, &[Role::Sub]).last().copied()
         }
         "dir:sub-revoked-by-root-in-dir" if case.crl_mode => {
@@ -1331,6 +1374,12 @@ fn apply(case: &mut Case, m: &str, t: usize, rng: &mut Rng) -> Option<()> {
         }
         "sig-alg-claims-ecdsa" => case.nodes[t].claim_alg = Some(oid::ECDSA_WITH_SHA256),
         "sig-alg-claims-rsa" => case.nodes[t].claim_alg = Some(oid::SHA256_WITH_RSA),
+        "sig-alg-outer-differs" => case.nodes[t].outer_alg = Some(oid::ECDSA_WITH_SHA384),
+        "key-p256" => {
+            // t gets a P-256 key: what it issues is signed with ECDSA.
+            case.keys.push(p256_key(rng));
+            case.nodes[t].key = case.keys.len() - 1;
+        }
         "key-swapped" => {
             // A new key for t; what it issued is signed with the new key.
             let k = case.add_key(rng);
@@ -1430,6 +1479,19 @@ fn crl_mutation(case: &mut Case, m: &str, t: usize, rng: &mut Rng) -> Option<()>
                 return None;
             }
         }
+        "crl-expired-revokes-beside-current" => {
+            // An older, expired CRL of t's issuer listed t (a hold since
+            // released); the current one does not.
+            let issuer = case.nodes[t].issuer;
+            let mut old = case.crl_of(issuer)?.clone();
+            old.this_update = AT - 20 * DAY;
+            old.next_update = Some(AT - rng.range(HOUR, 10 * DAY));
+            let mut r = revoked(case.nodes[t].serial, AT - 25 * DAY);
+            r.extensions = vec![ext(CRL_REASON, false, &[0x0a, 0x01, 0x06])];
+            old.revoked.push(r);
+            let pos = case.crls.iter().position(|c| c.ca == issuer)?;
+            case.crls.insert(pos, old);
+        }
         "crl-expired-beside-current" | "crl-current-beside-expired" => {
             let current = case.crl_of(t)?.clone();
             let mut old = current.clone();
@@ -1500,6 +1562,30 @@ fn dir_mutation(case: &mut Case, m: &str, t: usize, rng: &mut Rng) -> Option<()>
             case.crl_of(root)?
                 .revoked
                 .push(revoked(serial, AT - rng.range(HOUR, 10 * DAY)));
+        }
+        "dir:expired-sub-copy-first" | "dir:sub-other-key-first" => {
+            // Another certificate with the subordinate's name, issued by the
+            // same root, first in the directory: expired (same key), or
+            // current with another key (a decoy the chain was not issued by).
+            let mut copy = case.nodes[t].clone();
+            copy.serial = case.nodes[t].serial + 1 + rng.below(1000);
+            copy.in_bundle = false;
+            copy.in_dir = true;
+            if m == "dir:expired-sub-copy-first" {
+                copy.not_before = AT - 6 * YEAR;
+                copy.not_after = AT - rng.range(DAY, YEAR);
+            } else {
+                let k = case.add_key(rng);
+                copy.key = k;
+            }
+            let idx = case.nodes.len();
+            case.nodes.push(copy);
+            let pos = case
+                .dir
+                .iter()
+                .position(|&i| i == t)
+                .unwrap_or(case.dir.len());
+            case.dir.insert(pos, idx);
         }
         "dir:expired-root-copy-first"
         | "dir:expired-root-copy-second"
