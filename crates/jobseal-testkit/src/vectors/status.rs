@@ -402,6 +402,8 @@ fn path_vectors(st: &mut Status) -> Result<(), IssueError> {
         Deny(Reason::BindingMisplaced),
     );
 
+    name_vectors(st)?;
+
     // An expired CRL left beside the current one.
     let ca_c = ca(72, "jobseal Test CA old CRL beside")?;
     let cleo = user_of(&ca_c, 73, "Cleo Current")?;
@@ -419,6 +421,112 @@ fn path_vectors(st: &mut Status) -> Result<(), IssueError> {
         "the CA's <hash>.r0 expired a week ago; <hash>.r1, its successor, is current",
         bundle_of(&cleo, &[])?,
         Permit,
+    );
+    Ok(())
+}
+
+/// A user certificate of `ca` with the given raw subject and issuer names
+/// and keyUsage value.
+fn user_raw(
+    ca: &Party,
+    seed_byte: u8,
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+    key_usage: &[u8],
+) -> Result<Party, IssueError> {
+    let (key, pkcs8, spki) = throwaway::ed25519_from_seed(&seed(seed_byte))?;
+    let cert = CertTemplate {
+        serial: u64::from(seed_byte),
+        issuer,
+        subject,
+        spki,
+        not_before: T.minus(DAY),
+        not_after: T.plus(30 * DAY),
+        extensions: vec![extension(oid::KEY_USAGE, true, key_usage)?],
+    }
+    .sign(&ca.key)?;
+    Ok(Party { key, pkcs8, cert })
+}
+
+/// `SEQUENCE { SET { SEQUENCE { O, "jobseal test vectors" } } SET { SEQUENCE { CN, value } } }`.
+fn name_with_cn(value_tlv: &[u8]) -> Vec<u8> {
+    let wrap = |tag: u8, body: &[u8]| {
+        let mut out = tlv::header(tag, body.len());
+        out.extend_from_slice(body);
+        out
+    };
+    let atv = |oid: &[u8], value: &[u8]| wrap(0x30, &[wrap(0x06, oid), value.to_vec()].concat());
+    let o = wrap(
+        0x31,
+        &atv(&[0x55, 0x04, 0x0a], &wrap(0x0c, b"jobseal test vectors")),
+    );
+    let cn = wrap(0x31, &atv(&[0x55, 0x04, 0x03], value_tlv));
+    wrap(0x30, &[o, cn].concat())
+}
+
+/// §5 and §6.8: names compared by their canonical form, names that cannot
+/// be read, and the keyUsage encoding (2d.5).
+fn name_vectors(st: &mut Status) -> Result<(), IssueError> {
+    use Expected::{Deny, Permit};
+    let ku = &jobseal_issue::proxy::KU_SIGNATURE_AND_ENCIPHERMENT;
+    let ca_x = ca(74, "jobseal Test CA names")?;
+    st.cas.push(ca_x.cert.clone());
+    // The user certificate names its issuer in other case and spacing.
+    let loose_issuer = throwaway::name_der(&format!("CN=JOBSEAL test   ca  NAMES,{O}"))?;
+    let ines = user_raw(
+        &ca_x,
+        75,
+        throwaway::name_der(&format!("CN=Ines Issuer,{O}"))?,
+        loose_issuer,
+        ku,
+    )?;
+    st.add(
+        "permit-issuer-name-differs-in-case-and-spacing",
+        "the user certificate's issuer name differs from its CA's subject in ASCII case and inner spacing only: equal names (§5)",
+        bundle_of(&ines, &[])?,
+        Permit,
+    );
+    // A CN that is a UTF8String of bytes that are not UTF-8.
+    let ursula = user_raw(
+        &ca_x,
+        76,
+        name_with_cn(&[0x0c, 0x03, b'U', 0xff, b'x']),
+        subject_of(&ca_x.cert),
+        ku,
+    )?;
+    st.add(
+        "deny-cert-user-subject-invalid-utf8",
+        "the user's CN is a UTF8String whose bytes are not UTF-8: the name cannot be an identity",
+        bundle_of(&ursula, &[])?,
+        Deny(Reason::CertMalformed),
+    );
+    // A CN that is a BIT STRING: rendered as # and hex, permitted.
+    let bits = user_raw(
+        &ca_x,
+        77,
+        name_with_cn(&[0x03, 0x02, 0x00, 0x42]),
+        subject_of(&ca_x.cert),
+        ku,
+    )?;
+    st.add(
+        "permit-user-subject-cn-not-a-string",
+        "the user's CN is a BIT STRING: a name all the same, written /O=jobseal test vectors/CN=#03020042",
+        bundle_of(&bits, &[])?,
+        Permit,
+    );
+    // keyUsage with seven unused bits, all set (keyCertSign among them).
+    let kim = user_raw(
+        &ca_x,
+        78,
+        throwaway::name_der(&format!("CN=Kim Keyusage,{O}"))?,
+        subject_of(&ca_x.cert),
+        &[0x03, 0x02, 0x07, 0xff],
+    )?;
+    st.add(
+        "deny-cert-key-usage-unused-bits-set",
+        "the user certificate's keyUsage BIT STRING has 7 unused bits, all set",
+        bundle_of(&kim, &[])?,
+        Deny(Reason::CertMalformed),
     );
     Ok(())
 }
