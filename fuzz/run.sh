@@ -10,14 +10,15 @@ export RUSTC_BOOTSTRAP=1   # cargo-fuzz needs nightly flags; no nightly can be f
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
 targets=$(cargo fuzz list)
 cargo fuzz build -O
-shared=../../shared/conformance/fuzz-seeds/x509
+seeds=../third_party/conformance/fuzz-seeds/x509   # pyca/cryptography's X.509 edge cases
+[ -d "$seeds" ] || { echo "fuzz: $seeds is missing (it is part of the repository)"; exit 1; }
 for t in $targets; do
   corpus=$(mktemp -d)
   case $t in
     bundle|verify) for f in ../test-vectors/*/bundle.pem; do cp "$f" "$corpus/$(basename "$(dirname "$f")").pem"; done ;;
     policy_files) cp ../test-vectors/ca/*.namespaces ../test-vectors/ca/*.signing_policy "$corpus"/ 2>/dev/null || true ;;
     crl) for f in ../test-vectors/ca/*.r0; do cp "$f" "$corpus/$(basename "$f")"; done ;;
-    names) [ -d "$shared" ] && find "$shared" -type f -exec cp {} "$corpus"/ \; ;;
+    names) find "$seeds" -type f -exec cp {} "$corpus"/ \; ;;
     job_toml) printf 'executable = "run.sh"\narguments = ["a"]\ninputs = ["d/x"]\nvalid = "2d"\n' > "$corpus/job.toml" ;;
   esac
   [ -d "regressions/$t" ] && cp "regressions/$t"/* "$corpus"/ 2>/dev/null || true

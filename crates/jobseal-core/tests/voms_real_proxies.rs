@@ -1,5 +1,5 @@
-//! VOMS attribute certificates of real proxies (the shared conformance
-//! corpus) read as their READMEs describe them.
+//! VOMS attribute certificates of real proxies (the conformance corpus,
+//! `third_party/conformance`) read as their READMEs describe them.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,11 +16,11 @@ use jobseal_core::voms;
 
 fn corpus(rel: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance")
+        .join("../../third_party/conformance")
         .join(rel);
     assert!(
         p.exists(),
-        "{} is missing: the shared conformance corpus must sit beside the project",
+        "{} is missing: the conformance corpus is part of the repository (third_party/conformance)",
         p.display()
     );
     p

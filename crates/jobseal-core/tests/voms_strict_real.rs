@@ -1,6 +1,6 @@
-//! The strict AC reader on the real VOMS proxies of the shared conformance
-//! corpus (DIRAC's voms-proxy-fake proxy and the Java VOMS clients' proxies),
-//! field by field as their READMEs describe them.
+//! The strict AC reader on the real VOMS proxies of the conformance corpus
+//! (`third_party/conformance`): DIRAC's voms-proxy-fake proxy and the Java
+//! VOMS clients' proxies, field by field as their READMEs describe them.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,11 +18,11 @@ use jobseal_core::{name, oid};
 
 fn corpus(rel: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance")
+        .join("../../third_party/conformance")
         .join(rel);
     assert!(
         p.exists(),
-        "{} is missing: the shared conformance corpus must sit beside the project",
+        "{} is missing: the conformance corpus is part of the repository (third_party/conformance)",
         p.display()
     );
     p

@@ -98,7 +98,7 @@ fn mutated_bundles_never_fault_and_tampered_der_is_never_permitted() {
 }
 
 fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../third_party/conformance")
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn malformed_certificate_seeds_never_fault() {
     let seeds = conformance().join("fuzz-seeds/x509");
     assert!(
         seeds.is_dir(),
-        "{} is missing: the shared conformance corpus must sit beside the project",
+        "{} is missing: the conformance corpus is part of the repository (third_party/conformance)",
         seeds.display()
     );
     let (_tmp, verifier, inv, bundle) = setup();

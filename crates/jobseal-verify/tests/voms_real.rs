@@ -1,6 +1,6 @@
-//! VOMS AC verification (§6.3a) on real proxies of the shared conformance
-//! corpus: DIRAC's `voms-proxy-fake` proxy and the Java VOMS clients'
-//! proxies, each with the outcome its README gives.
+//! VOMS AC verification (§6.3a) on real proxies of the conformance corpus
+//! (`third_party/conformance`): DIRAC's `voms-proxy-fake` proxy and the Java
+//! VOMS clients' proxies, each with the outcome its README gives.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,14 +22,14 @@ use jobseal_verify::trust::TrustStore;
 use jobseal_verify::voms::{self, VomsContext};
 use jobseal_verify::{GenericAttribute, VomsCode, VomsInfo};
 
-/// The shared corpus, `../shared/conformance` from the repository root.
+/// The conformance corpus, `third_party/conformance` in the repository.
 fn corpus(rel: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance")
+        .join("../../third_party/conformance")
         .join(rel);
     assert!(
         p.exists(),
-        "{} is missing: the shared conformance corpus must sit beside the project",
+        "{} is missing: the conformance corpus is part of the repository (third_party/conformance)",
         p.display()
     );
     p

@@ -12,14 +12,14 @@ use jobseal_core::{name, oid, pem, tlv};
 use jobseal_verify::parse::ParsedCert;
 use jobseal_verify::sig::{self, KeyKind};
 
-/// The shared corpus, `../shared/conformance` next to the repository. A
+/// The conformance corpus, `third_party/conformance` in the repository. A
 /// missing corpus is a test failure, never a silent pass.
 pub fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../third_party/conformance");
     assert!(
         dir.join("README.md").is_file(),
-        "conformance corpus not found at {} (expected ../shared/conformance next to the repository root; \
-         CI provides it). The conformance tests cannot run without it.",
+        "conformance corpus not found at {} (it is part of the repository: third_party/conformance). \
+         The conformance tests cannot run without it.",
         dir.display()
     );
     dir
