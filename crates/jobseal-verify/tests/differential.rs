@@ -58,7 +58,7 @@ use jobseal_verify::sig::AlgorithmPolicy;
 use jobseal_verify::trust::TrustStore;
 
 const OPENSSL: &str = "/usr/bin/openssl";
-const DEFAULT_SEED: u64 = 0x6a6f_6273_6561_6c;
+const DEFAULT_SEED: u64 = 0x006a_6f62_7365_616c;
 const DEFAULT_CASES: u64 = 1200;
 /// A run at least this long checks that every listed class was seen.
 const LONG_RUN: u64 = 20_000;
