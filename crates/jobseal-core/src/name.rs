@@ -41,10 +41,12 @@ pub fn rdns(name: &[u8]) -> Option<Vec<Vec<Attribute<'_>>>> {
         for atv in tlv::iter(set.value) {
             let atv = atv.ok()?;
             match (atv.tag, tlv::exactly::<2>(atv.value)?) {
-                (SEQUENCE, [oid, value]) if oid.tag == OID => attrs.push(Attribute {
-                    oid: oid.value,
-                    value,
-                }),
+                (SEQUENCE, [oid, value]) if oid.tag == OID && oid_is_der(oid.value) => {
+                    attrs.push(Attribute {
+                        oid: oid.value,
+                        value,
+                    })
+                }
                 _ => return None,
             }
         }
@@ -54,6 +56,20 @@ pub fn rdns(name: &[u8]) -> Option<Vec<Vec<Attribute<'_>>>> {
         out.push(attrs);
     }
     Some(out)
+}
+
+/// Whether OID contents are DER: every arc in the fewest base-128 digits
+/// (no leading 0x80), the last digit complete. A padded arc would print
+/// like the minimal one while comparing unequal (§6.8).
+fn oid_is_der(contents: &[u8]) -> bool {
+    let mut arc_start = true;
+    for &b in contents {
+        if arc_start && b == 0x80 {
+            return false;
+        }
+        arc_start = b & 0x80 == 0;
+    }
+    !contents.is_empty() && arc_start
 }
 
 /// Decode a directory string to UTF-8, as OpenSSL's `ASN1_STRING_to_UTF8`:
@@ -260,6 +276,35 @@ fn push_value(out: &mut String, s: &str) {
     }
 }
 
+/// The `/` form of §6.8 with the escapes of `\\`, `/`, `+` and a leading `#`
+/// taken back: the text OpenSSL-era tools wrote for the same name
+/// (`\xHH` escapes of control characters are kept). Several names can share
+/// it, so it never decides who someone is; deny-lists written in that form
+/// (ban files, namespace DENY rules) are matched against it too, so an
+/// entry written as grid tools print names still denies.
+pub fn unescaped_slash_form(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\\') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(e @ ('\\' | '/' | '+' | '#')) => out.push(e),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -340,6 +385,37 @@ mod tests {
             &enc("CN=Jane Doe,O=Example"),
             &enc("CN=John Doe,O=Example")
         ));
+    }
+
+    #[test]
+    fn a_padded_attribute_type_makes_a_name_unreadable() {
+        // CN=x with 2.5.4.12 padded: 55 04 80 0c.
+        let padded = [
+            0x30, 0x0c, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x04, 0x55, 0x04, 0x80, 0x0c, 0x0c, 0x00,
+        ];
+        assert_eq!(rdns(&padded), None);
+        assert_eq!(canonical(&padded), None);
+        let minimal = [
+            0x30, 0x0b, 0x31, 0x09, 0x30, 0x07, 0x06, 0x03, 0x55, 0x04, 0x0c, 0x0c, 0x00,
+        ];
+        assert!(canonical(&minimal).is_some());
+        assert!(!oid_is_der(&[0x55, 0x84]), "an unfinished arc");
+    }
+
+    #[test]
+    fn unescaped_form_is_what_grid_tools_print() {
+        let n = append_cn(&enc("CN=host,O=Example"), "x/y+z\\w").unwrap();
+        let text = to_slash_string(&n);
+        assert_eq!(text, "/O=Example/CN=host/CN=x\\/y\\+z\\\\w");
+        assert_eq!(
+            unescaped_slash_form(&text),
+            "/O=Example/CN=host/CN=x/y+z\\w"
+        );
+        let ctl = append_cn(&enc("CN=x,O=Example"), "a\n").unwrap();
+        assert_eq!(
+            unescaped_slash_form(&to_slash_string(&ctl)),
+            "/O=Example/CN=x/CN=a\\x0A"
+        );
     }
 
     #[test]

@@ -37,12 +37,14 @@ fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Attribute types: CN, O, DC, and one without a short name.
-const TYPES: [&[u8]; 4] = [
+/// Attribute types: CN, O, DC, one without a short name, and that one with
+/// an arc padded (not DER: it would print alike).
+const TYPES: [&[u8]; 5] = [
     &[0x55, 0x04, 0x03],
     &[0x55, 0x04, 0x0a],
     &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
     &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x09],
+    &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x80, 0x09],
 ];
 
 /// Characters that separate, escape or mark values, and a few others.

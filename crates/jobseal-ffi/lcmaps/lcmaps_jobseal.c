@@ -145,12 +145,12 @@ static void *run_var(const char *name, const char *type, int argc, lcmaps_argume
  * ("/CN=\xC3\x89mile"). Malloc'ed; NULL if out of memory.
  *
  * The two forms agree on every name whose values are UTF8String,
- * PrintableString or IA5String and hold neither '/' nor '+' (OpenSSL 3
- * writes those \/ and \+ in a value; jobseal does not escape them, so they
- * cannot be told from separators). Any other name (a '/' or '+' inside a
- * value, non-ASCII text in a BMPString or T61String, a C1 control
- * character) renders differently, and the identity check refuses it: fail
- * closed, never a wrong mapping.
+ * PrintableString or IA5String in printable ASCII; jobseal writes a '/' or
+ * '+' in a value as \/ and \+ (§6.8), as OpenSSL 3 does, a backslash as
+ * two, and a leading '#' as \#. Any name the two write differently
+ * (non-ASCII text in a BMPString or T61String, a C1 control character, a
+ * backslash) is refused by the identity check: fail closed, never a wrong
+ * mapping.
  */
 static char *openssl_oneline(const char *subject) {
     static const char hex[] = "0123456789ABCDEF";

@@ -14,8 +14,9 @@ use crate::pattern::FqanPattern;
 /// Largest ban file read, in bytes.
 pub const MAX_BAN_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// What is banned. DNs are in the slash form of §6.8 and compare as exact
-/// strings; digests and job ids are lowercase hex.
+/// What is banned. DNs are in the slash form of §6.8, escaped or as grid
+/// tools print it (unescaped), and compare as exact strings with either;
+/// digests and job ids are lowercase hex.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BanList {
     pub subjects: Vec<String>,

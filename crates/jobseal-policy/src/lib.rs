@@ -165,14 +165,20 @@ impl Policy {
 
         // 6a. Bans.
         let bans = self.ban_list()?;
-        if bans.subjects.contains(&id.end_entity) {
+        // A ban names a DN in the / form of §6.8, or as grid tools print it
+        // (unescaped): either denies (a ban that matches less would admit).
+        let banned = |list: &[String], dn: &str| {
+            let plain = jobseal_core::name::unescaped_slash_form(dn);
+            list.iter().any(|b| b == dn || *b == plain)
+        };
+        if banned(&bans.subjects, &id.end_entity) {
             return deny(
                 Reason::PolicyBannedSubject,
                 format!("the user {} is banned at this site", id.end_entity),
             );
         }
         let mut cas = id.cas.iter().chain(std::iter::once(&id.ca));
-        if let Some(ca) = cas.find(|ca| bans.cas.contains(ca)) {
+        if let Some(ca) = cas.find(|ca| banned(&bans.cas, ca)) {
             return deny(
                 Reason::PolicyBannedCa,
                 format!("the CA {ca} is banned at this site"),

@@ -603,3 +603,38 @@ fn syslog_is_required_unless_the_policy_says_otherwise() {
         Policy::from_toml("[audit]\nsyslog_required = \"no\"\n", Path::new("p.toml")).unwrap_err();
     assert!(bad.message.starts_with("p.toml:2:"), "{}", bad.message);
 }
+
+/// A DN with `/` or `+` in a value is escaped in the identity (§6.8); a
+/// ban written either escaped or as grid tools print it (unescaped) bans
+/// it, for users and for CAs: a ban that matched less would admit.
+#[test]
+fn bans_match_the_escaped_and_the_grid_form_of_a_dn() {
+    let mut d = decide("permit-voms-verified");
+    let id = d.identity.as_mut().unwrap();
+    id.end_entity = "/DC=org/OU=PDP/CN=host\\/node.example.org/CN=C\\+\\+ dev".into();
+    id.ca = "/DC=org/CN=CA\\/1".into();
+    for (text, want) in [
+        (
+            r#"[ban]
+subjects = ["/DC=org/OU=PDP/CN=host\\/node.example.org/CN=C\\+\\+ dev"]"#,
+            "policy.banned-subject",
+        ),
+        (
+            r#"[ban]
+subjects = ["/DC=org/OU=PDP/CN=host/node.example.org/CN=C++ dev"]"#,
+            "policy.banned-subject",
+        ),
+        (
+            r#"[ban]
+cas = ["/DC=org/CN=CA/1"]"#,
+            "policy.banned-ca",
+        ),
+        (
+            r#"[ban]
+subjects = ["/DC=org/OU=PDP/CN=host/node.example.org"]"#,
+            "permit",
+        ),
+    ] {
+        assert_eq!(code(policy(text).evaluate(&d)), want, "{text}");
+    }
+}

@@ -558,9 +558,13 @@ pub fn check(cert: &ParsedCert, above: &[&ParsedCert], trust: &TrustStore) -> Re
             consulted.push(path.display().to_string());
             continue;
         }
+        // A DENY rule written as grid tools print names (a `/` or `+` in a
+        // value unescaped) still denies: it is matched against both forms.
+        // PERMIT rules see the unambiguous form only.
+        let plain = jobseal_core::name::unescaped_slash_form(subject);
         if let Some(r) = applicable
             .iter()
-            .find(|r| !r.permit && r.pattern.matches(subject))
+            .find(|r| !r.permit && (r.pattern.matches(subject) || r.pattern.matches(&plain)))
         {
             return Err(Error::new(
                 Reason::ChainNamespaceViolation,

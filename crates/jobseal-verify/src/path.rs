@@ -248,7 +248,8 @@ impl Builder<'_> {
             if candidate.is_self_issued() {
                 return Some(vec![(candidate.clone(), signed)]);
             }
-            if depth + 1 >= MAX_DIRECTORY_CAS || candidate.der == below.der {
+            // `candidate` would be directory certificate number depth + 1.
+            if depth >= MAX_DIRECTORY_CAS || candidate.der == below.der {
                 continue;
             }
             if let Some(mut above) = self.up(candidate, depth + 1) {
@@ -258,6 +259,24 @@ impl Builder<'_> {
         }
         None
     }
+}
+
+/// The subjects of the CA-directory certificates above `top` that 2b would
+/// choose, the anchor last (empty if there is no path): the names a VOMS
+/// LSC description lists above the certificates an AC carries (§6.3a).
+pub fn names_above(top: &ParsedCert, trust: &TrustStore, opts: &PathOptions) -> Vec<String> {
+    let mut builder = Builder {
+        trust,
+        opts,
+        weighed: 0,
+        missing: None,
+    };
+    builder
+        .up(top, 0)
+        .unwrap_or_default()
+        .iter()
+        .map(|(c, _)| c.subject_dn())
+        .collect()
 }
 
 /// 2b: from the bundle's top certificate up to a self-issued certificate of
@@ -410,6 +429,13 @@ pub fn validate(
 /// verifier refuses.
 pub fn check_without_anchor(certs: &[ParsedCert], opts: &PathOptions) -> Result<usize, Error> {
     check_links(certs)?;
+    // A self-issued top above others is a copy of an anchor (set aside,
+    // 2b) or the anchor itself (checked by 2c, from the directory's copy):
+    // neither is a path certificate.
+    let certs = match certs.split_last() {
+        Some((top, rest)) if !rest.is_empty() && top.is_self_issued() => rest,
+        _ => certs,
+    };
     let path: Vec<&ParsedCert> = certs.iter().collect();
     walk(&path, None, opts).map(|p| p.end_entity)
 }

@@ -62,6 +62,9 @@ fn invalid(msg: impl Into<String>) -> Error {
 struct Crl {
     list: Arc<CertificateList>,
     this_update: u64,
+    /// Its cRLNumber as a comparable key (length, then big-endian bytes,
+    /// leading zeros dropped); empty if absent.
+    number: (usize, Vec<u8>),
     next_update: u64,
     /// Its issuingDistributionPoint, if any.
     idp: Option<IssuingDistributionPoint>,
@@ -209,6 +212,22 @@ fn other_key(list: &CertificateList, issuer: &ParsedCert, what: &str) -> Result<
     })
 }
 
+/// The cRLNumber of a CRL (RFC 5280 §5.2.3: a non-negative INTEGER) as a
+/// key that orders like the number.
+fn crl_number(exts: &[Extension], what: &str) -> Result<(usize, Vec<u8>), Error> {
+    let Some(e) = exts.iter().find(|e| e.extn_id == CRL_NUMBER) else {
+        return Ok((0, Vec::new()));
+    };
+    let n = der::asn1::Int::from_der(e.extn_value.as_bytes())
+        .map_err(|_| invalid(format!("{what} has a malformed cRLNumber")))?;
+    let bytes = n.as_bytes();
+    if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        return Err(invalid(format!("{what} has a negative cRLNumber")));
+    }
+    let digits: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+    Ok((digits.len(), digits))
+}
+
 fn check_extensions(exts: &[Extension], what: &str, entry: bool) -> Result<(), Error> {
     for (i, e) in exts.iter().enumerate() {
         if exts.iter().skip(i + 1).any(|o| o.extn_id == e.extn_id) {
@@ -339,9 +358,14 @@ fn validate(
             Some(idp)
         }
     };
+    let number = crl_number(
+        tbs.crl_extensions.as_deref().unwrap_or_default(),
+        what,
+    )?;
     Ok(Crl {
         list,
         this_update,
+        number,
         next_update,
         idp,
     })
@@ -452,10 +476,11 @@ fn check_current(
     if crls.is_empty() || crls.iter().any(|(_, c)| is_current(c)) {
         return Ok(());
     }
-    // The freshest: latest thisUpdate, then latest nextUpdate.
+    // The freshest: latest thisUpdate, then highest cRLNumber, then latest
+    // nextUpdate.
     let freshest = crls
         .iter()
-        .max_by_key(|(_, c)| (c.this_update, c.next_update))
+        .max_by_key(|(_, c)| (c.this_update, &c.number, c.next_update))
         .ok_or_else(|| Error::new(Reason::Internal, "no CRL to judge"))?;
     let (what, crl) = freshest;
     if at > crl.next_update {

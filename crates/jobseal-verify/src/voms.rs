@@ -29,8 +29,6 @@ use crate::trust::TrustStore;
 
 /// Largest LSC file read.
 pub const MAX_LSC_BYTES: u64 = 64 * 1024;
-/// Most names followed up the CA directory when matching an LSC description.
-const MAX_LSC_DEPTH: usize = 8;
 
 /// Why an AC's attributes are not trusted. The codes are stable, like
 /// reason codes, but they never deny: they say why attributes were dropped.
@@ -369,7 +367,7 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
             ),
         )
     })?;
-    let names = chain_names(&r.carried, ctx.trust);
+    let names = chain_names(&r.carried, ctx.trust, ctx.opts);
     if !descriptions
         .iter()
         .any(|d| lsc_matches(d, &names, &r.carried))
@@ -619,9 +617,10 @@ fn read_lsc(
 }
 
 /// The names from the AA up: the AA's subject, then the issuer of each
-/// carried certificate that is not self-issued, then the issuers found by
-/// following the CA directory (names only: trust is check (g)'s).
-fn chain_names(carried: &[ParsedCert], trust: &TrustStore) -> Vec<String> {
+/// carried certificate that is not self-issued, then the CAs of the CA
+/// directory above them, as path validation (§6.3 2b) chooses them (names
+/// only: trust is check (g)'s).
+fn chain_names(carried: &[ParsedCert], trust: &TrustStore, opts: &PathOptions) -> Vec<String> {
     let mut names = Vec::new();
     let Some(first) = carried.first() else {
         return names;
@@ -633,20 +632,9 @@ fn chain_names(carried: &[ParsedCert], trust: &TrustStore) -> Vec<String> {
         }
         names.push(c.issuer_dn_str().to_string());
     }
-    // The certificate whose issuer is looked up next.
-    let mut top: Option<std::borrow::Cow<'_, ParsedCert>> =
-        carried.last().map(std::borrow::Cow::Borrowed);
-    for _ in 0..MAX_LSC_DEPTH {
-        let Some(below) = top.take() else { break };
-        let anchors = trust.issuer_anchors(&below);
-        let Some((_, ca)) = anchors.matching().next() else {
-            break;
-        };
-        if ca.is_self_issued() {
-            break;
-        }
-        names.push(ca.issuer_dn_str().to_string());
-        top = Some(std::borrow::Cow::Owned(ca.clone()));
+    if let Some(top) = carried.last() {
+        // The first is the top's issuer, named already.
+        names.extend(path::names_above(top, trust, opts).into_iter().skip(1));
     }
     names
 }
