@@ -358,10 +358,7 @@ fn validate(
             Some(idp)
         }
     };
-    let number = crl_number(
-        tbs.crl_extensions.as_deref().unwrap_or_default(),
-        what,
-    )?;
+    let number = crl_number(tbs.crl_extensions.as_deref().unwrap_or_default(), what)?;
     Ok(Crl {
         list,
         this_update,
