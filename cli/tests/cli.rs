@@ -16,6 +16,10 @@ use jobseal_core::pem::encode_block;
 use jobseal_core::time::UnixTime;
 use jobseal_issue::throwaway;
 
+#[allow(dead_code)]
+#[path = "../../crates/jobseal-testkit/src/peers.rs"]
+mod peers;
+
 struct Fixture {
     dir: tempfile::TempDir,
 }
@@ -228,6 +232,9 @@ fn sign_then_verify_permits_and_exit_codes_follow_the_spec() {
 
 #[test]
 fn wrong_passphrase_says_so_and_writes_nothing() {
+    if !peers::require_all(&[("openssl", "openssl")]) {
+        return;
+    }
     let f = Fixture::new();
     f.encrypt_key("right horse battery");
     let o = run_with_stdin(
@@ -271,6 +278,9 @@ fn wrong_passphrase_says_so_and_writes_nothing() {
 
 #[test]
 fn many_jobs_take_one_passphrase() {
+    if !peers::require_all(&[("openssl", "openssl")]) {
+        return;
+    }
     let f = Fixture::new();
     f.encrypt_key("pw");
     // Only one line on stdin: a second prompt would read EOF and fail.

@@ -1,8 +1,10 @@
 //! Every private key format a grid user may hold, made by the real `openssl`
 //! CLI, read by `jobseal_issue::keys` and loaded by ring.
 //!
-//! These tests need `openssl` (OpenSSL 3) on the PATH; without it they fail,
-//! they do not skip.
+//! These tests need `openssl` (OpenSSL 3) on the PATH. Without it they say
+//! SKIPPED and return (`peers`, from `jobseal-testkit`), or fail under
+//! `JOBSEAL_REQUIRE_PEERS=1` (`scripts/test`, CI); an `openssl` that is not
+//! OpenSSL 3 always fails.
 // Test helpers outside `#[test]` functions may panic, unwrap and index.
 #![allow(
     clippy::unwrap_used,
@@ -20,6 +22,10 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use zeroize::Zeroizing;
 
+#[allow(dead_code)]
+#[path = "../../jobseal-testkit/src/peers.rs"]
+mod peers;
+
 const PASS: &str = "grid pass phrase";
 const WRONG: &str = "not the pass phrase";
 
@@ -29,9 +35,11 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Self {
-        let version = Command::new("openssl").arg("version").output().unwrap_or_else(|e| {
-            panic!("the `openssl` command is missing ({e}): these tests need the OpenSSL 3 CLI (Debian: apt-get install openssl)")
+    /// `None` once the test has been reported skipped (no `openssl`).
+    fn new() -> Option<Self> {
+        let openssl = peers::require("openssl", "openssl")?;
+        let version = Command::new(openssl).arg("version").output().unwrap_or_else(|e| {
+            panic!("the `openssl` command does not run ({e}): these tests need the OpenSSL 3 CLI (Debian: apt-get install openssl)")
         });
         assert!(version.status.success(), "`openssl version` failed");
         let text = String::from_utf8_lossy(&version.stdout);
@@ -39,9 +47,9 @@ impl Lab {
             text.starts_with("OpenSSL 3"),
             "these tests need the OpenSSL 3 CLI, found: {text}"
         );
-        Self {
+        Some(Self {
             dir: tempfile::tempdir().unwrap(),
-        }
+        })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -216,7 +224,9 @@ fn mangle(data: &[u8], pass: &str, what: &str) {
 
 #[test]
 fn rsa_traditional_plain_and_legacy_encrypted() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     lab.openssl(&["genrsa", "-traditional", "-out", "plain.pem", "2048"]);
     assert_eq!(lab.label("plain.pem"), "RSA PRIVATE KEY");
     let plain = pkcs1(&load_plain(&lab, "plain.pem"), "traditional RSA");
@@ -310,7 +320,9 @@ fn rsa_traditional_plain_and_legacy_encrypted() {
 
 #[test]
 fn rsa_pkcs8_plain_and_pbes2() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     lab.openssl(&[
         "genpkey",
         "-algorithm",
@@ -394,7 +406,9 @@ fn rsa_pkcs8_plain_and_pbes2() {
 
 #[test]
 fn pkcs8_v1_pbe_is_refused_with_a_conversion_hint() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     lab.openssl(&["genpkey", "-algorithm", "ED25519", "-out", "k.pem"]);
     lab.openssl(&[
         "pkcs8",
@@ -428,7 +442,9 @@ fn pkcs8_v1_pbe_is_refused_with_a_conversion_hint() {
 
 #[test]
 fn ec_sec1_and_pkcs8() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     let pass = format!("pass:{PASS}");
     lab.openssl(&[
         "ecparam",
@@ -536,7 +552,9 @@ fn ec_sec1_and_pkcs8() {
 
 #[test]
 fn ed25519() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     lab.openssl(&["genpkey", "-algorithm", "ED25519", "-out", "ed.pem"]);
     assert_eq!(lab.label("ed.pem"), "PRIVATE KEY");
     let plain = pkcs8_ed25519(&load_plain(&lab, "ed.pem"), "Ed25519");
@@ -622,7 +640,9 @@ fn user_credential(lab: &Lab, key_alg: &[&str]) {
 
 #[test]
 fn pkcs12_default_legacy_and_without_mac() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     user_credential(
         &lab,
         &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
@@ -680,7 +700,9 @@ fn pkcs12_default_legacy_and_without_mac() {
     }
 
     // An Ed25519 user key: ring loads it.
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     user_credential(&lab, &["-algorithm", "ED25519"]);
     lab.openssl(&[
         "pkcs12",
@@ -723,7 +745,9 @@ fn pkcs12_leaf_found_by_public_key() {
         &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
         &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
     ] {
-        let lab = Lab::new();
+        let Some(lab) = Lab::new() else {
+            return;
+        };
         user_credential(&lab, alg);
         // Nothing encrypted and no MAC, so the bags can be edited in place.
         lab.openssl(&[
@@ -776,7 +800,9 @@ fn not_a_p12(result: Result<(KeyDer, Vec<Vec<u8>>), KeyError>, what: &str) {
 
 #[test]
 fn proxy_file_and_non_keys() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     user_credential(
         &lab,
         &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
@@ -838,7 +864,9 @@ fn proxy_file_and_non_keys() {
 
 #[test]
 fn legacy_headers_that_do_not_add_up() {
-    let lab = Lab::new();
+    let Some(lab) = Lab::new() else {
+        return;
+    };
     lab.openssl(&[
         "genrsa",
         "-traditional",

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crl;
+pub mod peers;
 mod vectors;
 
 pub use vectors::{Expected, ExpectedVoms, Fixture, VECTOR_TIME, Vector, generate, write_dir};

@@ -97,18 +97,16 @@ pub fn cc(args: &[&str]) {
     );
 }
 
-/// Fail, naming the Debian packages, unless every path exists.
-pub fn require(what: &[(&str, &str)]) {
-    let missing: Vec<&str> = what
-        .iter()
-        .filter(|(path, _)| !Path::new(path).exists())
-        .map(|(_, package)| *package)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "missing Debian packages: {0} (apt-get install -y {0})",
-        missing.join(" ")
-    );
+/// Test peers (`jobseal-testkit`'s rule): a missing Debian package makes a
+/// test say SKIPPED and return, or fail under `JOBSEAL_REQUIRE_PEERS=1`.
+#[path = "../../../jobseal-testkit/src/peers.rs"]
+pub mod peers;
+
+/// Whether every peer (program or absolute path, Debian package) is there;
+/// if not, the test has been reported skipped (or failed) and must return.
+#[track_caller]
+pub fn require(what: &[(&str, &str)]) -> bool {
+    peers::require_all(what)
 }
 
 /// Write a file readable by its owner only (policy files must not be
