@@ -329,6 +329,9 @@ fn check_openssl() {
 
 #[test]
 fn differential_against_openssl() {
+    if jobseal_testkit::peers::require(OPENSSL, "openssl").is_none() {
+        return;
+    }
     check_openssl();
     let seed = env_u64("JOBSEAL_DIFF_SEED").unwrap_or(DEFAULT_SEED);
     if let Some(index) = env_u64("JOBSEAL_DIFF_CASE") {
