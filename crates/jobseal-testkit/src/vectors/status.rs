@@ -514,6 +514,23 @@ fn name_vectors(st: &mut Status) -> Result<(), IssueError> {
         bundle_of(&bits, &[])?,
         Permit,
     );
+    // Signed with an algorithm outside the table whose parameters are
+    // malformed too (RSASSA-PSS with NULL): refused as the algorithm.
+    let pia = user_of(&ca_x, 79, "Pia Pss")?;
+    let pss_null = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a, 0x05, 0x00,
+    ];
+    let pia = Party {
+        cert: with_signature_algorithm(&pia.cert, &pss_null)
+            .ok_or_else(|| IssueError::Internal("cannot re-encode the certificate".into()))?,
+        ..pia
+    };
+    st.add(
+        "deny-chain-rsassa-pss-with-malformed-parameters",
+        "the user certificate claims RSASSA-PSS with NULL parameters: an algorithm outside the table is chain.weak-algorithm whatever its parameters",
+        bundle_of(&pia, &[])?,
+        Deny(Reason::ChainWeakAlgorithm),
+    );
     // keyUsage with seven unused bits, all set (keyCertSign among them).
     let kim = user_raw(
         &ca_x,
@@ -529,4 +546,23 @@ fn name_vectors(st: &mut Status) -> Result<(), IssueError> {
         Deny(Reason::CertMalformed),
     );
     Ok(())
+}
+
+/// `cert` with both signature algorithm fields replaced by `alg` (the
+/// signature value is kept: a verifier refuses the algorithm first).
+fn with_signature_algorithm(cert: &[u8], alg: &[u8]) -> Option<Vec<u8>> {
+    let wrap = |tag: u8, parts: &[&[u8]]| {
+        let body = parts.concat();
+        let mut out = tlv::header(tag, body.len());
+        out.extend_from_slice(&body);
+        out
+    };
+    let outer = tlv::read_all(cert)?;
+    let [tbs, _, signature] = <[tlv::Tlv<'_>; 3]>::try_from(tlv::children(outer.value)?).ok()?;
+    let fields = tlv::children(tbs.value)?;
+    // version [0], serialNumber, signature, issuer, …
+    let mut parts: Vec<&[u8]> = fields.iter().map(|f| f.raw).collect();
+    *parts.get_mut(2)? = alg;
+    let tbs = wrap(0x30, &parts);
+    Some(wrap(0x30, &[&tbs, alg, signature.raw]))
 }
