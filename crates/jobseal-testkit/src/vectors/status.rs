@@ -531,6 +531,48 @@ fn name_vectors(st: &mut Status) -> Result<(), IssueError> {
         bundle_of(&pia, &[])?,
         Deny(Reason::ChainWeakAlgorithm),
     );
+    // A `/` inside the user's CN: a namespace DENY rule written unescaped
+    // (as grid tools print the name) still denies; a PERMIT rule written
+    // that way grants nothing (§5.2, §6.8).
+    for (seed_byte, cn, host, rules, name, description) in [
+        (
+            80,
+            "jobseal Test CA deny rule",
+            "host/bad.example.org",
+            "TO Issuer SELF DENY Subject \"/O=jobseal test vectors/CN=host/bad.*\"\n\
+             TO Issuer SELF PERMIT Subject \"/O=jobseal test vectors/.*\"\n",
+            "deny-chain-namespace-deny-rule-unescaped-slash",
+            "the user's CN is host/bad.example.org; a DENY rule names it as grid tools print it (unescaped /): it denies",
+        ),
+        (
+            82,
+            "jobseal Test CA permit rule",
+            "host/good.example.org",
+            "TO Issuer SELF PERMIT Subject \"/O=jobseal test vectors/CN=host/good.example.org\"\n",
+            "deny-chain-namespace-permit-rule-unescaped-slash",
+            "the user's CN is host/good.example.org; the only PERMIT rule names it unescaped, which is not its / form (host\\/good…): nothing permits it",
+        ),
+    ] {
+        let ca_ns = ca(seed_byte, cn)?;
+        let user = user_raw(
+            &ca_ns,
+            seed_byte + 1,
+            throwaway::name_der(&format!("CN={host},{O}"))?,
+            subject_of(&ca_ns.cert),
+            ku,
+        )?;
+        st.files.push((
+            file_name(&ca_ns.cert, "namespaces")?,
+            rules.as_bytes().to_vec(),
+        ));
+        st.cas.push(ca_ns.cert.clone());
+        st.add(
+            name,
+            description,
+            bundle_of(&user, &[])?,
+            Deny(Reason::ChainNamespaceViolation),
+        );
+    }
     // keyUsage with seven unused bits, all set (keyCertSign among them).
     let kim = user_raw(
         &ca_x,
