@@ -228,7 +228,9 @@ impl Builder<'_> {
     fn up(&mut self, below: &ParsedCert, depth: usize) -> Option<Vec<(ParsedCert, bool)>> {
         let anchors = self.trust.issuer_anchors(below);
         let mut ranked: Vec<(u8, &ParsedCert)> = Vec::new();
+        let mut any = false;
         for (_, candidate) in anchors.matching() {
+            any = true;
             if self.weighed >= MAX_CANDIDATES_WEIGHED {
                 break;
             }
@@ -238,7 +240,7 @@ impl Builder<'_> {
             let current = check_time(candidate, "", self.opts.at, self.opts.clock_skew).is_ok();
             ranked.push((u8::from(!signed) * 2 + u8::from(!current), candidate));
         }
-        if ranked.is_empty() && self.missing.is_none() {
+        if !any && self.missing.is_none() {
             self.missing = Some(below.issuer_dn_str().to_string());
         }
         // Stable: among equals, file order.
@@ -304,10 +306,10 @@ fn build_upward(
                 )
             }
             Some(missing) => format!(
-                "no path from {top_dn} to a self-signed root CA in {dir}: it holds a CA issued by {missing} but not {missing} itself (install that root, or remove the orphaned CA)"
+                "no path from {top_dn} to a self-signed root CA in {dir}: it holds a CA issued by {missing}, but no certificate of {missing} (install that root, or remove the orphaned CA)"
             ),
             None => format!(
-                "no path from {top_dn} to a self-signed root CA in {dir} within {MAX_DIRECTORY_CAS} CA certificates"
+                "no path from {top_dn} to a self-signed root CA in {dir} within {MAX_DIRECTORY_CAS} CA certificates and {MAX_CANDIDATES_WEIGHED} candidates"
             ),
         };
         return Err(err(Reason::ChainUntrusted, message));
