@@ -111,11 +111,13 @@ pub fn key_usage_bits(ext_value: &[u8]) -> Option<u16> {
     if unused > 7 || bytes.len() > 2 || (bytes.is_empty() && unused != 0) {
         return None;
     }
-    // The unused bits must be zero (X.690 11.2.1): a set one would be read
-    // by one parser as a usage and ignored by another. Trailing zero bits
-    // counted as used (not minimal, as some CAs write) are accepted.
-    let unused_mask = (1u8 << unused) - 1;
-    if bytes.last().is_some_and(|b| b & unused_mask != 0) {
+    // DER (X.690 11.2.2): a named bit list without trailing zero bits, so
+    // the unused bits are exactly the zero bits after the last one set; a
+    // set unused bit would be read by one parser as a usage and ignored by
+    // another.
+    if let Some(&last) = bytes.last()
+        && (last == 0 || u32::from(unused) != last.trailing_zeros())
+    {
         return None;
     }
     let mut out = 0u16;
@@ -140,20 +142,23 @@ mod tests {
     use der::Encode;
 
     #[test]
-    fn key_usage_with_set_unused_bits_is_malformed() {
-        // digitalSignature alone, minimal DER.
+    fn key_usage_must_be_der() {
+        // digitalSignature alone, DER.
         assert_eq!(
             key_usage_bits(&[0x03, 0x02, 0x07, 0x80]),
             Some(KU_DIGITAL_SIGNATURE)
         );
-        // The same with the trailing zero bits counted as used: accepted.
-        assert_eq!(
-            key_usage_bits(&[0x03, 0x02, 0x00, 0x80]),
-            Some(KU_DIGITAL_SIGNATURE)
-        );
+        // digitalSignature + keyEncipherment (0xa0: 5 trailing zero bits).
+        assert_eq!(key_usage_bits(&[0x03, 0x02, 0x05, 0xa0]), Some(0b101));
+        // The same with trailing zero bits counted as used, or a trailing
+        // zero byte: not DER.
+        assert_eq!(key_usage_bits(&[0x03, 0x02, 0x00, 0x80]), None);
+        assert_eq!(key_usage_bits(&[0x03, 0x03, 0x07, 0x80, 0x00]), None);
         // Seven unused bits that are set (one of them keyCertSign).
         assert_eq!(key_usage_bits(&[0x03, 0x02, 0x07, 0xff]), None);
         assert_eq!(key_usage_bits(&[0x03, 0x03, 0x07, 0x80, 0x81]), None);
+        // No usage at all.
+        assert_eq!(key_usage_bits(&[0x03, 0x01, 0x00]), Some(0));
     }
 
     #[test]

@@ -522,9 +522,23 @@ fn policy_file(trust: &TrustStore, hash: u32) -> Result<Option<(PathBuf, Format,
 /// its PERMIT rules for that issuer and none of its DENY rules. If files
 /// exist along the path but none has a rule for the issuer, the issuer may
 /// sign nothing.
+/// Whether `cert` asserts `cA` (a malformed or repeated basicConstraints
+/// is path.rs's to refuse; here it counts as not a CA, so it is checked).
+fn is_ca(cert: &ParsedCert) -> bool {
+    match cert.extension(jobseal_core::oid::BASIC_CONSTRAINTS) {
+        Ok(Some(e)) => <x509_cert::ext::pkix::BasicConstraints as der::Decode>::from_der(
+            e.extn_value.as_bytes(),
+        )
+        .is_ok_and(|b| b.ca),
+        _ => false,
+    }
+}
+
 pub fn check(cert: &ParsedCert, above: &[&ParsedCert], trust: &TrustStore) -> Result<(), Error> {
-    // A self-issued certificate (key rollover) adds no name to constrain.
-    if trust.namespaces == NamespacePolicy::Ignore || cert.is_self_issued() {
+    // A self-issued CA certificate (key rollover) adds no name to constrain;
+    // an end entity is always checked (path.rs refuses one named as its
+    // issuer anyway).
+    if trust.namespaces == NamespacePolicy::Ignore || (cert.is_self_issued() && is_ca(cert)) {
         return Ok(());
     }
     let issuer = above

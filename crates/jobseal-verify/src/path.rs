@@ -554,6 +554,17 @@ fn walk(
                         "the end-entity certificate has an empty subject",
                     ));
                 }
+                // Nor its CA's name (in any case or spacing): such a user
+                // would pass for the CA in namespace rules and differ from
+                // it in identity strings only by case.
+                if c.is_self_issued() {
+                    return Err(err(
+                        Reason::ChainNamespaceViolation,
+                        format!(
+                            "the end-entity certificate {dn} is named as its issuer: a CA does not give a user its own name"
+                        ),
+                    ));
+                }
                 end_entity = Some(index);
             }
             Role::Proxy => {

@@ -573,6 +573,35 @@ fn name_vectors(st: &mut Status) -> Result<(), IssueError> {
             Deny(Reason::ChainNamespaceViolation),
         );
     }
+    // A user certificate named as its CA, in other case: refused whatever
+    // the namespace setting (issue 13 §5).
+    let mimic = user_raw(
+        &ca_x,
+        84,
+        throwaway::name_der(&format!("CN=JOBSEAL TEST CA NAMES,{O}"))?,
+        subject_of(&ca_x.cert),
+        ku,
+    )?;
+    st.add(
+        "deny-chain-user-named-as-its-ca",
+        "the user certificate's subject is its CA's name in capitals: a user never carries its CA's name",
+        bundle_of(&mimic, &[])?,
+        Deny(Reason::ChainNamespaceViolation),
+    );
+    // keyUsage with a trailing zero byte: not DER (issue 13 §6).
+    let ken = user_raw(
+        &ca_x,
+        85,
+        throwaway::name_der(&format!("CN=Ken Keyusage,{O}"))?,
+        subject_of(&ca_x.cert),
+        &[0x03, 0x03, 0x07, 0x80, 0x00],
+    )?;
+    st.add(
+        "deny-cert-key-usage-not-der",
+        "the user certificate's keyUsage BIT STRING ends in a zero byte (03 03 07 80 00): not DER",
+        bundle_of(&ken, &[])?,
+        Deny(Reason::CertMalformed),
+    );
     // keyUsage with seven unused bits, all set (keyCertSign among them).
     let kim = user_raw(
         &ca_x,
