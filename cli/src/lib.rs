@@ -1,4 +1,8 @@
 //! `jobseal`: seal a job on a laptop, verify it on a worker node.
+//!
+//! The command line lives in this library so that the packaging generator
+//! (`crates/jobseal-dist`: man pages, shell completions) reads the same clap
+//! definitions as the binary (`src/main.rs`).
 #![forbid(unsafe_code)]
 // A command-line tool prints by design.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -15,11 +19,20 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// `jobseal --version`: the version and the git commit it was built from
+/// (build.rs; `unknown` outside a git tree).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("JOBSEAL_BUILD_COMMIT"),
+    ")"
+);
 
 /// Restricted delegation for grid jobs: job-bound proxies and signed job manifests.
 #[derive(Parser, Debug)]
-#[command(name = "jobseal", version, about, long_about = None)]
+#[command(name = "jobseal", version = VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,7 +76,14 @@ pub struct CredentialArgs {
     pwstdin: bool,
 }
 
-fn main() -> ExitCode {
+/// The clap definition of the whole command line (for man pages and
+/// completions).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parses the command line and runs the command: `jobseal`'s `main`.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(a) => demo::run(&a),

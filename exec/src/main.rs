@@ -61,11 +61,31 @@ fn fail<T>(code: u8, reason: &'static str, message: impl Into<String>) -> Result
     Err(Fail(code, reason, message.into()))
 }
 
+/// `jobseal-exec --version`: the version and the git commit it was built
+/// from (build.rs; `unknown` outside a git tree).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("JOBSEAL_BUILD_COMMIT"),
+    ")"
+);
+
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() == Some(OsStr::new(creds::TRAMPOLINE)) {
+    let first = args.next();
+    if first.as_deref() == Some(OsStr::new(creds::TRAMPOLINE)) {
         let rest: Vec<OsString> = args.collect();
         return creds::trampoline(&rest);
+    }
+    // The one exception to "no options" (spec §14.2): `--version` alone.
+    // It reads no configuration, environment or file and runs nothing.
+    if first.as_deref() == Some(OsStr::new("--version")) && args.next().is_none() {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        return match writeln!(out, "jobseal-exec {VERSION}").and_then(|()| out.flush()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(EXIT_INTERNAL),
+        };
     }
     let inherited = inherited_descriptors();
     match run(inherited.as_deref()) {

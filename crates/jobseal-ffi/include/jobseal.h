@@ -359,6 +359,13 @@ const char *jobseal_status_name(int32_t status);
  */
 const char *jobseal_version(void);
 
+/*
+ The git commit the library was built from (40 hex digits), or
+ `"unknown"` when it was built outside a git tree (static string).
+ `jobseal --version` and `jobseal-exec --version` print the same.
+ */
+const char *jobseal_commit(void);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

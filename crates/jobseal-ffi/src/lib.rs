@@ -1015,6 +1015,20 @@ pub extern "C" fn jobseal_version() -> *const c_char {
     VERSION.as_ptr()
 }
 
+/// The git commit the library was built from (40 hex digits), or
+/// `"unknown"` when it was built outside a git tree (static string).
+/// `jobseal --version` and `jobseal-exec --version` print the same.
+#[unsafe(no_mangle)]
+#[allow(unsafe_code)]
+pub extern "C" fn jobseal_commit() -> *const c_char {
+    static COMMIT: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("JOBSEAL_BUILD_COMMIT"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
+    COMMIT.as_ptr()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]

@@ -763,6 +763,8 @@ mod _jobseal {
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // The git commit the wheel was built from (build.rs), or "unknown".
+        m.add("__commit__", env!("JOBSEAL_BUILD_COMMIT"))?;
         let codes: Vec<&str> = jobseal_core::Reason::ALL.iter().map(|r| r.code()).collect();
         m.add("REASON_CODES", pyo3::types::PyTuple::new(m.py(), codes)?)?;
         Ok(())

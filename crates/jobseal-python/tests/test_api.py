@@ -27,6 +27,10 @@ def permit_vector():
 
 def test_the_module_is_the_installed_wheel():
     assert jobseal.__version__
+    # The commit it was built from, as `jobseal --version` prints it.
+    assert jobseal.__commit__ == "unknown" or (
+        len(jobseal.__commit__) == 40 and set(jobseal.__commit__) <= set("0123456789abcdef")
+    )
     assert "payload.arguments-mismatch" in jobseal.REASON_CODES
     assert "replay.job-id-used" in jobseal.REASON_CODES
     assert issubclass(jobseal.ConfigError, ValueError)

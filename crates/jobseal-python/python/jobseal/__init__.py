@@ -21,6 +21,7 @@ from ._jobseal import (
     Decision,
     Verifier,
     VomsAttributes,
+    __commit__,
     __version__,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "Decision",
     "Verifier",
     "VomsAttributes",
+    "__commit__",
     "__version__",
 ]

@@ -6,6 +6,8 @@ import pathlib
 from typing import Final, List, Optional, Tuple, Union, final
 
 __version__: Final[str]
+#: The git commit the wheel was built from (40 hex digits), or ``"unknown"``.
+__commit__: Final[str]
 #: Every reason code a deny can carry (``spec/jobseal.md`` section 9), in
 #: the order of the checks. A code not listed here MUST be treated as a deny.
 REASON_CODES: Final[Tuple[str, ...]]
@@ -16,6 +18,7 @@ __all__ = [
     "Decision",
     "Verifier",
     "VomsAttributes",
+    "__commit__",
     "__version__",
 ]
 
