@@ -43,6 +43,14 @@ pub fn parse_blocks(text: &[u8]) -> Result<Vec<PemBlock>, PemError> {
             .strip_prefix("-----BEGIN ")
             .and_then(|l| l.strip_suffix("-----"))
         else {
+            // Text outside blocks is ignored, but not a boundary line with
+            // something before it (a byte-order mark, a NUL): another
+            // reader would see the block this one would skip.
+            if line.contains("-----BEGIN ") || line.contains("-----END ") {
+                return Err(PemError(
+                    "a PEM BEGIN or END line has text before or after it".into(),
+                ));
+            }
             continue;
         };
         let mut headers = Vec::new();
@@ -137,5 +145,23 @@ mod tests {
         assert!(parse_blocks(b"-----BEGIN A-----\nAAEC\n").is_err());
         assert!(parse_blocks(b"-----BEGIN A-----\nAAEC\n-----END B-----\n").is_err());
         assert!(parse_blocks(b"-----BEGIN A-----\n!!!\n-----END A-----\n").is_err());
+    }
+
+    #[test]
+    fn a_boundary_line_with_a_prefix_is_an_error_not_text() {
+        let block = encode_block("CERTIFICATE", &[1, 2, 3]);
+        for prefix in ["\u{feff}", "\0", "x"] {
+            let text = format!("{prefix}{block}");
+            assert!(parse_blocks(text.as_bytes()).is_err(), "{prefix:?}");
+        }
+        let stray_end = "text\n-----END CERTIFICATE-----\n";
+        assert!(parse_blocks(stray_end.as_bytes()).is_err());
+        // Other text outside blocks is still ignored.
+        assert_eq!(
+            parse_blocks(format!("junk\n{block}").as_bytes())
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }
