@@ -60,6 +60,7 @@ impl ParsedCert {
         };
         let cert = Certificate::from_der(&der).map_err(|e| malformed(&why_unreadable(&der, e)))?;
         let raw = tlv::RawCert::split(&der).ok_or_else(|| malformed(&"cannot locate its parts"))?;
+        check_profile(&cert).map_err(|why| malformed(&why))?;
         // A name is an identity: one whose strings cannot be read as text
         // is refused (as OpenSSL refuses to load it), never shown vaguely.
         let names = Names::default();
@@ -236,6 +237,29 @@ impl ParsedCert {
         let secs = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs();
         (secs(&v.not_before), secs(&v.not_after))
     }
+}
+
+/// RFC 5280 rules x509-cert does not enforce, on which readers would
+/// otherwise disagree about what a certificate says (§6.2 1e).
+fn check_profile(cert: &Certificate) -> Result<(), &'static str> {
+    let tbs = cert.tbs_certificate();
+    // §4.1.2.9: extensions only in v3; §4.1.2.8: unique identifiers not in v1.
+    if tbs.extensions().is_some() && tbs.version() != x509_cert::Version::V3 {
+        return Err("it carries extensions but is not a version 3 certificate");
+    }
+    if tbs.version() == x509_cert::Version::V1
+        && (tbs.issuer_unique_id().is_some() || tbs.subject_unique_id().is_some())
+    {
+        return Err("it carries unique identifiers but is a version 1 certificate");
+    }
+    // §4.1.2.2: at most 20 octets (a leading zero octet that only keeps it
+    // positive is not one of them). Zero and negative serials are refused
+    // on proxies only (path.rs): IGTF roots and CAs of the field use them.
+    let serial = tbs.serial_number().as_bytes();
+    if serial.strip_prefix(&[0]).unwrap_or(serial).len() > 20 {
+        return Err("its serial number is longer than 20 octets");
+    }
+    Ok(())
 }
 
 /// Why x509-cert could not decode a certificate, naming the field where a

@@ -766,6 +766,15 @@ fn check_proxy(
             format!("{dn}: a proxy must not be a CA"),
         ));
     }
+    // RFC 5280 §4.1.2.2: a positive serial. Every proxy issuer makes one;
+    // CAs of the field do not always, so CA-issued certificates are spared.
+    let serial = c.cert.tbs_certificate().serial_number().as_bytes();
+    if serial.first().is_none_or(|b| b & 0x80 != 0) || serial.iter().all(|b| *b == 0) {
+        return Err(err(
+            Reason::ProxyMalformed,
+            format!("{dn}: a proxy's serial number must be a positive integer"),
+        ));
+    }
     let ext = c
         .extension(oid::PROXY_CERT_INFO)
         .ok()

@@ -401,3 +401,42 @@ fn namespace_deny_rules_match_the_grid_form_permit_rules_do_not() {
     );
     assert!(e.message.contains("outside the namespace"), "{}", e.message);
 }
+
+/// RFC 5280 §4.1.2.2 on proxies (issue 13 §6): a serial of 0 is
+/// `proxy.malformed`; the same serial on a CA-issued certificate is not
+/// (IGTF roots use it).
+#[test]
+fn a_proxy_with_serial_zero_is_refused_a_user_certificate_is_not() {
+    use jobseal_issue::proxy::ProxyKind;
+    let dir = tempfile::tempdir().unwrap();
+    let r = root_now(1, "Review Root");
+    install(dir.path(), &r.cert);
+    let (ukey, _, uspki) = throwaway::ed25519_from_seed(&seed(91)).unwrap();
+    let u = CertTemplate {
+        serial: 0,
+        issuer: subject_of(&r.cert),
+        subject: throwaway::name_der(&format!("CN=Zero Serial,{O}")).unwrap(),
+        spki: uspki,
+        not_before: T.minus(DAY),
+        not_after: T.plus(DAY),
+        extensions: throwaway::user_extensions().unwrap(),
+    }
+    .sign(&r.key)
+    .unwrap();
+    validate(dir.path(), &[&u]).unwrap();
+    let (_, _, pspki) = throwaway::ed25519_from_seed(&seed(92)).unwrap();
+    let proxy = CertTemplate::proxy(
+        &u,
+        pspki,
+        0,
+        T.minus(60),
+        T.plus(60),
+        &ProxyKind::InheritAll { path_len: None },
+    )
+    .unwrap()
+    .sign(&ukey)
+    .unwrap();
+    let e = validate(dir.path(), &[&proxy, &u]).unwrap_err();
+    assert_eq!(e.reason.code(), "proxy.malformed", "{}", e.message);
+    assert!(e.message.contains("serial"), "{}", e.message);
+}
