@@ -2,7 +2,7 @@
 //! audit record — what a launcher does once, right before execution.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -63,15 +63,6 @@ fn dirs(flag: &Option<PathBuf>) -> Result<Dirs, jobseal_core::Error> {
     Dirs::for_user(uid, xdg.as_deref(), home.as_deref())
 }
 
-fn read_bundle(path: &Path) -> Result<Vec<u8>, jobseal_core::Error> {
-    std::fs::read(path).map_err(|e| {
-        jobseal_core::Error::new(
-            jobseal_core::Reason::BundleMalformed,
-            format!("cannot read the bundle {}: {e}", path.display()),
-        )
-    })
-}
-
 pub fn run(args: &AdmitArgs) -> ExitCode {
     let Some((exe, rest)) = args.command.split_first() else {
         eprintln!("jobseal: give the command to admit after --");
@@ -129,7 +120,9 @@ pub fn run(args: &AdmitArgs) -> ExitCode {
         .clone()
         .and_then(|p| Admission::open(config, p, &dirs))
     {
-        Ok(admission) => match read_bundle(&args.bundle) {
+        // The verifier's reader: regular files only, without blocking, at
+        // most 32 MiB; a refusal is recorded like any deny.
+        Ok(admission) => match jobseal_verify::read_bundle_file(&args.bundle) {
             Ok(bundle) => admission.admit(&bundle, &invocation, &context),
             Err(e) => admission.record(Decision::from_error(e), &context),
         },

@@ -122,7 +122,7 @@ pub fn run(args: &InspectArgs) -> ExitCode {
 }
 
 fn inspect(args: &InspectArgs) -> Result<(), String> {
-    let data = std::fs::read(&args.file).map_err(|e| e.to_string())?;
+    let data = jobseal_verify::read_bundle_file(&args.file).map_err(|e| e.message)?;
     let blocks = parse_blocks(&data).map_err(|e| e.to_string())?;
     let certs: Vec<&Vec<u8>> = blocks
         .iter()

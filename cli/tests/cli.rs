@@ -764,3 +764,166 @@ fn sign_refuses_what_every_site_refuses() {
     assert!(!f.path("b.pem").exists());
     no_stray_files(f.dir.path());
 }
+
+/// Run `c` to its end, or kill it and fail after a generous bound: a
+/// command that opens a FIFO with a blocking read would never end.
+fn run_or_hang(c: &mut Command, what: &str) -> Output {
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("{what}: still running after 30 s (a blocking open or an unbounded read)");
+}
+
+/// Issue 13 §3: every command reads the files a person names through one
+/// reader: regular files only, opened without blocking, bounded. A FIFO,
+/// `/dev/zero`, a directory, and a symbolic link to each, in place of a
+/// bundle (verify, admit, inspect), a credential, a job file, an
+/// executable or an input (sign): refused at once, naming the file; an
+/// admission refused so is in the audit log.
+#[test]
+fn special_files_are_refused_by_every_command() {
+    let f = Fixture::new();
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "good.pem",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fifo = f.path("fifo");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    std::fs::create_dir(f.path("adir")).unwrap();
+    let specials = [
+        ("fifo", fifo.clone()),
+        ("zero", PathBuf::from("/dev/zero")),
+        ("dir", f.path("adir")),
+    ];
+    // Names relative to the job's directory (inputs must be), and
+    // /dev/zero itself.
+    let mut names = vec!["fifo".to_string(), "adir".into(), "/dev/zero".into()];
+    for (name, target) in &specials {
+        std::os::unix::fs::symlink(target, f.path(&format!("link-{name}"))).unwrap();
+        names.push(format!("link-{name}"));
+    }
+    for special in &names {
+        let cases: Vec<(&str, Vec<String>)> = vec![
+            (
+                "verify",
+                vec![
+                    "verify".into(),
+                    special.clone(),
+                    "--ca-dir".into(),
+                    "ca".into(),
+                    "--".into(),
+                    "./run.sh".into(),
+                ],
+            ),
+            (
+                "admit",
+                vec![
+                    "admit".into(),
+                    special.clone(),
+                    "--ca-dir".into(),
+                    "ca".into(),
+                    "--state-dir".into(),
+                    "state".into(),
+                    "--".into(),
+                    "./run.sh".into(),
+                ],
+            ),
+            ("inspect", vec!["inspect".into(), special.clone()]),
+            (
+                "sign (credential)",
+                vec![
+                    "sign".into(),
+                    "job.toml".into(),
+                    "--out".into(),
+                    "x.pem".into(),
+                    "--cert".into(),
+                    special.clone(),
+                    "--key".into(),
+                    "userkey.pem".into(),
+                ],
+            ),
+            (
+                "sign (job file)",
+                vec![
+                    "sign".into(),
+                    special.clone(),
+                    "--out".into(),
+                    "x.pem".into(),
+                    "--cert".into(),
+                    "usercert.pem".into(),
+                    "--key".into(),
+                    "userkey.pem".into(),
+                ],
+            ),
+        ];
+        for (what, args) in cases {
+            let o = run_or_hang(f.jobseal().args(&args), &format!("{what} {special}"));
+            assert_eq!(o.status.code(), Some(1), "{what} {special}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(
+                err.contains("not a regular file") || err.contains("Is a directory"),
+                "{what} {special}: {err}"
+            );
+        }
+        // The executable and an input of a job (inputs are relative).
+        if special.starts_with('/') {
+            continue;
+        }
+        for (what, toml) in [
+            ("executable", format!("executable = {special:?}\n")),
+            (
+                "input",
+                format!("executable = \"run.sh\"\ninputs = [{special:?}]\n"),
+            ),
+        ] {
+            std::fs::write(f.path("special.toml"), toml).unwrap();
+            let o = run_or_hang(
+                f.jobseal().args([
+                    "sign",
+                    "special.toml",
+                    "--out",
+                    "x.pem",
+                    "--cert",
+                    "usercert.pem",
+                    "--key",
+                    "userkey.pem",
+                ]),
+                &format!("sign ({what}) {special}"),
+            );
+            assert_eq!(o.status.code(), Some(1), "{what} {special}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("not a regular file"),
+                "{what} {special}: {}",
+                stderr(&o)
+            );
+        }
+    }
+    assert!(!f.path("x.pem").exists());
+    // Each refused admission left its record.
+    let log = std::fs::read_to_string(f.path("state/log/audit.jsonl"))
+        .or_else(|_| std::fs::read_to_string(f.path("state/audit.jsonl")))
+        .unwrap_or_default();
+    let refusals = log
+        .lines()
+        .filter(|l| l.contains("bundle.malformed"))
+        .count();
+    assert_eq!(refusals, names.len(), "{log}");
+}

@@ -12,6 +12,7 @@ pub mod asn1;
 pub mod bound_key;
 pub mod bundle;
 pub mod cose;
+pub mod files;
 pub mod limits;
 pub mod manifest;
 pub mod name;

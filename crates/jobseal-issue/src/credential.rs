@@ -152,8 +152,12 @@ pub struct Credential {
 /// Asks for a passphrase; receives the prompt.
 pub type PassphrasePrompt<'a> = dyn FnMut(&str) -> Result<Zeroizing<String>, IssueError> + 'a;
 
+/// Largest credential file read (a certificate chain and a key).
+const MAX_CREDENTIAL_BYTES: u64 = 1024 * 1024;
+
 fn read(path: &Path) -> Result<Vec<u8>, IssueError> {
-    std::fs::read(path).map_err(|e| IssueError::io(path, e))
+    jobseal_core::files::read_regular(path, MAX_CREDENTIAL_BYTES)
+        .map_err(|e| IssueError::io(path, e))
 }
 
 fn key_error(path: &Path, e: KeyError) -> IssueError {

@@ -8,25 +8,13 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 
-/// Open `path` for reading if it is a regular file. A missing file keeps
-/// its `NotFound` error kind.
-pub(crate) fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    Ok((file, meta))
-}
+pub(crate) use jobseal_core::files::open_regular;
 
 /// What identifies one version of a file. ctime is included because it
 /// cannot be set back: a file replaced with `cp -p`/`rsync -t` on a reused
