@@ -927,3 +927,51 @@ fn special_files_are_refused_by_every_command() {
         .count();
     assert_eq!(refusals, names.len(), "{log}");
 }
+
+/// Issue 13 §4: sign's messages name what a person must fix, on one line:
+/// the job file and "executable" or "input" for a file that cannot be read,
+/// and `FILE:LINE:COLUMN` with control characters escaped for TOML.
+#[test]
+fn sign_errors_name_the_job_file_and_what_is_missing() {
+    let f = Fixture::new();
+    let sign = |job: &str| {
+        run(f.jobseal().args([
+            "sign",
+            job,
+            "--out",
+            "x.pem",
+            "--cert",
+            "usercert.pem",
+            "--key",
+            "userkey.pem",
+        ]))
+    };
+    std::fs::write(f.path("noexe.toml"), "executable = \"nothere.sh\"\n").unwrap();
+    let o = sign("noexe.toml");
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("noexe.toml: the executable"), "{e}");
+    assert!(e.contains("nothere.sh cannot be read"), "{e}");
+    std::fs::write(
+        f.path("noinput.toml"),
+        "executable = \"run.sh\"\ninputs = [\"data/missing.txt\"]\n",
+    )
+    .unwrap();
+    let e = stderr(&sign("noinput.toml"));
+    assert!(
+        e.contains("noinput.toml: the input \"data/missing.txt\""),
+        "{e}"
+    );
+    std::fs::write(
+        f.path("typo.toml"),
+        "executable = \"run.sh\"\nargs\u{1b}[31m = 1\n",
+    )
+    .unwrap();
+    let o = sign("typo.toml");
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(e.contains("typo.toml:2:"), "{e}");
+    assert!(!e.contains('\u{1b}'), "{e:?}");
+    assert!(!f.path("x.pem").exists());
+}

@@ -55,6 +55,28 @@ fn job_err(path: &Path, msg: impl std::fmt::Display) -> IssueError {
     IssueError::Job(format!("{}: {msg}", path.display()))
 }
 
+/// A TOML error as one line: `FILE:LINE:COLUMN: message`, control
+/// characters escaped (the message may quote the file's bytes).
+fn toml_err(source: &Path, text: &str, e: &toml::de::Error) -> IssueError {
+    let mut msg = String::new();
+    for c in e.message().trim().chars() {
+        match c {
+            '\n' => msg.push_str("; "),
+            c if c.is_control() => msg.push_str(&format!("\\x{:02X}", u32::from(c))),
+            c => msg.push(c),
+        }
+    }
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start.min(text.len())).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            IssueError::Job(format!("{}:{line}:{col}: {msg}", source.display()))
+        }
+        None => job_err(source, msg),
+    }
+}
+
 /// Largest job file read.
 const MAX_JOB_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -75,7 +97,7 @@ impl JobSpec {
 
     /// Parse a TOML job description; `base` resolves relative paths.
     pub fn from_toml(text: &str, source: &Path, base: &Path) -> Result<Self, IssueError> {
-        let f: JobFile = toml::from_str(text).map_err(|e| job_err(source, e))?;
+        let f: JobFile = toml::from_str(text).map_err(|e| toml_err(source, text, &e))?;
         let valid = match &f.valid {
             None => DEFAULT_VALIDITY,
             Some(s) => parse_duration(s).filter(|&v| v > 0).ok_or_else(|| {
@@ -487,6 +509,19 @@ pub fn build_manifest(
     Ok((manifest, capped))
 }
 
+/// A file of `job` that could not be read, named as what it is to the job:
+/// `job.toml: the executable run.sh: No such file or directory`.
+fn in_job(job: &JobSpec, what: &str, e: IssueError) -> IssueError {
+    match e {
+        IssueError::Io { path, source } => IssueError::Job(format!(
+            "{}: {what} {} cannot be read: {source}",
+            job.source.display(),
+            path.display()
+        )),
+        other => other,
+    }
+}
+
 /// The manifest of `job`, its files hashed (reporting bytes to `progress`).
 fn manifest_of(
     job: &JobSpec,
@@ -509,12 +544,14 @@ fn manifest_of(
     let mut digests = hash_files_in(&paths, progress, cache).into_iter();
     let (size, sha) = digests
         .next()
-        .ok_or_else(|| IssueError::Internal("no digest of the executable".into()))??;
+        .ok_or_else(|| IssueError::Internal("no digest of the executable".into()))?
+        .map_err(|e| in_job(job, "the executable", e))?;
     let mut inputs = Vec::with_capacity(job.inputs.len());
     for (name, _) in &job.inputs {
         let (size, sha256) = digests
             .next()
-            .ok_or_else(|| IssueError::Internal("an input was not hashed".into()))??;
+            .ok_or_else(|| IssueError::Internal("an input was not hashed".into()))?
+            .map_err(|e| in_job(job, &format!("the input {name:?}"), e))?;
         inputs.push(FileDigest {
             name: name.clone(),
             size,
@@ -747,7 +784,10 @@ mod tests {
         };
         // a.dat and c.dat are missing: a.dat, the first in order, is named.
         match build_manifest(&job, &issuer, &params) {
-            Err(IssueError::Io { path, .. }) => assert!(path.ends_with("a.dat"), "{path:?}"),
+            Err(IssueError::Job(m)) => {
+                assert!(m.contains("the input \"a.dat\""), "{m}");
+                assert!(m.contains("a.dat cannot be read"), "{m}");
+            }
             other => panic!("{other:?}"),
         }
     }
