@@ -20,9 +20,15 @@ for t in $targets; do
     crl) for f in ../test-vectors/ca/*.r0; do cp "$f" "$corpus/$(basename "$f")"; done ;;
     names) find "$seeds" -type f -exec cp {} "$corpus"/ \; ;;
     job_toml) printf 'executable = "run.sh"\narguments = ["a"]\ninputs = ["d/x"]\nvalid = "2d"\n' > "$corpus/job.toml" ;;
+    cose|manifest) python3 seeds_from_bundles.py "$t" "$corpus" ../test-vectors/*/bundle.pem ;;
+    private_key) grep -rlZ 'PRIVATE KEY' ../third_party/conformance/proxies | head -zn 64 \
+                   | while IFS= read -r -d '' f; do cp "$f" "$corpus/$(echo "$f" | tr / _)"; done ;;
   esac
   [ -d "regressions/$t" ] && cp "regressions/$t"/* "$corpus"/ 2>/dev/null || true
-  echo "fuzz: $t for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
+  n=$(ls "$corpus" | wc -l)
+  # Every target starts from real inputs (issue 13 §7).
+  [ "$n" -gt 0 ] || { echo "fuzz: $t has no seed"; exit 1; }
+  echo "fuzz: $t for ${seconds}s ($n seeds)"
   cargo fuzz run -O "$t" "$corpus" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -2
   rm -rf "$corpus"
 done
