@@ -143,7 +143,7 @@ impl Admission {
                     .path
                     .clone()
                     .unwrap_or_else(|| state.join(REPLAY_DB));
-                Box::new(SqliteStore::open(path)?)
+                Box::new(SqliteStore::open(path)?.with_skew(policy.clock_skew))
             }
             jobseal_policy::ReplayStore::Redis => {
                 let url = policy.replay.redis_url.as_deref().ok_or_else(|| {
@@ -152,7 +152,7 @@ impl Admission {
                         "replay.store = \"redis\" needs replay.redis_url",
                     )
                 })?;
-                Box::new(RedisStore::new(url)?)
+                Box::new(RedisStore::new(url)?.with_skew(policy.clock_skew))
             }
         };
         let audit_path = policy

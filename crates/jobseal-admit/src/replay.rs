@@ -32,6 +32,11 @@ pub const DEFAULT_GRACE_SECS: u64 = 3600;
 /// within this: a dead or slow server is a prompt deny.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How far a clock may be behind the time a store has already seen (its
+/// high-water mark) before admissions stop (`replay.clock-went-back`): the
+/// verifier's default skew, which the site policy's `clock_skew` replaces.
+pub const DEFAULT_SKEW_SECS: u64 = jobseal_verify::DEFAULT_CLOCK_SKEW;
+
 /// How long a SQLite writer waits for another process's transaction.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,6 +62,10 @@ const KEY_DOMAIN: &[u8] = b"jobseal replay key v1\0";
 /// Redis key prefix; the documented ACL grants exactly `~jobseal:replay:*`.
 const REDIS_KEY_PREFIX: &str = "jobseal:replay:v1:";
 
+/// The Redis key of the high-water mark of the server's clock (ms), under
+/// the same prefix (a use key is 64 hex digits, never `clock`).
+const REDIS_CLOCK_KEY: &str = "jobseal:replay:v1:clock";
+
 /// Latest expiry we ask Redis for (year 9999, in ms): larger values overflow
 /// its expiry arithmetic and would be an error, i.e. a deny.
 const REDIS_MAX_EXPIRY_MS: u64 = 253_402_300_799_999;
@@ -78,9 +87,23 @@ const REDIS_MAX_LINE: u64 = 4096;
 /// future by the server's clock (a server clock ahead of ours) is an error,
 /// checked before anything is counted. `replicate_commands` lets Redis 3.2
 /// to 4 write after TIME (later versions always do).
+///
+/// Clocks (issue 13 §1): the server keeps the high-water mark of its own
+/// clock in KEYS[2] (no expiry), raised before any check so that every
+/// attempt leaves it; a server clock behind it by more than the skew
+/// (ARGV[3], ms) has gone back after expiring keys on a clock that ran ahead,
+/// and the node's clock (ARGV[2], ms) must agree with the server's within the
+/// skew. Either is an error reply starting `JOBSEAL clock`
+/// (`replay.clock-went-back`), checked before anything is counted.
 const REDIS_SCRIPT: &str = "if redis.replicate_commands then redis.replicate_commands() end\n\
 local t = redis.call('TIME')\n\
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n\
+local skew = tonumber(ARGV[3])\n\
+local mark = tonumber(redis.call('GET', KEYS[2]) or '0') or 0\n\
+if now > mark then redis.call('SET', KEYS[2], string.format('%.0f', now)) end\n\
+if now + skew < mark then return redis.error_reply('JOBSEAL clock: the server clock is ' .. string.format('%.0f', mark - now) .. ' ms behind its high-water mark ' .. string.format('%.0f', mark)) end\n\
+local node = tonumber(ARGV[2])\n\
+if node + skew < now or node > now + skew then return redis.error_reply('JOBSEAL clock: the node clock ' .. string.format('%.0f', node) .. ' and the server clock ' .. string.format('%.0f', now) .. ' (ms) differ by more than the skew') end\n\
 if tonumber(ARGV[1]) <= now then return redis.error_reply('JOBSEAL expiry is in the past by the server clock') end\n\
 local n = redis.call('INCR', KEYS[1])\n\
 if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end\n\
@@ -226,6 +249,7 @@ pub struct SqliteStore {
     // rusqlite's Connection is not Sync; admissions in one process take turns.
     conn: Mutex<rusqlite::Connection>,
     grace: u64,
+    skew: u64,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -233,6 +257,7 @@ impl fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
             .field("grace", &self.grace)
+            .field("skew", &self.skew)
             .finish_non_exhaustive()
     }
 }
@@ -326,6 +351,7 @@ impl SqliteStore {
             path,
             conn: Mutex::new(conn),
             grace: DEFAULT_GRACE_SECS,
+            skew: DEFAULT_SKEW_SECS,
         })
     }
 
@@ -397,6 +423,13 @@ impl SqliteStore {
             let version: i64 = tx
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .map_err(|e| fail("cannot read the schema version", e))?;
+            // Version 2 adds the clock's high-water mark (one row, id 1):
+            // a version 1 database is upgraded in place, its uses kept.
+            const CLOCK_TABLE: &str = "CREATE TABLE IF NOT EXISTS clock (
+                     id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                     high_water INTEGER NOT NULL
+                 );
+                 PRAGMA user_version = 2;";
             match version {
                 0 => {
                     tx.execute_batch(
@@ -405,12 +438,16 @@ impl SqliteStore {
                              uses INTEGER NOT NULL,
                              keep_until INTEGER NOT NULL
                          ) WITHOUT ROWID;
-                         CREATE INDEX IF NOT EXISTS replay_keep_until ON replay (keep_until);
-                         PRAGMA user_version = 1;",
+                         CREATE INDEX IF NOT EXISTS replay_keep_until ON replay (keep_until);",
                     )
+                    .and_then(|()| tx.execute_batch(CLOCK_TABLE))
                     .map_err(|e| fail("cannot create the schema", e))?;
                 }
-                1 => {}
+                1 => {
+                    tx.execute_batch(CLOCK_TABLE)
+                        .map_err(|e| fail("cannot upgrade the schema", e))?;
+                }
+                2 => {}
                 v => {
                     return Err(unavailable(format!(
                         "replay database {shown}: unknown schema version {v}"
@@ -428,6 +465,13 @@ impl SqliteStore {
     /// [`DEFAULT_GRACE_SECS`]).
     pub fn with_grace(mut self, secs: u64) -> Self {
         self.grace = secs;
+        self
+    }
+
+    /// How far the clock may be behind the store's high-water mark
+    /// (default [`DEFAULT_SKEW_SECS`]; the site policy's `clock_skew`).
+    pub fn with_skew(mut self, secs: u64) -> Self {
+        self.skew = secs;
         self
     }
 
@@ -498,6 +542,24 @@ fn retry_busy<T>(mut f: impl FnMut() -> Result<T, SqlFail>) -> Result<T, Error> 
     }
 }
 
+/// The deny of a clock behind the store's high-water mark: the message
+/// gives both times, so the audit record shows the jump.
+fn clock_went_back(now: UnixTime, mark: i64, skew: u64, shown: &str) -> Error {
+    let mark_t = UnixTime(u64::try_from(mark).unwrap_or(0));
+    Error::new(
+        Reason::ReplayClockWentBack,
+        format!(
+            "replay database {shown}: the clock ({}) is {} s behind the store's high-water mark \
+             ({}), more than the skew of {skew} s: records purged at the later time could be \
+             admitted again; nothing is admitted until the clock passes {}",
+            now.to_rfc3339(),
+            mark_t.0.saturating_sub(now.0),
+            mark_t.to_rfc3339(),
+            mark_t.minus(skew).to_rfc3339(),
+        ),
+    )
+}
+
 /// SQLite integers are i64: clamp, which only ever keeps a record longer.
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -509,7 +571,7 @@ impl SqliteStore {
         conn: &mut rusqlite::Connection,
         key: &ReplayKey,
         keep_until: i64,
-        now: UnixTime,
+        (now, skew): (UnixTime, u64),
         shown: &str,
     ) -> Result<i64, SqlFail> {
         let fail = |e: rusqlite::Error| SqlFail::new(format!("replay database {shown}"), e);
@@ -518,6 +580,32 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(fail)?;
+        // The clock (issue 13 §1): the high-water mark is the latest time
+        // any admission has seen. A clock behind it by more than the skew
+        // has gone back, and records purged on the later time could belong
+        // to jobs admissible at this one: refuse, counting nothing (the
+        // transaction is rolled back), until real time catches up.
+        let mark: i64 = tx
+            .query_row("SELECT high_water FROM clock WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(0),
+                e => Err(e),
+            })
+            .map_err(fail)?;
+        let at = to_i64(now.0);
+        if at.saturating_add(to_i64(skew)) < mark {
+            return Err(clock_went_back(now, mark, skew, shown).into());
+        }
+        // Purge only what no accepted clock could still admit: records kept
+        // until before the earlier of now and the previous mark, less the
+        // skew. Every later admission runs at a clock of at least the mark
+        // less the skew, and a job is admissible only up to its not-after,
+        // which is at most its record's keep_until. A clock that ran ahead
+        // therefore purges nothing on its first admission, and a clock that
+        // comes back after purging on it is refused above.
+        let cutoff = at.min(mark).saturating_sub(to_i64(skew));
         // Purge: the keys of at most PURGE_BATCH expired records, then each
         // record by its key. Statements that need no temporary b-tree: a
         // `DELETE … WHERE key IN (SELECT … LIMIT n)` and a `RETURNING`
@@ -528,7 +616,7 @@ impl SqliteStore {
                 .prepare("SELECT key FROM replay WHERE keep_until < ?1 LIMIT ?2")
                 .map_err(fail)?;
             let keys = select
-                .query_map(rusqlite::params![to_i64(now.0), PURGE_BATCH], |r| {
+                .query_map(rusqlite::params![cutoff, PURGE_BATCH], |r| {
                     r.get::<_, Vec<u8>>(0)
                 })
                 .map_err(fail)?;
@@ -559,6 +647,13 @@ impl SqliteStore {
                 |r| r.get(0),
             )
             .map_err(fail)?;
+        // Raise the mark in the same transaction as the use: never lowered.
+        tx.execute(
+            "INSERT INTO clock (id, high_water) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET high_water = max(high_water, excluded.high_water)",
+            [at],
+        )
+        .map_err(fail)?;
         tx.commit().map_err(fail)?;
         Ok(uses)
     }
@@ -597,7 +692,8 @@ impl ReplayStore for SqliteStore {
             .conn
             .lock()
             .map_err(|_| unavailable(format!("replay database {shown}: connection poisoned")))?;
-        let uses = retry_busy(|| Self::count(&mut conn, key, keep_until, now, &shown))?;
+        let uses =
+            retry_busy(|| Self::count(&mut conn, key, keep_until, (now, self.skew), &shown))?;
         Self::trim_wal(&conn, &self.path);
         let uses = u64::try_from(uses).map_err(|_| {
             unavailable(format!("replay database {shown}: corrupt use count {uses}"))
@@ -637,6 +733,7 @@ pub struct RedisStore {
     db: u32,
     timeout: Duration,
     grace: u64,
+    skew: u64,
     tls: Option<Tls>,
 }
 
@@ -658,6 +755,7 @@ impl fmt::Debug for RedisStore {
             .field("db", &self.db)
             .field("timeout", &self.timeout)
             .field("grace", &self.grace)
+            .field("skew", &self.skew)
             .field("ca", &self.tls.as_ref().map(|t| &t.ca))
             .finish()
     }
@@ -786,6 +884,7 @@ impl RedisStore {
             db,
             timeout: DEFAULT_REDIS_TIMEOUT,
             grace: DEFAULT_GRACE_SECS,
+            skew: DEFAULT_SKEW_SECS,
             tls,
         })
     }
@@ -954,6 +1053,14 @@ impl RedisStore {
         self
     }
 
+    /// How far the node's and the server's clocks may differ, and the
+    /// server's clock be behind its high-water mark (default
+    /// [`DEFAULT_SKEW_SECS`]; the site policy's `clock_skew`).
+    pub fn with_skew(mut self, secs: u64) -> Self {
+        self.skew = secs;
+        self
+    }
+
     /// The server, for messages (no credentials).
     pub fn server(&self) -> String {
         let scheme = if self.tls.is_some() {
@@ -1085,15 +1192,35 @@ impl ReplayStore for RedisStore {
         let mut c = self.connect(Instant::now() + self.timeout)?;
         // EVAL, not EVALSHA: one round trip either way for a one-shot
         // connection, and no NOSCRIPT fallback path after a restart/failover.
+        // The node's clock, for the server to compare with its own. The
+        // expiry above is absolute (the manifest's not-after), never derived
+        // from this clock, and Redis applies it by the server's clock.
+        let node_ms = now.0.saturating_mul(1000).min(REDIS_MAX_EXPIRY_MS);
+        let skew_ms = self.skew.saturating_mul(1000).min(REDIS_MAX_EXPIRY_MS);
         let reply = c.command(&[
             b"EVAL",
             REDIS_SCRIPT.as_bytes(),
-            b"1",
+            b"2",
             redis_key.as_bytes(),
+            REDIS_CLOCK_KEY.as_bytes(),
             expiry_ms.to_string().as_bytes(),
+            node_ms.to_string().as_bytes(),
+            skew_ms.to_string().as_bytes(),
         ])?;
         let n = match reply {
             Reply::Int(n) => n,
+            Reply::Error(e) if e.starts_with("JOBSEAL clock") => {
+                return Err(Error::new(
+                    Reason::ReplayClockWentBack,
+                    format!(
+                        "{}: {} (node clock {}, skew {} s)",
+                        c.server,
+                        e.trim_start_matches("JOBSEAL "),
+                        now.to_rfc3339(),
+                        self.skew
+                    ),
+                ));
+            }
             other => return Err(other.unexpected(&c.server, "EVAL")),
         };
         let uses = u64::try_from(n)
@@ -1394,14 +1521,18 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(rows(), 2600);
-        let after = UnixTime(t0 + 11);
+        // Past not-after plus the skew; the first admission at that time
+        // only raises the high-water mark (it purges up to the previous one).
+        let after = UnixTime(t0 + 11 + DEFAULT_SKEW_SECS);
+        store.record_use(&key(8999), 1, late, after).unwrap();
+        assert_eq!(rows(), 2601);
         // A new record each time: 1000 expired ones go, one comes.
         store.record_use(&key(9000), 1, late, after).unwrap();
-        assert_eq!(rows(), 1601);
+        assert_eq!(rows(), 1602);
         store.record_use(&key(9001), 1, late, after).unwrap();
-        assert_eq!(rows(), 602);
+        assert_eq!(rows(), 603);
         store.record_use(&key(9002), 1, late, after).unwrap();
-        assert_eq!(rows(), 103);
+        assert_eq!(rows(), 104);
         // The records not yet expired are all still counted.
         for n in 2500..2600 {
             let e = store.record_use(&key(n), 1, late, after).unwrap_err();

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use jobseal_admit::replay::{DEFAULT_GRACE_SECS, RedisStore, ReplayKey, ReplayStore, SqliteStore};
 use jobseal_core::Reason;
 use jobseal_core::time::UnixTime;
+use jobseal_verify::DEFAULT_CLOCK_SKEW;
 
 #[allow(dead_code)]
 #[path = "../../jobseal-testkit/src/peers.rs"]
@@ -151,7 +152,12 @@ fn sqlite_expiry_is_honoured() {
         code(store.record_use(&k, 1, exp, exp)),
         Reason::ReplayJobIdUsed
     );
-    assert_eq!(store.record_use(&k, 1, later, exp.plus(1)).unwrap(), 1);
+    // Purged once both the clock and the store's high-water mark (the
+    // latest time an earlier admission saw) are past not-after plus the
+    // skew: a clock that may still come back within the skew keeps it.
+    let past = exp.plus(DEFAULT_CLOCK_SKEW + 1);
+    store.record_use(&key("Bob", 1), 1, later, past).unwrap();
+    assert_eq!(store.record_use(&k, 1, later, past).unwrap(), 1);
 
     // With the default grace: kept for DEFAULT_GRACE_SECS more.
     let store = SqliteStore::open(dir.path().join("b.sqlite")).unwrap();
@@ -159,16 +165,101 @@ fn sqlite_expiry_is_honoured() {
     for k in [&k1, &k2] {
         assert_eq!(store.record_use(k, 1, exp, UnixTime(T0)).unwrap(), 1);
     }
+    let kept = exp.plus(DEFAULT_GRACE_SECS + DEFAULT_CLOCK_SKEW);
+    store.record_use(&key("Bob", 1), 1, later, kept).unwrap();
     assert_eq!(
-        code(store.record_use(&k1, 1, later, exp.plus(DEFAULT_GRACE_SECS))),
+        code(store.record_use(&k1, 1, later, kept)),
+        Reason::ReplayJobIdUsed
+    );
+    let gone = exp.plus(DEFAULT_GRACE_SECS + DEFAULT_CLOCK_SKEW + 1);
+    store.record_use(&key("Bob", 2), 1, later, gone).unwrap();
+    assert_eq!(store.record_use(&k2, 1, later, gone).unwrap(), 1);
+}
+
+/// Issue 13 §1: job A is admitted; the clock jumps 25 h ahead and
+/// admissions of other jobs run on it (on the old code they purged A's
+/// record: its not-after plus grace had passed on that clock); the clock
+/// comes back and A is presented again. It must never be admitted twice:
+/// the store keeps a high-water mark of the time it has seen, purges only
+/// up to the previous mark less the skew, and refuses a clock behind the
+/// mark by more than the skew (`replay.clock-went-back`) until real time
+/// catches up.
+#[test]
+fn sqlite_a_clock_that_jumps_never_admits_a_job_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replay.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    let a = key("Alice", 1);
+    let a_exp = UnixTime(T0 + 3600);
+    assert_eq!(store.record_use(&a, 1, a_exp, UnixTime(T0)).unwrap(), 1);
+    // 25 h ahead: other jobs, several admissions, several processes.
+    let jump = UnixTime(T0 + 25 * 3600);
+    for n in 2..5 {
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            s.record_use(&key("Bob", n), 1, jump.plus(3600), jump)
+                .unwrap(),
+            1
+        );
+    }
+    // The clock comes back: A is refused, whatever the process.
+    for at in [T0 + 10, T0 + 3600] {
+        let s = SqliteStore::open(&path).unwrap();
+        let r = s.record_use(&a, 1, a_exp, UnixTime(at));
+        assert!(r.is_err(), "job A admitted twice after a clock jump: {r:?}");
+        let e = r.unwrap_err();
+        assert_eq!(e.reason, Reason::ReplayClockWentBack, "{e}");
+        assert!(e.message.contains("high-water mark"), "{e}");
+        assert!(e.message.contains(&jump.to_rfc3339()), "{e}");
+        assert!(e.message.contains(&UnixTime(at).to_rfc3339()), "{e}");
+    }
+    // A clock back by at most the skew (300 s) is still accepted.
+    let back = jump.minus(DEFAULT_CLOCK_SKEW);
+    assert_eq!(
+        code(store.record_use(&key("Bob", 2), 1, jump.plus(3600), back)),
         Reason::ReplayJobIdUsed
     );
     assert_eq!(
+        code(store.record_use(&key("Bob", 9), 1, jump.plus(3600), back.minus(1))),
+        Reason::ReplayClockWentBack
+    );
+    // A refusal counts nothing: Bob's job 9 is still unused.
+    assert_eq!(
         store
-            .record_use(&k2, 1, later, exp.plus(DEFAULT_GRACE_SECS + 1))
+            .record_use(&key("Bob", 9), 1, jump.plus(3600), back)
             .unwrap(),
         1
     );
+}
+
+/// A clock that runs ahead once purges nothing on that admission: the purge
+/// goes up to the earlier of the clock and the previous high-water mark, less
+/// the skew; a record is purged only when no clock the store still accepts
+/// could admit its job.
+#[test]
+fn sqlite_a_clock_ahead_purges_only_up_to_the_previous_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replay.sqlite");
+    let store = SqliteStore::open(&path).unwrap().with_grace(0);
+    let rows = || -> i64 {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.query_row("SELECT count(*) FROM replay", [], |r| r.get(0))
+            .unwrap()
+    };
+    let exp = UnixTime(T0 + 100);
+    store
+        .record_use(&key("Alice", 1), 1, exp, UnixTime(T0))
+        .unwrap();
+    let jump = UnixTime(T0 + 100_000);
+    store
+        .record_use(&key("Alice", 2), 1, jump.plus(10), jump)
+        .unwrap();
+    assert_eq!(rows(), 2, "the first admission on a clock ahead purged");
+    // The next one purges up to the mark (the jumped time) less the skew.
+    store
+        .record_use(&key("Alice", 3), 1, jump.plus(10), jump)
+        .unwrap();
+    assert_eq!(rows(), 2);
 }
 
 #[test]
@@ -271,7 +362,7 @@ impl RedisServer {
     /// `jobseal` user has exactly the ACL spec §6.7.2 recommends.
     fn unix_acl() -> Self {
         let cfg = "port 0\nunixsocketperm 700\nuser default off\n\
-                   user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +select +ping\n";
+                   user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +get +set +select +ping\n";
         Self::start(cfg, 0, Some("unix:///SOCK?user=jobseal&pass=s3cret"))
             .expect("redis-server on a unix socket")
     }
@@ -875,6 +966,84 @@ fn redis_expiry_in_the_past_by_the_server_clock_is_refused() {
     );
 }
 
+/// Send one command to a Redis server over TCP, read one reply line.
+fn redis_raw(port: u16, args: &[&str]) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Issue 13 §1 for Redis: the node's clock and the server's must agree
+/// within the skew, and a server clock behind the high-water mark it keeps
+/// (it expired keys on a clock that ran ahead, then came back) is refused;
+/// nothing is counted either way.
+#[test]
+fn redis_clocks_that_disagree_or_went_back_are_refused() {
+    if !peers::require_all(&[REDIS]) {
+        return;
+    }
+    let server = RedisServer::tcp();
+    let store = RedisStore::new(&server.url()).unwrap();
+    let k = key("Alice", 1);
+    // The node 400 s behind, then 400 s ahead of the server (skew 300 s).
+    for node in [UnixTime::now().minus(400), UnixTime::now().plus(400)] {
+        let e = store.record_use(&k, 1, node.plus(3600), node).unwrap_err();
+        assert_eq!(e.reason, Reason::ReplayClockWentBack, "{e}");
+        assert!(e.message.contains("differ by more than the skew"), "{e}");
+    }
+    let now = UnixTime::now();
+    assert_eq!(store.record_use(&k, 1, now.plus(3600), now).unwrap(), 1);
+    // The server's clock was 25 h ahead at an earlier admission: its mark.
+    let mark = (UnixTime::now().0 + 25 * 3600) * 1000;
+    assert_eq!(
+        redis_raw(
+            server.port,
+            &["SET", "jobseal:replay:v1:clock", &mark.to_string()]
+        ),
+        "+OK\r\n"
+    );
+    let now = UnixTime::now();
+    let e = store
+        .record_use(&key("Alice", 2), 1, now.plus(3600), now)
+        .unwrap_err();
+    assert_eq!(e.reason, Reason::ReplayClockWentBack, "{e}");
+    assert!(e.message.contains("high-water mark"), "{e}");
+    // The mark is never lowered by a clock behind it, and nothing counted.
+    assert_eq!(
+        redis_raw(server.port, &["GET", "jobseal:replay:v1:clock"]),
+        format!("${}\r\n{mark}\r\n", mark.to_string().len())
+    );
+    assert_eq!(
+        redis_raw(
+            server.port,
+            &[
+                "EXISTS",
+                &format!("jobseal:replay:v1:{}", key("Alice", 2).to_hex())
+            ]
+        ),
+        ":0\r\n"
+    );
+    // A mark within the skew is fine.
+    let mark = (UnixTime::now().0 + 200) * 1000;
+    redis_raw(
+        server.port,
+        &["SET", "jobseal:replay:v1:clock", &mark.to_string()],
+    );
+    let now = UnixTime::now();
+    assert_eq!(
+        store
+            .record_use(&key("Alice", 2), 1, now.plus(3600), now)
+            .unwrap(),
+        1
+    );
+}
+
 /// M2: `redis+unix://` is the same as `unix://`; no error quotes a password.
 #[test]
 fn redis_unix_alias_and_no_password_in_errors() {
@@ -1007,7 +1176,7 @@ fn tls_server(pki: &Pki) -> RedisServer {
         let cfg = format!(
             "bind 127.0.0.1\nport 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
              tls-ca-cert-file {}\ntls-auth-clients no\n\
-             user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +select +ping\n",
+             user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +get +set +select +ping\n",
             pki.path("server.pem"),
             pki.path("server.key"),
             pki.path("ca.pem"),

@@ -160,6 +160,11 @@ reasons! {
     ReplayJobIdUsed => "replay.job-id-used",
     /// The replay store cannot be reached or failed; the use was not recorded.
     ReplayStoreUnavailable => "replay.store-unavailable",
+    /// A clock is behind the time the replay store has already seen by more
+    /// than the skew (the node's clock behind the store's high-water mark,
+    /// or the node's and the Redis server's clocks apart): purged records
+    /// could be admissible again, so nothing is admitted until it catches up.
+    ReplayClockWentBack => "replay.clock-went-back",
     // Step 8: audit
     /// The audit record could not be written durably (or anchored in syslog
     /// when that is required): no execution without a trace.
