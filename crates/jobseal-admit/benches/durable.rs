@@ -115,6 +115,7 @@ fn record() -> AuditRecord {
         },
         place: Where::current(Some("BENCH-SITE".into())),
         jobseal: "bench".into(),
+        replay: None,
         launch: None,
     }
 }

@@ -9,7 +9,7 @@ use jobseal_core::{Error, Reason};
 use jobseal_policy::Policy;
 use jobseal_verify::{Config, Decision, Invocation, UnixTime, Verifier};
 
-use crate::audit::{AuditLog, AuditOptions, AuditRecord, RecordContext, SyslogOptions};
+use crate::audit::{AuditLog, AuditOptions, AuditRecord, RecordContext, ReplayNote, SyslogOptions};
 use crate::replay::{RedisStore, ReplayKey, ReplayStore, SqliteStore};
 
 /// Where admission keeps its state (the replay database) and its logs.
@@ -152,7 +152,11 @@ impl Admission {
                         "replay.store = \"redis\" needs replay.redis_url",
                     )
                 })?;
-                Box::new(RedisStore::new(url)?.with_skew(policy.clock_skew))
+                Box::new(
+                    RedisStore::new(url)?
+                        .with_skew(policy.clock_skew)
+                        .with_accept_volatile(policy.replay.redis_accept_volatile),
+                )
             }
         };
         let audit_path = policy
@@ -187,10 +191,9 @@ impl Admission {
     /// Record a decision made outside [`Admission::admit`] (e.g. an
     /// unreadable bundle): a deny stays a deny, and leaves a trace.
     pub fn record(&self, decision: Decision, context: &RecordContext) -> Decision {
-        match self
-            .audit
-            .append(AuditRecord::from_decision(&decision, context))
-        {
+        let mut record = AuditRecord::from_decision(&decision, context);
+        record.replay = replay_note(&self.checker.policy);
+        match self.audit.append(record) {
             Ok(_) => decision,
             Err(e) => decision.denied_by(e),
         }
@@ -249,14 +252,24 @@ impl Admission {
         context
             .secret_names
             .extend(self.checker.policy.audit.secret_env.iter().cloned());
-        match self
-            .audit
-            .append(AuditRecord::from_decision(&decision, &context))
-        {
+        let mut record = AuditRecord::from_decision(&decision, &context);
+        record.replay = replay_note(&self.checker.policy);
+        match self.audit.append(record) {
             Ok(_) => decision,
             Err(e) => decision.denied_by(e),
         }
     }
+}
+
+/// What every audit record says of the replay store: that the site accepts
+/// a Redis server that can lose uses (§6.7.2), or nothing.
+pub fn replay_note(policy: &Policy) -> Option<ReplayNote> {
+    (policy.replay.store == jobseal_policy::ReplayStore::Redis
+        && policy.replay.redis_accept_volatile)
+        .then(|| ReplayNote {
+            store: "redis".into(),
+            accept_volatile: true,
+        })
 }
 
 /// Record a deny that happened before admission could be set up (a policy
@@ -276,8 +289,11 @@ pub fn record_setup_failure(
 pub fn record_outside(
     policy: Option<&Policy>,
     dirs: &Dirs,
-    record: AuditRecord,
+    mut record: AuditRecord,
 ) -> Result<String, Error> {
+    if record.replay.is_none() {
+        record.replay = policy.and_then(replay_note);
+    }
     let log_dir = policy
         .and_then(|p| p.log_dir.clone())
         .unwrap_or_else(|| dirs.log.clone());

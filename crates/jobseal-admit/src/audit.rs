@@ -108,9 +108,24 @@ pub struct AuditRecord {
     pub place: Where,
     /// The jobseal version that wrote the record.
     pub jobseal: String,
+    /// The replay store's weakness the site policy accepts (a Redis server
+    /// that can lose uses, §6.7.2): absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayNote>,
     /// How a launcher runs the payload (`jobseal-exec`): absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<Launch>,
+}
+
+/// What every record says about a replay store the site accepts although it
+/// can lose use records (`[replay.redis] accept_volatile = true`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayNote {
+    /// `redis`.
+    pub store: String,
+    /// `true`: uses may be lost (no AOF, or keys evicted), so a job may be
+    /// admitted again after a restart of the server.
+    pub accept_volatile: bool,
 }
 
 /// The identity change a launcher makes for the payload, recorded before
@@ -290,6 +305,7 @@ impl AuditRecord {
             },
             place: Where::current(ctx.site.clone()),
             jobseal: env!("CARGO_PKG_VERSION").to_string(),
+            replay: None,
             launch: ctx.launch.clone(),
         }
     }
@@ -801,7 +817,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// What a record too large to write keeps: the chain fields, `time`,
 /// `outcome`, `reason`, `who.end_entity`, `what.job_id`,
-/// `what.manifest_sha256`, `jobseal` and `launch`, each bounded, and a
+/// `what.manifest_sha256`, `jobseal`, `replay` and `launch`, each bounded, and a
 /// message saying so.
 fn minimal_record(r: &AuditRecord, size: usize) -> AuditRecord {
     let short = |s: &str| cap(s, MAX_MINIMAL_FIELD_BYTES);
@@ -830,6 +846,10 @@ fn minimal_record(r: &AuditRecord, size: usize) -> AuditRecord {
         },
         place: Where::default(),
         jobseal: cap(&r.jobseal, 64),
+        replay: r.replay.as_ref().map(|n| ReplayNote {
+            store: cap(&n.store, 16),
+            accept_volatile: n.accept_volatile,
+        }),
         // Who ran it, and as whom, is kept: a few numbers and short names.
         launch: r.launch.as_ref().map(|l| Launch {
             mode: cap(&l.mode, 32),

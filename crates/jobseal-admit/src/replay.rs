@@ -76,6 +76,9 @@ pub const DEFAULT_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Largest CA bundle we read (a system bundle is a few hundred KiB).
 const MAX_CA_BUNDLE: u64 = 8 << 20;
 
+/// Longest bulk reply we read from Redis (an `INFO` section is about 2 KiB).
+const REDIS_MAX_BULK: usize = 64 * 1024;
+
 /// Longest reply line we read from Redis: replies are short integers,
 /// `+OK` or an error message; anything longer is not our protocol.
 const REDIS_MAX_LINE: u64 = 4096;
@@ -734,6 +737,7 @@ pub struct RedisStore {
     timeout: Duration,
     grace: u64,
     skew: u64,
+    accept_volatile: bool,
     tls: Option<Tls>,
 }
 
@@ -756,6 +760,7 @@ impl fmt::Debug for RedisStore {
             .field("timeout", &self.timeout)
             .field("grace", &self.grace)
             .field("skew", &self.skew)
+            .field("accept_volatile", &self.accept_volatile)
             .field("ca", &self.tls.as_ref().map(|t| &t.ca))
             .finish()
     }
@@ -885,6 +890,7 @@ impl RedisStore {
             timeout: DEFAULT_REDIS_TIMEOUT,
             grace: DEFAULT_GRACE_SECS,
             skew: DEFAULT_SKEW_SECS,
+            accept_volatile: false,
             tls,
         })
     }
@@ -1061,6 +1067,66 @@ impl RedisStore {
         self
     }
 
+    /// Admit with a server that can lose use records (no AOF, or an
+    /// eviction policy other than `noeviction`): the site policy's
+    /// `[replay.redis] accept_volatile`. Default: refused with
+    /// `replay.store-unsafe`.
+    pub fn with_accept_volatile(mut self, accept: bool) -> Self {
+        self.accept_volatile = accept;
+        self
+    }
+
+    /// What the server says of its persistence and eviction (`INFO
+    /// persistence`, `INFO memory`): `Err(replay.store-unsafe)` when it can
+    /// lose use records (AOF off, or keys evictable), or cannot tell.
+    fn check_safe(c: &mut RedisConn) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        let info = |c: &mut RedisConn, section: &str| -> Result<String, Error> {
+            match c.command(&[b"INFO", section.as_bytes()])? {
+                Reply::Bulk(text) => Ok(text),
+                other => Err(other.unexpected(&c.server, "INFO")),
+            }
+        };
+        let field = |text: &str, name: &str| -> Option<String> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        let persistence = info(c, "persistence")?;
+        match field(&persistence, "aof_enabled").as_deref() {
+            Some("1") => {}
+            Some(_) => problems.push(
+                "AOF is off (appendonly no): a restart forgets the uses since the last snapshot"
+                    .to_string(),
+            ),
+            None => problems.push("INFO persistence does not say whether AOF is on".into()),
+        }
+        let memory = info(c, "memory")?;
+        match field(&memory, "maxmemory_policy").as_deref() {
+            Some("noeviction") => {}
+            Some(p) => {
+                let p: String = p.chars().take(32).collect();
+                problems.push(format!(
+                    "maxmemory-policy is {p}, not noeviction: a full server evicts uses"
+                ))
+            }
+            None => problems.push("INFO memory does not say the maxmemory-policy".into()),
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(
+            Reason::ReplayStoreUnsafe,
+            format!(
+                "{}: the replay store can lose use records ({}); configure appendonly yes and \
+                 maxmemory-policy noeviction, or accept it in the site policy \
+                 ([replay.redis] accept_volatile = true)",
+                c.server,
+                problems.join("; ")
+            ),
+        ))
+    }
+
     /// The server, for messages (no credentials).
     pub fn server(&self) -> String {
         let scheme = if self.tls.is_some() {
@@ -1190,6 +1256,11 @@ impl ReplayStore for RedisStore {
         let redis_key = format!("{REDIS_KEY_PREFIX}{}", key.to_hex());
         // One deadline for the whole admission, not one per read.
         let mut c = self.connect(Instant::now() + self.timeout)?;
+        // Before counting: a server that can forget uses is refused unless
+        // the site policy accepts it (then every audit record says so).
+        if !self.accept_volatile {
+            Self::check_safe(&mut c)?;
+        }
         // EVAL, not EVALSHA: one round trip either way for a one-shot
         // connection, and no NOSCRIPT fallback path after a restart/failover.
         // The node's clock, for the server to compare with its own. The
@@ -1358,6 +1429,8 @@ enum Reply {
     Status(String),
     Int(i64),
     Error(String),
+    /// A bulk string (`INFO` only), UTF-8, at most [`REDIS_MAX_BULK`] bytes.
+    Bulk(String),
 }
 
 impl Reply {
@@ -1373,6 +1446,7 @@ impl Reply {
             Reply::Error(e) => unavailable(format!("{server}: {cmd} failed: {e}")),
             Reply::Status(s) => unavailable(format!("{server}: {cmd}: unexpected reply +{s}")),
             Reply::Int(n) => unavailable(format!("{server}: {cmd}: unexpected reply :{n}")),
+            Reply::Bulk(_) => unavailable(format!("{server}: {cmd}: unexpected bulk reply")),
         }
     }
 }
@@ -1402,8 +1476,48 @@ impl RedisConn {
         if n == 0 {
             return Err(unavailable(format!("{}: connection closed", self.server)));
         }
+        if line.first() == Some(&b'$') {
+            return self.read_bulk(&line);
+        }
         parse_reply_line(&line)
             .ok_or_else(|| unavailable(format!("{}: malformed reply", self.server)))
+    }
+}
+
+impl RedisConn {
+    /// The body of a bulk reply whose header is `line` (`$<len>` CRLF):
+    /// a canonical length of at most [`REDIS_MAX_BULK`], then exactly that
+    /// many bytes of UTF-8 and CRLF. A null bulk (`$-1`) is malformed.
+    fn read_bulk(&mut self, line: &[u8]) -> Result<Reply, Error> {
+        let malformed = || unavailable(format!("{}: malformed reply", self.server));
+        let digits = line
+            .strip_prefix(b"$")
+            .and_then(|l| l.strip_suffix(b"\r\n"))
+            .ok_or_else(malformed)?;
+        let canonical = !digits.is_empty()
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits == b"0" || !digits.starts_with(b"0"))
+            && digits.len() <= 9;
+        if !canonical {
+            return Err(malformed());
+        }
+        let len: usize = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(malformed)?;
+        if len > REDIS_MAX_BULK {
+            return Err(unavailable(format!("{}: reply too long", self.server)));
+        }
+        let mut body = vec![0u8; len + 2];
+        self.io
+            .read_exact(&mut body)
+            .map_err(|e| unavailable(format!("{}: read: {e}", self.server)))?;
+        if body.split_off(len) != b"\r\n" {
+            return Err(malformed());
+        }
+        String::from_utf8(body)
+            .map(Reply::Bulk)
+            .map_err(|_| malformed())
     }
 }
 

@@ -59,6 +59,7 @@ fn rec(i: u64, dn: &str) -> AuditRecord {
         },
         place: Where::current(Some("TEST-SITE".into())),
         jobseal: "test".into(),
+        replay: None,
         launch: None,
     }
 }
@@ -85,6 +86,34 @@ fn write_lines(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");
     text.push('\n');
     fs::write(path, text).unwrap();
+}
+
+/// Issue 13 §2: a site that accepts a Redis server that can lose uses says
+/// so in every record (`replay`), and such records chain and verify.
+#[test]
+fn an_accepted_volatile_replay_store_is_in_every_record() {
+    let redis = jobseal_policy::Policy::from_toml(
+        "[replay]\nstore = \"redis\"\nredis_url = \"redis://h\"\n[replay.redis]\naccept_volatile = true\n",
+        Path::new("/nonexistent/policy.toml"),
+    )
+    .unwrap();
+    let note = jobseal_admit::admit::replay_note(&redis).unwrap();
+    assert!(jobseal_admit::admit::replay_note(&jobseal_policy::Policy::default()).is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path, AuditOptions::default()).unwrap();
+    for i in 0..3 {
+        let mut r = rec(i, "/DC=org/DC=example/CN=Alice");
+        r.replay = Some(note.clone());
+        log.append(r).unwrap();
+    }
+    for l in lines(&path) {
+        assert!(
+            l.contains(r#""jobseal":"test","replay":{"store":"redis","accept_volatile":true}"#),
+            "{l}"
+        );
+    }
+    assert!(audit::verify_file(&[&path], None).is_ok());
 }
 
 #[test]

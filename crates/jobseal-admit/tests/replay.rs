@@ -362,7 +362,7 @@ impl RedisServer {
     /// `jobseal` user has exactly the ACL spec §6.7.2 recommends.
     fn unix_acl() -> Self {
         let cfg = "port 0\nunixsocketperm 700\nuser default off\n\
-                   user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +get +set +select +ping\n";
+                   user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +get +set +info +select +ping\n";
         Self::start(cfg, 0, Some("unix:///SOCK?user=jobseal&pass=s3cret"))
             .expect("redis-server on a unix socket")
     }
@@ -383,7 +383,7 @@ impl RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let cfg = format!(
-            "daemonize no\nsave \"\"\nappendonly no\ndir {d}\nlogfile {d}/redis.log\nunixsocket {d}/redis.sock\n{extra}"
+            "daemonize no\nsave \"\"\nappendonly yes\ndir {d}\nlogfile {d}/redis.log\nunixsocket {d}/redis.sock\n{extra}"
         );
         std::fs::write(dir.path().join("redis.conf"), cfg).unwrap();
         let child = match Command::new("redis-server")
@@ -593,6 +593,7 @@ fn redis_replies_are_parsed_strictly() {
     ] {
         let store = RedisStore::new(&fake_server(reply))
             .unwrap()
+            .with_accept_volatile(true)
             .with_timeout(Duration::from_millis(300));
         let r = store.record_use(&key("Alice", 1), 1, now.plus(60), now);
         assert_eq!(
@@ -603,10 +604,41 @@ fn redis_replies_are_parsed_strictly() {
         );
     }
     // And the well-formed answer is taken.
-    let store = RedisStore::new(&fake_server(b":2\r\n")).unwrap();
+    let store = RedisStore::new(&fake_server(b":2\r\n"))
+        .unwrap()
+        .with_accept_volatile(true);
     assert_eq!(
         code(store.record_use(&key("Alice", 1), 1, now.plus(60), now)),
         Reason::ReplayJobIdUsed
+    );
+    // INFO's bulk replies are bounded and strict too.
+    for reply in [
+        &b"$-1\r\n"[..],
+        b"$01\r\nx\r\n",
+        b"$100000\r\n",
+        b"$3\r\nab\r\n",
+        b"$2\r\nab\n\n",
+        b"$\r\n",
+    ] {
+        let store = RedisStore::new(&fake_server(reply))
+            .unwrap()
+            .with_timeout(Duration::from_millis(300));
+        let r = store.record_use(&key("Alice", 1), 1, now.plus(60), now);
+        assert_eq!(
+            code(r),
+            Reason::ReplayStoreUnavailable,
+            "{:?}",
+            String::from_utf8_lossy(reply)
+        );
+    }
+    // A well-formed INFO that does not say what it must is unsafe.
+    let store = RedisStore::new(&fake_server(
+        b"$11\r\n# Nothing\r\n\r\n$11\r\n# Nothing\r\n\r\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        code(store.record_use(&key("Alice", 1), 1, now.plus(60), now)),
+        Reason::ReplayStoreUnsafe
     );
 }
 
@@ -923,6 +955,7 @@ fn redis_slow_drip_reply_is_a_deny() {
     let now = UnixTime::now();
     let store = RedisStore::new(&url)
         .unwrap()
+        .with_accept_volatile(true)
         .with_timeout(Duration::from_millis(300));
     let start = Instant::now();
     let e = store
@@ -1039,6 +1072,69 @@ fn redis_clocks_that_disagree_or_went_back_are_refused() {
     assert_eq!(
         store
             .record_use(&key("Alice", 2), 1, now.plus(3600), now)
+            .unwrap(),
+        1
+    );
+}
+
+/// Issue 13 §2: a Redis server that can lose use records (no AOF: a
+/// restart forgets them; an eviction policy: a full server drops them) is
+/// refused before anything is counted, unless the site policy accepts it.
+#[test]
+fn redis_that_can_forget_uses_is_refused() {
+    if !peers::require_all(&[REDIS]) {
+        return;
+    }
+    let start = |extra: &str| {
+        for _ in 0..5 {
+            let port = free_port();
+            let cfg = format!("bind 127.0.0.1\nport {port}\n{extra}");
+            if let Some(s) = RedisServer::start(&cfg, port, None) {
+                return s;
+            }
+        }
+        panic!("redis-server did not start");
+    };
+    let now = UnixTime::now();
+    for (extra, says) in [
+        ("appendonly no\n", "AOF is off"),
+        ("maxmemory-policy allkeys-lru\n", "allkeys-lru"),
+        (
+            "appendonly no\nmaxmemory-policy volatile-ttl\n",
+            "volatile-ttl",
+        ),
+    ] {
+        let server = start(extra);
+        let store = RedisStore::new(&server.url()).unwrap();
+        let k = key("Alice", 1);
+        for _ in 0..2 {
+            let e = store.record_use(&k, 1, now.plus(60), now).unwrap_err();
+            assert_eq!(e.reason, Reason::ReplayStoreUnsafe, "{extra}: {e}");
+            assert!(e.message.contains(says), "{e}");
+            assert!(e.message.contains("accept_volatile"), "{e}");
+        }
+        // Nothing was counted.
+        assert_eq!(
+            redis_raw(
+                server.port,
+                &["EXISTS", &format!("jobseal:replay:v1:{}", k.to_hex())]
+            ),
+            ":0\r\n"
+        );
+        // Accepted by the site: counted as usual.
+        let store = store.with_accept_volatile(true);
+        assert_eq!(store.record_use(&k, 1, now.plus(60), now).unwrap(), 1);
+        assert_eq!(
+            code(store.record_use(&k, 1, now.plus(60), now)),
+            Reason::ReplayJobIdUsed
+        );
+    }
+    // AOF on and noeviction (the test servers' default): accepted.
+    let server = RedisServer::tcp();
+    let store = RedisStore::new(&server.url()).unwrap();
+    assert_eq!(
+        store
+            .record_use(&key("Bob", 1), 1, now.plus(60), now)
             .unwrap(),
         1
     );
@@ -1176,7 +1272,7 @@ fn tls_server(pki: &Pki) -> RedisServer {
         let cfg = format!(
             "bind 127.0.0.1\nport 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
              tls-ca-cert-file {}\ntls-auth-clients no\n\
-             user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +get +set +select +ping\n",
+             user jobseal on >s3cret ~jobseal:replay:* resetchannels -@all +eval +time +incr +pttl +pexpireat +get +set +info +select +ping\n",
             pki.path("server.pem"),
             pki.path("server.key"),
             pki.path("ca.pem"),

@@ -165,6 +165,9 @@ reasons! {
     /// or the node's and the Redis server's clocks apart): purged records
     /// could be admissible again, so nothing is admitted until it catches up.
     ReplayClockWentBack => "replay.clock-went-back",
+    /// The replay store can lose use records (a Redis server without AOF,
+    /// or one that may evict keys) and the site policy does not accept that.
+    ReplayStoreUnsafe => "replay.store-unsafe",
     // Step 8: audit
     /// The audit record could not be written durably (or anchored in syslog
     /// when that is required): no execution without a trace.

@@ -283,11 +283,18 @@ impl Policy {
                     }
                     _ => {}
                 }
+                if r.store == ReplayStore::Local && r.redis.is_some() {
+                    return Err(at(
+                        Some(span),
+                        "[replay.redis] is set but the replay store is \"local\"",
+                    ));
+                }
                 ReplaySettings {
                     store: r.store,
                     path: r.path.map(resolve),
                     redis_url: r.redis_url,
                     max_uses: r.max_uses.unwrap_or(DEFAULT_MAX_USES),
+                    redis_accept_volatile: r.redis.is_some_and(|x| x.accept_volatile),
                 }
             }
         };

@@ -30,6 +30,11 @@ pub struct ReplaySettings {
     pub redis_url: Option<String>,
     /// Upper bound on the uses a manifest may ask for (at least 1).
     pub max_uses: u64,
+    /// `[replay.redis] accept_volatile`: admit with a Redis server that can
+    /// lose uses (no AOF, or an eviction policy other than `noeviction`),
+    /// which every audit record then says. Default: such a server is
+    /// refused (`replay.store-unsafe`).
+    pub redis_accept_volatile: bool,
 }
 
 impl Default for ReplaySettings {
@@ -39,6 +44,7 @@ impl Default for ReplaySettings {
             path: None,
             redis_url: None,
             max_uses: DEFAULT_MAX_USES,
+            redis_accept_volatile: false,
         }
     }
 }
@@ -85,6 +91,15 @@ pub(crate) struct RawReplay {
     pub redis_url: Option<String>,
     #[serde(default, deserialize_with = "max_uses")]
     pub max_uses: Option<u64>,
+    pub redis: Option<RawRedisReplay>,
+}
+
+/// The `[replay.redis]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedisReplay {
+    #[serde(default)]
+    pub accept_volatile: bool,
 }
 
 fn redis_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

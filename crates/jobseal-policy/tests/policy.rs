@@ -454,6 +454,21 @@ fn policy_is_shareable_and_defaults_are_documented_values() {
     assert_eq!(policy("[replay]\nmax_uses = 3").allowed_uses(2), 2);
     let r = policy("[replay]\nstore = \"redis\"\nredis_url = \"rediss://u:p@h:6379/0\"").replay;
     assert_eq!(r.store, ReplayStore::Redis);
+    assert!(!r.redis_accept_volatile);
+    // Issue 13 §2: accepting a Redis that can forget is said in so many words.
+    let r = policy(
+        "[replay]\nstore = \"redis\"\nredis_url = \"redis://h\"\n[replay.redis]\naccept_volatile = true\n",
+    )
+    .replay;
+    assert!(r.redis_accept_volatile);
+    for bad in [
+        "[replay]\nstore = \"redis\"\nredis_url = \"redis://h\"\n[replay.redis]\naccept_volatile = 1\n",
+        "[replay]\nstore = \"redis\"\nredis_url = \"redis://h\"\n[replay.redis]\naccept = true\n",
+        "[replay]\nstore = \"local\"\n[replay.redis]\naccept_volatile = true\n",
+    ] {
+        let e = policy_in(Path::new("/etc/jobseal"), bad).unwrap_err();
+        assert_eq!(e.reason, Reason::PolicyInvalid, "{bad:?}");
+    }
 }
 
 /// C1: a ban file entry with a trailing comment bans the user it names,
