@@ -88,11 +88,14 @@ pub fn run(args: &AuditArgs) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Some(p) => {
+                    let at = if p.file.as_os_str().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" at {}:{}", p.file.display(), p.line)
+                    };
                     println!(
-                        "audit: {:?} at {}:{}{}: {}",
+                        "audit: {:?}{at}{}: {}",
                         p.kind,
-                        p.file.display(),
-                        p.line,
                         p.seq.map(|s| format!(" (record {s})")).unwrap_or_default(),
                         p.message
                     );

@@ -1157,6 +1157,9 @@ pub enum ProblemKind {
     /// nothing could be compared (earlier files were not given or were
     /// removed, or the whole log was replaced).
     AnchorNotInFiles,
+    /// There is no log, or it holds no record: where a log is expected,
+    /// that is not an intact chain (it may have been removed or emptied).
+    Empty,
 }
 
 /// The first problem found.
@@ -1232,6 +1235,16 @@ pub fn verify_file<P: AsRef<Path>>(paths: &[P], anchor: Option<&str>) -> Report 
         files: files.len(),
         ..Report::default()
     };
+    if files.is_empty() {
+        report.problem = Some(Problem {
+            kind: ProblemKind::Empty,
+            file: PathBuf::new(),
+            line: 0,
+            seq: None,
+            message: "no audit log file exists: a missing log is not an intact chain".into(),
+        });
+        return report;
+    }
     let mut entries = Vec::new();
     let mut read_problem = None;
     for (i, path) in files.iter().enumerate() {
@@ -1254,6 +1267,21 @@ pub fn verify_file<P: AsRef<Path>>(paths: &[P], anchor: Option<&str>) -> Report 
         report.problem = Some(p);
         return report;
     }
+    if entries.is_empty() {
+        let files = files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        report.problem = Some(Problem {
+            kind: ProblemKind::Empty,
+            file: file_of(0),
+            line: 0,
+            seq: None,
+            message: format!("{files}: the audit log holds no record (emptied, or never written)"),
+        });
+        return report;
+    }
     if let Some(a) = anchor {
         let (problem, compared) = check_anchor(&entries, a, &file_of);
         report.anchor_checked = compared;
@@ -1270,7 +1298,9 @@ fn read_entries(file: usize, path: &Path, out: &mut Vec<Entry>) -> Result<(), Pr
         seq: None,
         message,
     };
-    let f = File::open(path).map_err(|e| {
+    // The one reader of files a person names: a FIFO or a device in place
+    // of the log cannot hang or exhaust the command.
+    let (f, _) = jobseal_core::files::open_regular(path).map_err(|e| {
         problem(
             ProblemKind::Unreadable,
             0,

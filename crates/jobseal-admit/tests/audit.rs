@@ -828,3 +828,38 @@ fn rotation_suffix_overflow_is_refused() {
     assert_eq!(fs::read_to_string(&last).unwrap(), "kept\n");
     assert_eq!(lines(&path).len(), 1);
 }
+
+/// Issue 13 §4: a log that does not exist, or that holds no record, is not
+/// an intact chain; an emptied log checked against an anchor names the
+/// file; a FIFO in place of the log is refused, not waited for.
+#[test]
+fn a_missing_empty_or_special_log_is_not_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    // (A missing directory is an error of chain_files already.)
+    assert!(audit::chain_files(dir.path().join("none/audit.jsonl")).is_err());
+    let missing = dir.path().join("audit.jsonl");
+    let files = audit::chain_files(&missing).unwrap();
+    let p = audit::verify_file(&files, None).problem.unwrap();
+    assert_eq!(p.kind, ProblemKind::Empty, "{}", p.message);
+    let (path, head) = write_log(dir.path(), 3);
+    fs::write(&path, "").unwrap();
+    for anchor in [None, Some(format!("3:{head}"))] {
+        let p = audit::verify_file(&[&path], anchor.as_deref())
+            .problem
+            .unwrap();
+        assert_eq!(p.kind, ProblemKind::Empty, "{}", p.message);
+        assert_eq!(p.file, path);
+        assert!(p.message.contains("audit.jsonl"), "{}", p.message);
+    }
+    let fifo = dir.path().join("fifo.jsonl");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let p = audit::verify_file(&[&fifo], None).problem.unwrap();
+    assert_eq!(p.kind, ProblemKind::Unreadable, "{}", p.message);
+    assert!(p.message.contains("FIFO"), "{}", p.message);
+}
