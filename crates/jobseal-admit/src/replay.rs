@@ -299,6 +299,17 @@ impl SqliteStore {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // SQLite opens the name without following links (NOFOLLOW) and says
+        // only "unable to open": name the link a person must replace.
+        if let Some(link) = sqlite_name(&dir)?
+            .ancestors()
+            .find(|a| std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()))
+        {
+            return Err(refuse(format!(
+                "{shown}: {} is a symbolic link; give the state directory by its real path (no link on the way)",
+                link.display()
+            )));
+        }
         if !dir.is_dir() {
             std::fs::DirBuilder::new()
                 .recursive(true)

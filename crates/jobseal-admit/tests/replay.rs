@@ -1430,3 +1430,28 @@ fn rediss_urls() {
         assert!(!e.message.contains("hunter2"), "{bad}: {e}");
     }
 }
+
+/// Issue 13 §4: a state directory that is, or goes through, a symbolic
+/// link is refused with a message that names the link (SQLite's own says
+/// only "unable to open").
+#[test]
+fn a_state_directory_through_a_link_is_refused_naming_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    for path in [link.join("replay.sqlite"), link.join("sub/replay.sqlite")] {
+        let Err(e) = SqliteStore::open(&path) else {
+            panic!("{} was opened through a link", path.display());
+        };
+        assert_eq!(e.reason, Reason::ReplayStoreUnavailable, "{e}");
+        assert!(
+            e.message.contains("is a symbolic link") && e.message.contains("link"),
+            "{e}"
+        );
+    }
+    // Refused before anything was created through the link.
+    assert!(!real.join("sub").exists());
+}
