@@ -975,3 +975,64 @@ fn sign_errors_name_the_job_file_and_what_is_missing() {
     assert!(!e.contains('\u{1b}'), "{e:?}");
     assert!(!f.path("x.pem").exists());
 }
+
+/// Issue 13 §4: when the audit record cannot be written, the deny says the
+/// decision that was reached and whether the job's use was spent (else two
+/// such jobs look alike while only one can still run).
+#[test]
+fn an_unwritable_audit_record_says_the_decision_and_the_use() {
+    let f = Fixture::new();
+    let sign = |job: &str, out: &str| {
+        let o = run(f.jobseal().args([
+            "sign",
+            job,
+            "--out",
+            out,
+            "--cert",
+            "usercert.pem",
+            "--key",
+            "userkey.pem",
+        ]));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    sign("job.toml", "a.pem");
+    sign("job2.toml", "b.pem");
+    let admit = |bundle: &str, args: &[&str]| {
+        run(f
+            .jobseal()
+            .args([
+                "admit",
+                bundle,
+                "--ca-dir",
+                "ca",
+                "--state-dir",
+                "state",
+                "--",
+            ])
+            .args(args))
+    };
+    let o = admit("a.pem", &["./run.sh", "a", "b c"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A torn last line: the log fails closed from now on.
+    let log = ["state/log/audit.jsonl", "state/audit.jsonl"]
+        .into_iter()
+        .map(|p| f.path(p))
+        .find(|p| p.exists())
+        .expect("the audit log");
+    let mut f_log = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f_log, b"{\"torn\":").unwrap();
+    let o = admit("b.pem", &["./run.sh"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.starts_with("audit.unavailable: "), "{e}");
+    assert!(
+        e.contains("the decision reached was permit") && e.contains("its use was spent"),
+        "{e}"
+    );
+    // A job refused before its use: the deny says no use was spent.
+    let o = admit("b.pem", &["./job.toml"]);
+    let e = stderr(&o);
+    assert!(e.starts_with("audit.unavailable: "), "{e}");
+    assert!(e.contains("no use was spent"), "{e}");
+    assert!(!e.contains("decision reached was permit"), "{e}");
+}

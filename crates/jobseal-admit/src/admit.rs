@@ -244,6 +244,9 @@ impl Admission {
                 decision = decision.denied_by(e);
             }
         }
+        // Whether this admission spent a use: said in the deny if the
+        // record below cannot be written (the decision would be lost).
+        let spent = decision.is_permit();
         // Step 8: no execution without a trace.
         let mut context = context.clone();
         if context.site.is_none() {
@@ -256,7 +259,22 @@ impl Admission {
         record.replay = replay_note(&self.checker.policy);
         match self.audit.append(record) {
             Ok(_) => decision,
-            Err(e) => decision.denied_by(e),
+            Err(e) => {
+                let reached = match &decision.reason {
+                    None => "permit".to_string(),
+                    Some(r) => r.code().to_string(),
+                };
+                let use_note = if spent {
+                    "its use was spent: the job cannot be admitted again"
+                } else {
+                    "no use was spent"
+                };
+                let message = format!(
+                    "{} (the decision reached was {reached}, not recorded; {use_note})",
+                    e.message
+                );
+                decision.denied_by(Error::new(e.reason, message))
+            }
         }
     }
 }
