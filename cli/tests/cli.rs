@@ -1036,3 +1036,110 @@ fn an_unwritable_audit_record_says_the_decision_and_the_use() {
     assert!(e.contains("no use was spent"), "{e}");
     assert!(!e.contains("decision reached was permit"), "{e}");
 }
+
+/// Issue 13 §7: `kill -9` at any point of an admission never admits a job
+/// twice, and a permit is never returned without its record. Admissions of
+/// one job (one use) are killed after delays that fall anywhere from start
+/// to finish; then the log is checked and one last admission runs to its
+/// end.
+#[test]
+fn kill_9_during_admission_never_admits_twice() {
+    let f = Fixture::new();
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "a.pem",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let admit_in = |state: &str| {
+        let mut c = f.jobseal();
+        c.args([
+            "admit",
+            "a.pem",
+            "--ca-dir",
+            "ca",
+            "--state-dir",
+            state,
+            "--",
+            "./run.sh",
+            "a",
+            "b c",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        c
+    };
+    // How long one admission takes here (in a state directory of its own).
+    let started = std::time::Instant::now();
+    let o = run(&mut admit_in("calibration"));
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (mut returned_permits, mut finished_denies, mut killed) = (0, 0, 0);
+    for i in 0..48u32 {
+        let mut child = admit_in("state").spawn().unwrap();
+        // From 0 to 1.5 times an admission: before, during and after the
+        // replay and audit writes.
+        std::thread::sleep(took * i / 32);
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        match out.status.code() {
+            Some(0) => returned_permits += 1,
+            Some(_) => finished_denies += 1,
+            None => killed += 1,
+        }
+    }
+    // The delays cover the whole admission: some were killed, some ran out.
+    assert!(
+        killed > 0 && returned_permits + finished_denies > 0,
+        "killed {killed}, finished {}",
+        returned_permits + finished_denies
+    );
+    let log_path = ["state/log/audit.jsonl", "state/audit.jsonl"]
+        .into_iter()
+        .map(|p| f.path(p))
+        .find(|p| p.exists());
+    let mut log = log_path
+        .as_ref()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .unwrap_or_default();
+    // A record torn by a kill is what an operator truncates (spec §6.7.3):
+    // the admission writing it never returned.
+    if !log.is_empty() && !log.ends_with('\n') {
+        log.truncate(log.rfind('\n').map_or(0, |i| i + 1));
+        std::fs::write(log_path.as_ref().unwrap(), &log).unwrap();
+    }
+    let logged_permits = log
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"permit\""))
+        .count();
+    // Every permit returned has its record.
+    assert!(
+        returned_permits <= logged_permits,
+        "{returned_permits} permits returned, {logged_permits} recorded"
+    );
+    // One more admission, to its end.
+    let last = admit_in("state").output().unwrap();
+    let last_permit = usize::from(last.status.code() == Some(0));
+    assert!(
+        logged_permits + last_permit <= 1,
+        "admitted {} times: {log}",
+        logged_permits + last_permit
+    );
+    if last_permit == 0 {
+        assert!(
+            stderr(&last).starts_with("replay.job-id-used"),
+            "{}",
+            stderr(&last)
+        );
+    }
+    if let Some(p) = &log_path {
+        let o = run(f.jobseal().args(["audit", "verify"]).arg(p));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    }
+}
