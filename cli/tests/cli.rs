@@ -1143,3 +1143,70 @@ fn kill_9_during_admission_never_admits_twice() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     }
 }
+
+/// Issue 13 §1, end to end: an admission on a clock 25 h ahead raises the
+/// replay store's high-water mark; back on the real clock, the next
+/// admission is refused `replay.clock-went-back`, and the jump is in the
+/// audit log.
+#[test]
+fn a_clock_that_went_back_is_refused_and_recorded() {
+    if !peers::require_all(&[("faketime", "faketime")]) {
+        return;
+    }
+    let f = Fixture::new();
+    std::fs::write(
+        f.path("long.toml"),
+        "executable = \"run.sh\"\nvalid = \"48h\"\n",
+    )
+    .unwrap();
+    let sign = |job: &str, out: &str| {
+        let o = run(f.jobseal().args([
+            "sign",
+            job,
+            "--out",
+            out,
+            "--cert",
+            "usercert.pem",
+            "--key",
+            "userkey.pem",
+        ]));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    sign("long.toml", "ahead.pem");
+    sign("job2.toml", "now.pem");
+    let admit_args = |bundle: &str| {
+        [
+            "admit",
+            bundle,
+            "--ca-dir",
+            "ca",
+            "--state-dir",
+            "state",
+            "--",
+            "./run.sh",
+        ]
+        .map(String::from)
+    };
+    let o = run(Command::new("faketime")
+        .current_dir(f.dir.path())
+        .env_clear()
+        .env("HOME", f.dir.path())
+        .env("PATH", "/usr/bin:/bin")
+        .args(["-f", "+25h", env!("CARGO_BIN_EXE_jobseal")])
+        .args(admit_args("ahead.pem")));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(f.jobseal().args(admit_args("now.pem")));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("replay.clock-went-back: "),
+        "{}",
+        stderr(&o)
+    );
+    let log = ["state/log/audit.jsonl", "state/audit.jsonl"]
+        .into_iter()
+        .map(|p| f.path(p))
+        .find(|p| p.exists())
+        .expect("the audit log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("replay.clock-went-back"), "{text}");
+}
