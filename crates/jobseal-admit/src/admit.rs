@@ -273,6 +273,9 @@ impl Admission {
                     "{} (the decision reached was {reached}, not recorded; {use_note})",
                     e.message
                 );
+                let mut unrecorded = AuditRecord::from_decision(&decision, &context);
+                unrecorded.replay = replay_note(&self.checker.policy);
+                self.audit.report_unrecorded(&unrecorded, &message);
                 decision.denied_by(Error::new(e.reason, message))
             }
         }

@@ -679,6 +679,23 @@ impl AuditLog {
         )))
     }
 
+    /// Tell syslog, when anchoring is on, of a decision whose record could
+    /// not be written (`seq=0 head=unrecorded`, then `NOT RECORDED:` and
+    /// `note`): the one trace left when the log itself fails. Best effort.
+    pub fn report_unrecorded(&self, record: &AuditRecord, note: &str) {
+        if let Some(opts) = &self.options.syslog {
+            let mut msg = syslog_message(opts, record, 0, "unrecorded");
+            msg.push_str(" NOT RECORDED: ");
+            msg.push_str(&cap(
+                &note.replace(|c: char| c.is_control(), "?"),
+                MAX_SYSLOG_MSG_BYTES,
+            ));
+            if send_syslog_text(opts, &msg).is_err() {
+                self.syslog_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn append_locked(&self, record: AuditRecord) -> Result<String, Error> {
         self.rotate_if_full()?;
         let (seq, head) = self.write_record(record.clone())?;
@@ -1120,7 +1137,10 @@ fn send_syslog(
     seq: u64,
     head: &str,
 ) -> Result<(), String> {
-    let msg = syslog_message(opts, record, seq, head);
+    send_syslog_text(opts, &syslog_message(opts, record, seq, head))
+}
+
+fn send_syslog_text(opts: &SyslogOptions, msg: &str) -> Result<(), String> {
     let sock = UnixDatagram::unbound().map_err(|e| format!("syslog socket: {e}"))?;
     sock.set_write_timeout(Some(opts.timeout))
         .map_err(|e| format!("syslog socket: {e}"))?;

@@ -863,3 +863,43 @@ fn a_missing_empty_or_special_log_is_not_intact() {
     assert_eq!(p.kind, ProblemKind::Unreadable, "{}", p.message);
     assert!(p.message.contains("FIFO"), "{}", p.message);
 }
+
+/// Issue 13 §4: when a record cannot be written (a torn log, a full disk),
+/// syslog still hears of the decision: `head="unrecorded"` and the note
+/// that says what was decided and whether the use was spent.
+#[test]
+fn syslog_hears_of_a_decision_the_log_could_not_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("log.sock");
+    let listener = UnixDatagram::bind(&sock_path).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let opts = AuditOptions {
+        syslog: Some(SyslogOptions {
+            socket: sock_path.clone(),
+            ..SyslogOptions::default()
+        }),
+        ..AuditOptions::default()
+    };
+    let log = AuditLog::open(&path, opts).unwrap();
+    log.append(rec(1, DN)).unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"torn\":").unwrap();
+    let record = rec(2, DN);
+    assert!(log.append(record.clone()).is_err());
+    log.report_unrecorded(
+        &record,
+        "the decision reached was permit, not recorded; its use was spent",
+    );
+    let msgs = recv_all(&listener);
+    let last = msgs.last().unwrap();
+    assert_eq!(sd_param(last, "head"), "unrecorded", "{last}");
+    assert!(
+        last.ends_with(
+            "NOT RECORDED: the decision reached was permit, not recorded; its use was spent"
+        ),
+        "{last}"
+    );
+}
