@@ -21,8 +21,9 @@ for t in $targets; do
     names) find "$seeds" -type f -exec cp {} "$corpus"/ \; ;;
     job_toml) printf 'executable = "run.sh"\narguments = ["a"]\ninputs = ["d/x"]\nvalid = "2d"\n' > "$corpus/job.toml" ;;
     cose|manifest) python3 seeds_from_bundles.py "$t" "$corpus" ../test-vectors/*/bundle.pem ;;
-    private_key) grep -rlZ 'PRIVATE KEY' ../third_party/conformance/proxies | head -zn 64 \
-                   | while IFS= read -r -d '' f; do cp "$f" "$corpus/$(echo "$f" | tr / _)"; done ;;
+    private_key) # (no `head` in a pipeline: under pipefail its early exit is grep's SIGPIPE)
+                 mapfile -d '' keys < <(grep -rlZ 'PRIVATE KEY' ../third_party/conformance/proxies)
+                 for f in "${keys[@]:0:64}"; do cp "$f" "$corpus/$(tr / _ <<<"${f#../}")"; done ;;
   esac
   [ -d "regressions/$t" ] && cp "regressions/$t"/* "$corpus"/ 2>/dev/null || true
   n=$(ls "$corpus" | wc -l)
