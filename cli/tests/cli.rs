@@ -92,6 +92,24 @@ impl Fixture {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+    /// `jobseal sign JOB --out OUT` with the fixture's user certificate.
+    fn sign(&self, job: &str, out: &str) -> Output {
+        run(self.jobseal().args([
+            "sign",
+            job,
+            "--out",
+            out,
+            "--cert",
+            "usercert.pem",
+            "--key",
+            "userkey.pem",
+        ]))
+    }
+    /// [`Self::sign`], which must succeed.
+    fn sealed(&self, job: &str, out: &str) {
+        let o = self.sign(job, out);
+        assert!(o.status.success(), "{job}: {}", stderr(&o));
+    }
     fn jobseal(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_jobseal"));
         c.current_dir(self.dir.path())
@@ -793,17 +811,6 @@ fn run_or_hang(c: &mut Command, what: &str) -> Output {
 #[test]
 fn special_files_are_refused_by_every_command() {
     let f = Fixture::new();
-    let o = run(f.jobseal().args([
-        "sign",
-        "job.toml",
-        "--out",
-        "good.pem",
-        "--cert",
-        "usercert.pem",
-        "--key",
-        "userkey.pem",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
     let fifo = f.path("fifo");
     let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(st.success());
@@ -934,18 +941,7 @@ fn special_files_are_refused_by_every_command() {
 #[test]
 fn sign_errors_name_the_job_file_and_what_is_missing() {
     let f = Fixture::new();
-    let sign = |job: &str| {
-        run(f.jobseal().args([
-            "sign",
-            job,
-            "--out",
-            "x.pem",
-            "--cert",
-            "usercert.pem",
-            "--key",
-            "userkey.pem",
-        ]))
-    };
+    let sign = |job: &str| f.sign(job, "x.pem");
     std::fs::write(f.path("noexe.toml"), "executable = \"nothere.sh\"\n").unwrap();
     let o = sign("noexe.toml");
     assert_eq!(o.status.code(), Some(1));
@@ -982,21 +978,8 @@ fn sign_errors_name_the_job_file_and_what_is_missing() {
 #[test]
 fn an_unwritable_audit_record_says_the_decision_and_the_use() {
     let f = Fixture::new();
-    let sign = |job: &str, out: &str| {
-        let o = run(f.jobseal().args([
-            "sign",
-            job,
-            "--out",
-            out,
-            "--cert",
-            "usercert.pem",
-            "--key",
-            "userkey.pem",
-        ]));
-        assert!(o.status.success(), "{}", stderr(&o));
-    };
-    sign("job.toml", "a.pem");
-    sign("job2.toml", "b.pem");
+    f.sealed("job.toml", "a.pem");
+    f.sealed("job2.toml", "b.pem");
     let admit = |bundle: &str, args: &[&str]| {
         run(f
             .jobseal()
@@ -1045,17 +1028,7 @@ fn an_unwritable_audit_record_says_the_decision_and_the_use() {
 #[test]
 fn kill_9_during_admission_never_admits_twice() {
     let f = Fixture::new();
-    let o = run(f.jobseal().args([
-        "sign",
-        "job.toml",
-        "--out",
-        "a.pem",
-        "--cert",
-        "usercert.pem",
-        "--key",
-        "userkey.pem",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
+    f.sealed("job.toml", "a.pem");
     let admit_in = |state: &str| {
         let mut c = f.jobseal();
         c.args([
@@ -1159,21 +1132,8 @@ fn a_clock_that_went_back_is_refused_and_recorded() {
         "executable = \"run.sh\"\nvalid = \"48h\"\n",
     )
     .unwrap();
-    let sign = |job: &str, out: &str| {
-        let o = run(f.jobseal().args([
-            "sign",
-            job,
-            "--out",
-            out,
-            "--cert",
-            "usercert.pem",
-            "--key",
-            "userkey.pem",
-        ]));
-        assert!(o.status.success(), "{}", stderr(&o));
-    };
-    sign("long.toml", "ahead.pem");
-    sign("job2.toml", "now.pem");
+    f.sealed("long.toml", "ahead.pem");
+    f.sealed("job2.toml", "now.pem");
     let admit_args = |bundle: &str| {
         [
             "admit",

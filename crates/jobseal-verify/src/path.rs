@@ -263,24 +263,6 @@ impl Builder<'_> {
     }
 }
 
-/// The subjects of the CA-directory certificates above `top` that 2b would
-/// choose, the anchor last (empty if there is no path): the names a VOMS
-/// LSC description lists above the certificates an AC carries (§6.3a).
-pub fn names_above(top: &ParsedCert, trust: &TrustStore, opts: &PathOptions) -> Vec<String> {
-    let mut builder = Builder {
-        trust,
-        opts,
-        weighed: 0,
-        missing: None,
-    };
-    builder
-        .up(top, 0)
-        .unwrap_or_default()
-        .iter()
-        .map(|(c, _)| c.subject_dn())
-        .collect()
-}
-
 /// 2b: from the bundle's top certificate up to a self-issued certificate of
 /// the CA directory.
 fn build_upward(

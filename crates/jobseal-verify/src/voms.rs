@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use der::Decode;
 use jobseal_core::voms::{self as ac_reader, AcError, AttributeCertificate};
-use jobseal_core::{Reason, asn1, name, oid, tlv};
+use jobseal_core::{Error, Reason, asn1, name, oid, tlv};
 use spki::AlgorithmIdentifierOwned;
 
 pub use jobseal_core::voms::{GenericAttribute, MAX_ACS};
@@ -23,7 +23,7 @@ pub use jobseal_core::voms::{GenericAttribute, MAX_ACS};
 use crate::decision::VomsInfo;
 use crate::fsread::{FileCache, ReadError};
 use crate::parse::ParsedCert;
-use crate::path::{self, PathOptions};
+use crate::path::{self, PathOptions, ValidatedPath};
 use crate::sig::{self, Signer};
 use crate::trust::TrustStore;
 
@@ -367,7 +367,10 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
             ),
         )
     })?;
-    let names = chain_names(&r.carried, ctx.trust, ctx.opts);
+    // The AA's path (check (g)) is built once: its CAs are also the names
+    // an LSC description lists above the carried certificates.
+    let validated = path::validate(&r.carried, ctx.trust, ctx.opts);
+    let names = chain_names(&r.carried, &validated);
     if !descriptions
         .iter()
         .any(|d| lsc_matches(d, &names, &r.carried))
@@ -387,7 +390,7 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
     // (g) The AA certificate has a path to a trusted CA, as an end entity.
     // Spelled out for a failure only: not built when the AC verifies.
     let aa_dn = || aa.subject_dn();
-    match path::validate(&r.carried, ctx.trust, ctx.opts) {
+    match validated {
         Ok(p) if p.end_entity == 0 => {}
         Ok(_) => {
             return Err(fail(
@@ -616,25 +619,29 @@ fn read_lsc(
     Ok(out)
 }
 
-/// The names from the AA up: the AA's subject, then the issuer of each
-/// carried certificate that is not self-issued, then the CAs of the CA
-/// directory above them, as path validation (§6.3 2b) chooses them (names
-/// only: trust is check (g)'s).
-fn chain_names(carried: &[ParsedCert], trust: &TrustStore, opts: &PathOptions) -> Vec<String> {
+/// The names from the AA up: the AA's subject, the issuer name of each
+/// carried certificate that is not self-issued (as written in it), then
+/// the CAs above those in the path that check (g) validated, the anchor
+/// last (none without such a path). Names only: trust is check (g)'s.
+fn chain_names(carried: &[ParsedCert], validated: &Result<ValidatedPath, Error>) -> Vec<String> {
     let mut names = Vec::new();
     let Some(first) = carried.first() else {
         return names;
     };
     names.push(first.subject_dn());
+    let mut issuers = 0;
     for c in carried {
         if c.is_self_issued() {
-            return names;
+            break;
         }
         names.push(c.issuer_dn_str().to_string());
+        issuers += 1;
     }
-    if let Some(top) = carried.last() {
-        // The first is the top's issuer, named already.
-        names.extend(path::names_above(top, trust, opts).into_iter().skip(1));
+    // The path's CAs above the AA: first the issuers named just now.
+    if let Ok(p) = validated
+        && p.end_entity == 0
+    {
+        names.extend(p.identity.cas.iter().skip(issuers).cloned());
     }
     names
 }

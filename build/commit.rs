@@ -1,8 +1,8 @@
 //! Embeds the git commit this crate is built from as `JOBSEAL_BUILD_COMMIT`
 //! (shown by `--version`): `$JOBSEAL_COMMIT` when set (scripts/dist sets
 //! it), else `git rev-parse HEAD`, else `unknown` (a source tree without
-//! git). The same file is the build script of cli/, exec/, jobseal-ffi and
-//! jobseal-python.
+//! git). One file, the build script of cli/, exec/, jobseal-ffi and
+//! jobseal-python (`build = …` in each Cargo.toml).
 #![allow(clippy::print_stdout)]
 
 use std::process::Command;
@@ -17,7 +17,7 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={}", file!());
     println!("cargo:rerun-if-env-changed=JOBSEAL_COMMIT");
     let given = std::env::var("JOBSEAL_COMMIT").unwrap_or_default();
     let commit = if given.trim().is_empty() {
