@@ -11,18 +11,54 @@ use der::Decode;
 use jobseal_core::asn1::{JobBinding, ProxyCertInfo};
 use jobseal_core::manifest::{Manifest, hex};
 use jobseal_core::pem::parse_blocks;
-use jobseal_core::time::{UnixTime, format_duration};
+use jobseal_core::time::UnixTime;
 use jobseal_core::{bundle, cose, name, oid, sha256, tlv, voms};
 use serde_json::{Value, json};
 use x509_cert::Certificate;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// A proxy, certificate or bundle (PEM).
-    file: PathBuf,
+    /// A proxy, certificate or bundle (PEM); default `$X509_USER_PROXY`,
+    /// else `/tmp/x509up_u<uid>`, as voms-proxy-info.
+    #[arg(value_name = "FILE")]
+    file_arg: Option<PathBuf>,
+    /// The file, as voms-proxy-info -file.
+    #[arg(long, value_name = "FILE", conflicts_with = "file_arg")]
+    file: Option<PathBuf>,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Print the seconds the credential has left (0 once expired), as
+    /// voms-proxy-info -timeleft.
+    #[arg(long, conflicts_with_all = ["json", "exists"])]
+    timeleft: bool,
+    /// Print nothing; exit 0 if the credential exists and is valid (for
+    /// `--valid`/`--hours` more), else 1, as voms-proxy-info -exists.
+    #[arg(long, conflicts_with = "json")]
+    exists: bool,
+    /// With --exists: valid for at least HH:MM more.
+    #[arg(
+        long,
+        value_name = "HH:MM",
+        requires = "exists",
+        conflicts_with = "hours"
+    )]
+    valid: Option<String>,
+    /// With --exists: valid for at least H hours more.
+    #[arg(long, value_name = "H", requires = "exists")]
+    hours: Option<u64>,
+    /// Accepted for voms-proxy-info -all: everything is always shown.
+    #[arg(long, hide = true)]
+    all: bool,
+}
+
+impl InspectArgs {
+    fn path(&self) -> Option<PathBuf> {
+        self.file_arg
+            .clone()
+            .or_else(|| self.file.clone())
+            .or_else(crate::sign::standard_proxy_path)
+    }
 }
 
 fn kind(cert: &Certificate, raw: &tlv::RawCert<'_>) -> String {
@@ -112,17 +148,78 @@ fn key_description(spki: &[u8]) -> String {
 }
 
 pub fn run(args: &InspectArgs) -> ExitCode {
-    match inspect(args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let Some(path) = args.path() else {
+        eprintln!("jobseal: name the file to inspect (no X509_USER_PROXY and no uid)");
+        return ExitCode::FAILURE;
+    };
+    if args.exists {
+        return exists(args, &path);
+    }
+    match inspect(&path) {
+        Ok(out) => show(args, &out),
         Err(e) => {
-            eprintln!("jobseal: {}: {e}", args.file.display());
+            eprintln!("jobseal: {}: {e}", path.display());
             ExitCode::FAILURE
         }
     }
 }
 
-fn inspect(args: &InspectArgs) -> Result<(), String> {
-    let data = jobseal_verify::read_bundle_file(&args.file).map_err(|e| e.message)?;
+/// The seconds the credential has left: its leaf's.
+fn seconds_left(out: &Value) -> u64 {
+    out["certificates"][0]["seconds_left"].as_u64().unwrap_or(0)
+}
+
+/// voms-proxy-info -exists [-valid H:M]: silent, the exit code says.
+fn exists(args: &InspectArgs, path: &std::path::Path) -> ExitCode {
+    let needed = match (&args.valid, args.hours) {
+        (_, Some(h)) => h.saturating_mul(3600),
+        (Some(v), None) => match crate::sign::parse_validity(v) {
+            Some(s) => s,
+            None => {
+                eprintln!("jobseal: --valid {v:?} is not a time such as 12:00 (HH:MM)");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => 0,
+    };
+    match inspect(path) {
+        Ok(out) if seconds_left(&out) > needed => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn show(args: &InspectArgs, out: &Value) -> ExitCode {
+    let left = seconds_left(out);
+    if args.timeleft {
+        println!("{left}");
+    } else if args.json {
+        println!("{out}");
+    } else {
+        print_text(out);
+    }
+    // As voms-proxy-info -exists: an expired credential is a failure for
+    // scripts (the text and JSON still say everything).
+    if left == 0 {
+        if !args.timeleft {
+            eprintln!("jobseal: {}: the credential has expired", s(&out["file"]));
+        }
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Seconds as voms-proxy-info prints time left, `HH:MM:SS`.
+fn hms(seconds: u64) -> String {
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+fn inspect(path: &std::path::Path) -> Result<Value, String> {
+    let data = jobseal_verify::read_bundle_file(path).map_err(|e| e.message)?;
     let blocks = parse_blocks(&data).map_err(|e| e.to_string())?;
     let certs: Vec<&Vec<u8>> = blocks
         .iter()
@@ -145,9 +242,7 @@ fn inspect(args: &InspectArgs) -> Result<(), String> {
         if end_entity.is_none() && k == "end-entity certificate" {
             end_entity = Some(name::to_slash_string(raw.subject));
         }
-        if let Some(acs) = voms::from_certificate(&cert) {
-            vomses.extend(acs);
-        }
+        vomses.extend(voms_of(&cert));
         chain.push(json!({
             "subject": name::to_slash_string(raw.subject),
             "issuer": name::to_slash_string(raw.issuer),
@@ -201,28 +296,55 @@ fn inspect(args: &InspectArgs) -> Result<(), String> {
     });
     let voms_json: Vec<Value> = vomses
         .iter()
-        .map(|a| {
+        .map(|(a, generic)| {
             json!({
                 "vo": a.vo, "server": a.server, "issuer": a.issuer, "fqans": a.fqans,
+                "generic_attributes": generic,
                 "not_before": a.not_before.to_rfc3339(), "not_after": a.not_after.to_rfc3339(),
                 "seconds_left": a.not_after.0.saturating_sub(now.0), "verified": false,
             })
         })
         .collect();
-    let out = json!({
-        "file": args.file.display().to_string(),
+    Ok(json!({
+        "file": path.display().to_string(),
         "identity": end_entity,
         "private_key": has_key,
         "certificates": chain,
         "voms": voms_json,
         "job": job,
-    });
-    if args.json {
-        println!("{out}");
-        return Ok(());
-    }
-    print_text(&out);
-    Ok(())
+    }))
+}
+
+/// The VOMS ACs of a certificate, each with its generic attributes
+/// (`name = value`, qualifier), as voms-proxy-info -all shows them.
+fn voms_of(cert: &Certificate) -> Vec<(voms::VomsAc, Vec<Value>)> {
+    let Some(acs) = voms::from_certificate(cert) else {
+        return Vec::new();
+    };
+    let strict: Vec<Vec<Value>> = cert
+        .tbs_certificate()
+        .extensions()
+        .and_then(|e| e.iter().find(|x| x.extn_id == oid::VOMS_AC_SEQ))
+        .and_then(|e| voms::split_ac_seq(e.extn_value.as_bytes()).ok())
+        .unwrap_or_default()
+        .iter()
+        .map(|der| {
+            voms::parse_ac(der)
+                .map(|ac| {
+                    ac.generic_attributes
+                        .iter()
+                        .map(
+                            |g| json!({"name": g.name, "value": g.value, "qualifier": g.qualifier}),
+                        )
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    acs.into_iter()
+        .enumerate()
+        .map(|(i, ac)| (ac, strict.get(i).cloned().unwrap_or_default()))
+        .collect()
 }
 
 fn s(v: &Value) -> String {
@@ -230,6 +352,19 @@ fn s(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
         other => other.to_string(),
+    }
+}
+
+/// A list or map of the JSON as one line: `a, b c` or `K=V, K2=V2`.
+fn joined(v: &Value) -> String {
+    match v {
+        Value::Array(items) => items.iter().map(s).collect::<Vec<_>>().join(", "),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", s(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => s(other),
     }
 }
 
@@ -242,9 +377,11 @@ fn print_text(out: &Value) {
     println!("strength  : {}", s(&leaf["key"]));
     println!("path      : {}", s(&out["file"]));
     println!(
-        "timeleft  : {}",
-        format_duration(leaf["seconds_left"].as_u64().unwrap_or(0))
+        "valid     : {} to {}",
+        s(&leaf["not_before"]),
+        s(&leaf["not_after"])
     );
+    print_timeleft(&leaf["seconds_left"]);
     println!(
         "key       : {}",
         if out["private_key"] == true {
@@ -256,56 +393,96 @@ fn print_text(out: &Value) {
     if let Some(chain) = out["certificates"].as_array() {
         for (i, c) in chain.iter().enumerate().skip(1) {
             println!(
-                "chain[{i}]  : {} ({}, until {})",
+                "chain[{i}]  : {} ({}, {}, issued by {}, {} to {})",
                 s(&c["subject"]),
                 s(&c["type"]),
+                s(&c["key"]),
+                s(&c["issuer"]),
+                s(&c["not_before"]),
                 s(&c["not_after"])
             );
         }
     }
     for v in out["voms"].as_array().into_iter().flatten() {
-        println!(
-            "=== VO {} extension information (not verified) ===",
-            s(&v["vo"])
-        );
-        println!("VO        : {}", s(&v["vo"]));
-        println!("issuer    : {}", s(&v["issuer"]));
-        for f in v["fqans"].as_array().into_iter().flatten() {
-            println!("attribute : {}", s(f));
-        }
-        println!(
-            "timeleft  : {}",
-            format_duration(v["seconds_left"].as_u64().unwrap_or(0))
-        );
-        println!("uri       : {}", s(&v["server"]));
+        print_voms(v);
     }
     let job = &out["job"];
     if !job.is_null() {
-        println!("=== job (signature not verified here: use jobseal verify) ===");
-        for (label, key) in [
-            ("job id", "job_id"),
-            ("manifest", "manifest_sha256"),
-            ("bound to", "bound_sha256"),
-            ("matches", "binding_matches"),
-            ("algorithm", "algorithm"),
-            ("executable", "executable"),
-            ("exe sha256", "executable_sha256"),
-            ("arguments", "arguments"),
-            ("vo", "vo"),
-            ("sites", "sites"),
-            ("not before", "not_before"),
-            ("not after", "not_after"),
-            ("created", "created"),
-            ("tool", "tool"),
-            ("uses", "allowed_uses"),
-            ("error", "error"),
-        ] {
-            if !job[key].is_null() {
-                println!("{label:<10}: {}", s(&job[key]));
-            }
+        print_job(job);
+    }
+}
+
+fn print_timeleft(seconds: &Value) {
+    let left = seconds.as_u64().unwrap_or(0);
+    if left == 0 {
+        println!("timeleft  : 00:00:00 (expired)");
+    } else {
+        println!("timeleft  : {}", hms(left));
+    }
+}
+
+fn print_voms(v: &Value) {
+    println!(
+        "=== VO {} extension information (not verified) ===",
+        s(&v["vo"])
+    );
+    println!("VO        : {}", s(&v["vo"]));
+    println!("issuer    : {}", s(&v["issuer"]));
+    for f in v["fqans"].as_array().into_iter().flatten() {
+        println!("attribute : {}", s(f));
+    }
+    for g in v["generic_attributes"].as_array().into_iter().flatten() {
+        let qualifier = s(&g["qualifier"]);
+        if qualifier.is_empty() {
+            println!("attribute : {} = {}", s(&g["name"]), s(&g["value"]));
+        } else {
+            println!(
+                "attribute : {} = {} ({qualifier})",
+                s(&g["name"]),
+                s(&g["value"])
+            );
         }
-        if let Some(inputs) = job["inputs"].as_array() {
-            println!("inputs    : {}", inputs.len());
+    }
+    println!(
+        "valid     : {} to {}",
+        s(&v["not_before"]),
+        s(&v["not_after"])
+    );
+    print_timeleft(&v["seconds_left"]);
+    println!("uri       : {}", s(&v["server"]));
+}
+
+fn print_job(job: &Value) {
+    println!("=== job (signature not verified here: use jobseal verify) ===");
+    for (label, key) in [
+        ("job id", "job_id"),
+        ("manifest", "manifest_sha256"),
+        ("bound to", "bound_sha256"),
+        ("matches", "binding_matches"),
+        ("algorithm", "algorithm"),
+        ("executable", "executable"),
+        ("exe sha256", "executable_sha256"),
+        ("arguments", "arguments"),
+        ("environ", "environment"),
+        ("vo", "vo"),
+        ("sites", "sites"),
+        ("not before", "not_before"),
+        ("not after", "not_after"),
+        ("created", "created"),
+        ("tool", "tool"),
+        ("uses", "allowed_uses"),
+        ("error", "error"),
+    ] {
+        if !job[key].is_null() {
+            println!("{label:<10}: {}", joined(&job[key]));
         }
+    }
+    for i in job["inputs"].as_array().into_iter().flatten() {
+        println!(
+            "input     : {} ({} bytes, sha256 {})",
+            s(&i["name"]),
+            s(&i["size"]),
+            s(&i["sha256"])
+        );
     }
 }

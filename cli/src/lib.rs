@@ -82,9 +82,71 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// voms-proxy-init's and voms-proxy-info's single-dash options that
+/// `jobseal` takes too, by subcommand. None is a clap short option (those
+/// are single letters), so `-valid` cannot mean anything else.
+const SINGLE_DASH: &[(&str, &[&str])] = &[
+    (
+        "sign",
+        &["pwstdin", "valid", "hours", "cert", "key", "proxy", "out"],
+    ),
+    (
+        "proxy",
+        &[
+            "pwstdin",
+            "valid",
+            "hours",
+            "cert",
+            "key",
+            "proxy",
+            "out",
+            "path-length",
+        ],
+    ),
+    (
+        "inspect",
+        &[
+            "timeleft", "exists", "valid", "hours", "file", "all", "json",
+        ],
+    ),
+];
+
+/// The command line as clap reads it: `-valid 12:00` becomes `--valid
+/// 12:00` where the subcommand knows `--valid` (never after `--`, which
+/// starts the payload's own arguments), and `jobseal help --help` is
+/// `jobseal help` (clap's help subcommand has no help of its own).
+pub fn normalize_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let sub = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    if sub == "help" {
+        return args
+            .into_iter()
+            .filter(|a| a != "--help" && a != "-h")
+            .collect();
+    }
+    let known = SINGLE_DASH
+        .iter()
+        .find(|(name, _)| *name == sub)
+        .map_or(&[][..], |(_, words)| *words);
+    let mut payload = false;
+    args.into_iter()
+        .map(|a| {
+            payload |= a == "--";
+            let word = a.to_str().and_then(|t| t.strip_prefix('-'));
+            match word {
+                Some(w) if !payload && known.contains(&w) => format!("--{w}").into(),
+                _ => a,
+            }
+        })
+        .collect()
+}
+
 /// Parses the command line and runs the command: `jobseal`'s `main`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
     match cli.command {
         Command::Demo(a) => demo::run(&a),
         Command::Sign(a) => sign::run_sign(&a),

@@ -7,6 +7,7 @@ use clap::Args;
 use jobseal_core::time::{UnixTime, format_duration, parse_duration};
 use jobseal_issue::credential::{self, Credential, Environment, Explicit};
 use jobseal_issue::job::{DigestCache, seal_with_cache};
+use jobseal_issue::preflight::{self, Problem};
 use jobseal_issue::{IssueError, JobSpec, SealParams, fsutil};
 
 use crate::CredentialArgs;
@@ -32,18 +33,39 @@ pub struct SignArgs {
     /// Output directory (several jobs): one `<job>.bundle.pem` each.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
+    /// Validity of every job, overriding the job files' `valid`: `HH:MM`
+    /// (as voms-proxy-init -valid) or a duration such as `12h`, `2d`.
+    #[arg(long, value_name = "HH:MM|DURATION", conflicts_with = "hours")]
+    valid: Option<String>,
+    /// Validity of every job in hours (as voms-proxy-init -hours).
+    #[arg(long, value_name = "H")]
+    hours: Option<u64>,
+    /// Seal the jobs that can be sealed when others cannot (by default
+    /// nothing is written unless every job can be sealed).
+    #[arg(long)]
+    keep_going: bool,
+    /// Seal even what a site is expected to refuse or fail: a job whose VO
+    /// the credential's VOMS attributes do not prove, an executable without
+    /// an execute bit, a chain only sites accepting legacy CAs accept.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     credential: CredentialArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
-    /// Where to write the proxy (mode 0600).
+    /// Where to write the proxy (mode 0600); default `$X509_USER_PROXY`,
+    /// else `/tmp/x509up_u<uid>`, as grid-proxy-init.
     #[arg(long, value_name = "FILE")]
-    out: PathBuf,
-    /// Validity, e.g. `12h` or `2d`.
-    #[arg(long, default_value = "12h")]
+    out: Option<PathBuf>,
+    /// Validity: `HH:MM` (as voms-proxy-init -valid) or a duration such as
+    /// `12h` or `2d`.
+    #[arg(long, default_value = "12h", conflicts_with = "hours")]
     valid: String,
+    /// Validity in hours (as voms-proxy-init -hours).
+    #[arg(long, value_name = "H")]
+    hours: Option<u64>,
     /// Limit further delegation (pCPathLenConstraint).
     #[arg(long, value_name = "N")]
     path_length: Option<u32>,
@@ -52,24 +74,87 @@ pub struct ProxyArgs {
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("jobseal: {e}");
+    // A batch's problems come one per line: each gets the prefix.
+    for line in e.to_string().lines() {
+        eprintln!("jobseal: {line}");
+    }
     ExitCode::FAILURE
 }
 
-fn load_credential(args: &CredentialArgs) -> Result<Credential, IssueError> {
+/// `HH:MM` (voms-proxy-init's `-valid`) or a duration (`12h`, `2d`).
+pub fn parse_validity(s: &str) -> Option<u64> {
+    let seconds = match s.split_once(':') {
+        Some((h, m)) => {
+            let (h, m): (u64, u64) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
+            (m < 60).then_some(h.checked_mul(3600)?.checked_add(m * 60)?)?
+        }
+        None => parse_duration(s)?,
+    };
+    (seconds > 0).then_some(seconds)
+}
+
+/// The validity asked on the command line, if any.
+fn validity_flag(valid: Option<&str>, hours: Option<u64>) -> Result<Option<u64>, IssueError> {
+    match (valid, hours) {
+        (_, Some(h)) => h
+            .checked_mul(3600)
+            .filter(|s| *s > 0)
+            .map(Some)
+            .ok_or_else(|| {
+                IssueError::Job(format!("--hours {h} is not a number of hours above 0"))
+            }),
+        (Some(v), None) => parse_validity(v).map(Some).ok_or_else(|| {
+            IssueError::Job(format!(
+                "--valid {v:?} is not a validity such as 12:00 (HH:MM), 12h or 2d"
+            ))
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Which credentials a command may use: `sign` takes the proxy the user
+/// made (as every grid tool does); `proxy` makes one from the end-entity
+/// credential unless named `--proxy`, as grid-proxy-init does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Search {
+    ProxiesFirst,
+    EndEntityOnly,
+}
+
+fn load_credential(args: &CredentialArgs, search: Search) -> Result<Credential, IssueError> {
     let explicit = Explicit {
         proxy: args.proxy.clone(),
         cert: args.cert.clone(),
         key: args.key.clone(),
     };
-    let source = credential::find_source(&explicit, &Environment::from_process())?;
+    let mut env = Environment::from_process();
+    if search == Search::EndEntityOnly {
+        env.x509_user_proxy = None;
+        env.uid = None;
+    }
+    let source = credential::find_source(&explicit, &env)?;
     let mut prompt = prompter(args.pwstdin);
     Credential::load(source, &mut prompt)
 }
 
+/// Say which credential signs, as voms-proxy-init prints the identity.
+fn announce(cred: &Credential, issuer: &credential::IssuerCheck) {
+    let vos: Vec<&str> = issuer.voms.iter().map(|ac| ac.vo.as_str()).collect();
+    let voms = if vos.is_empty() {
+        String::new()
+    } else {
+        format!(", VOMS attributes of {}", vos.join(", "))
+    };
+    eprintln!(
+        "jobseal: signing as {} with {}{voms}",
+        issuer.end_entity, cred.source
+    );
+}
+
 pub fn run_sign(args: &SignArgs) -> ExitCode {
     match sign(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => fail(e),
     }
 }
@@ -90,67 +175,216 @@ fn output_for(args: &SignArgs, job: &Path) -> Result<PathBuf, IssueError> {
     }
 }
 
-fn sign(args: &SignArgs) -> Result<(), IssueError> {
-    // Read every job first: a typo in job 900 should not waste a passphrase prompt.
-    let mut jobs = Vec::with_capacity(args.jobs.len());
-    for path in &args.jobs {
-        jobs.push((JobSpec::from_toml_file(path)?, output_for(args, path)?));
+/// One job of the batch: what to seal and where, and what stops it.
+struct Planned {
+    file: PathBuf,
+    job: Option<JobSpec>,
+    out: PathBuf,
+    problems: Vec<Problem>,
+}
+
+impl Planned {
+    /// Whether the job is sealed, `--force` given or not: blocking problems
+    /// are printed by the caller; overridable ones are warnings here.
+    fn sealable(&self, force: bool) -> bool {
+        self.job.is_some() && self.problems.iter().all(|p| force && p.overridable)
+    }
+}
+
+/// Read every job file and check every file it names; nothing is asked or
+/// signed yet.
+fn plan(args: &SignArgs, valid: Option<u64>) -> Result<Vec<Planned>, IssueError> {
+    let mut plans = Vec::with_capacity(args.jobs.len());
+    for file in &args.jobs {
+        let out = output_for(args, file)?;
+        let mut problems = Vec::new();
+        let job = match JobSpec::from_toml_file(file) {
+            Ok(mut job) => {
+                if let Some(v) = valid {
+                    job.valid = v;
+                }
+                problems.extend(preflight::file_problems(&job));
+                Some(job)
+            }
+            Err(e) => {
+                problems.push(Problem {
+                    message: e.to_string(),
+                    overridable: false,
+                });
+                None
+            }
+        };
+        if out.is_dir() {
+            problems.push(Problem {
+                message: format!(
+                    "{}: the bundle {} cannot be written: it is a directory",
+                    file.display(),
+                    out.display()
+                ),
+                overridable: false,
+            });
+        }
+        plans.push(Planned {
+            file: file.clone(),
+            job,
+            out,
+            problems,
+        });
+    }
+    Ok(plans)
+}
+
+fn print_problem(p: &Problem, force: bool) {
+    let kind = match (p.overridable, force) {
+        (true, true) => "warning",
+        (true, false) => "refused (--force seals it anyway)",
+        (false, _) => "error",
+    };
+    eprintln!("jobseal: {kind}: {}", p.message);
+}
+
+/// Print the problems of every job (blocking ones as errors, those
+/// `--force` lets through as warnings); the number of jobs blocked. A
+/// single job's blocking problems are its error instead
+/// ([`nothing_written`]).
+fn report_problems(plans: &[Planned], force: bool) -> usize {
+    let single = plans.len() == 1;
+    for p in plans.iter().flat_map(|p| &p.problems) {
+        if !(single && !(force && p.overridable)) {
+            print_problem(p, force);
+        }
+    }
+    plans.iter().filter(|p| !p.sealable(force)).count()
+}
+
+/// The batch refused as a whole: nothing written.
+fn nothing_written(plans: &[Planned], blocked: usize, force: bool) -> IssueError {
+    if let [single] = plans {
+        let blocking: Vec<Problem> = single
+            .problems
+            .iter()
+            .filter(|p| !(force && p.overridable))
+            .map(|p| Problem {
+                message: if p.overridable {
+                    format!("{} (--force seals it anyway)", p.message)
+                } else {
+                    p.message.clone()
+                },
+                overridable: p.overridable,
+            })
+            .collect();
+        return preflight::combined(&blocking);
+    }
+    let n = plans.len();
+    let advice = if blocked < n {
+        format!(", or seal the other {} with --keep-going", n - blocked)
+    } else {
+        String::new()
+    };
+    IssueError::Job(format!(
+        "nothing sealed: {blocked} of {n} job(s) cannot be sealed (listed above); fix them{advice}"
+    ))
+}
+
+/// Seal the jobs of `args`; `Ok(false)` when some were left out
+/// (`--keep-going`).
+fn sign(args: &SignArgs) -> Result<bool, IssueError> {
+    let valid = validity_flag(args.valid.as_deref(), args.hours)?;
+    // Every job is read and its files checked first: a typo in job 900 or
+    // a missing input of job 25 should not waste a passphrase prompt, nor
+    // leave half a batch written.
+    let mut plans = plan(args, valid)?;
+    let blocked = report_problems(&plans, args.force);
+    if blocked > 0 && !args.keep_going {
+        return Err(nothing_written(&plans, blocked, args.force));
+    }
+    if blocked == plans.len() {
+        return Err(IssueError::Job("no job can be sealed".into()));
     }
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| IssueError::io(dir, e))?;
     }
-    let cred = load_credential(&args.credential)?;
+    let cred = load_credential(&args.credential, Search::ProxiesFirst)?;
     let now = UnixTime::now();
     let issuer = credential::check_issuer(&cred, now)?;
-    refuse_what_sites_refuse(&cred, now)?;
-    // Jobs are independent: seal and write them on every core, then report
-    // in the order given. The passphrase was asked once, above.
-    let bar = progress_for(&jobs);
-    let results = seal_all(&cred, &issuer, &jobs, now, bar.as_ref());
-    if let Some(bar) = &bar {
-        bar.finish();
-    }
-    // Each bundle was synced before it was renamed into place; the renames
-    // are made durable here, once per output directory, before any bundle
-    // is reported written (as `write_atomic` does after each file).
-    if results.iter().any(Result::is_ok) {
-        let mut outs: Vec<&Path> = jobs.iter().map(|(_, out)| out.as_path()).collect();
-        outs.sort_by_key(|out| out.parent());
-        outs.dedup_by_key(|out| out.parent());
-        for out in outs {
-            fsutil::sync_dir_of(out);
-        }
-    }
-    // One write to standard error (unbuffered) for all the jobs' lines.
-    let mut report = String::new();
-    let mut first_error = None;
-    for r in results {
-        match r {
-            Ok(lines) => report.push_str(&lines),
-            Err(e) => {
-                first_error.get_or_insert(e);
+    refuse_what_sites_refuse(&cred, now, args.force)?;
+    announce(&cred, &issuer);
+    // What the credential decides: the VO each job claims.
+    for plan in plans.iter_mut().filter(|p| p.sealable(args.force)) {
+        if let Some(p) = plan
+            .job
+            .as_ref()
+            .and_then(|j| preflight::vo_problem(j, &issuer))
+        {
+            if args.jobs.len() > 1 || args.force {
+                print_problem(&p, args.force);
             }
+            plan.problems.push(p);
         }
     }
-    eprint!("{report}");
-    first_error.map_or(Ok(()), Err)
+    let blocked = plans.iter().filter(|p| !p.sealable(args.force)).count();
+    if blocked > 0 && !args.keep_going {
+        return Err(nothing_written(&plans, blocked, args.force));
+    }
+    let chosen: Vec<(JobSpec, PathBuf)> = plans
+        .iter()
+        .filter(|p| p.sealable(args.force))
+        .filter_map(|p| Some((p.job.clone()?, p.out.clone())))
+        .collect();
+    let outcome = seal_and_write(&cred, &issuer, &chosen, now, args.keep_going)?;
+    summarize(&plans, &chosen, &outcome, args);
+    Ok(outcome.iter().all(Result::is_ok) && chosen.len() == plans.len())
+}
+/// The verifier's path check (§6.3 2) over the credential's chain alone,
+/// under `algorithms`.
+fn check_chain(
+    chain: &[jobseal_verify::parse::ParsedCert],
+    now: UnixTime,
+    algorithms: jobseal_verify::sig::AlgorithmPolicy,
+) -> Result<(), jobseal_verify::Error> {
+    use jobseal_verify::path::{self, PathOptions};
+    let opts = PathOptions {
+        at: now,
+        clock_skew: jobseal_verify::DEFAULT_CLOCK_SKEW,
+        algorithms,
+    };
+    path::check_without_anchor(chain, &opts).map(|_| ())
+}
+
+/// What to do about a chain sites refuse.
+fn advice(e: &jobseal_verify::Error) -> &'static str {
+    let m = &e.message;
+    if m.contains("SHA-1") || m.contains("MD5") {
+        "make a proxy signed with SHA-256 (voms-proxy-init -rfc, or arcproxy -c signingAlgorithm=sha256)"
+    } else if m.contains("RSA-") {
+        "make a proxy with a 2048-bit key (voms-proxy-init -rfc -bits 2048, or arcproxy -c keybits=2048), \
+         or ask your CA for a certificate with one"
+    } else {
+        "make a new proxy (voms-proxy-init -rfc) or ask your CA"
+    }
 }
 
 /// Run the verifier's path checks over the credential's chain, as far as
 /// the chain alone shows them (`spec/jobseal.md` §6.3; no CA directory on
-/// the user's side), with the most lenient legacy settings a site may
-/// choose: what this refuses, every site refuses, so nothing is signed
-/// that can only fail a day later on a worker node.
-fn refuse_what_sites_refuse(cred: &Credential, now: UnixTime) -> Result<(), IssueError> {
+/// the user's side), under the default algorithm policy every site starts
+/// from. What only sites that accept legacy CAs (SHA-1, RSA-1024 CA
+/// signatures) would accept is sealed only with `--force`; what even they
+/// refuse is never sealed: it could only fail a day later on a worker node.
+/// The VOMS attributes' signatures are held to the same table.
+fn refuse_what_sites_refuse(
+    cred: &Credential,
+    now: UnixTime,
+    force: bool,
+) -> Result<(), IssueError> {
     use jobseal_verify::parse::ParsedCert;
-    use jobseal_verify::path::{self, PathOptions};
     use jobseal_verify::sig::AlgorithmPolicy;
-    let refused = |e: jobseal_verify::Error| {
+    let refused = |e: &jobseal_verify::Error, who: &str| {
         IssueError::Credential(format!(
-            "{}: every site would refuse jobs sealed under this credential ({}: {}); make a new proxy (voms-proxy-init -rfc) or ask your CA",
+            "{}: {who} would refuse jobs sealed under this credential ({}: {}); {}",
             cred.source,
             e.reason.code(),
-            e.message
+            e.message,
+            advice(e)
         ))
     };
     let chain = cred
@@ -159,18 +393,77 @@ fn refuse_what_sites_refuse(cred: &Credential, now: UnixTime) -> Result<(), Issu
         .enumerate()
         .map(|(i, der)| ParsedCert::from_der(der.clone(), i + 1))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(refused)?;
-    let opts = PathOptions {
-        at: now,
-        clock_skew: jobseal_verify::DEFAULT_CLOCK_SKEW,
-        algorithms: AlgorithmPolicy {
+        .map_err(|e| refused(&e, "every site"))?;
+    if let Err(strict) = check_chain(&chain, now, AlgorithmPolicy::default()) {
+        let legacy = AlgorithmPolicy {
             min_rsa_bits_ca_issued: 1024,
             allow_sha1_ca_issued: true,
-        },
-    };
-    path::check_without_anchor(&chain, &opts)
-        .map(|_| ())
-        .map_err(refused)
+        };
+        check_chain(&chain, now, legacy).map_err(|e| refused(&e, "every site"))?;
+        let e = refused(&strict, "every site but those accepting legacy CAs");
+        if !force {
+            return Err(IssueError::Credential(format!(
+                "{e} (--force seals it anyway, for sites that accept legacy CAs)"
+            )));
+        }
+        eprintln!("jobseal: warning: {e}");
+    }
+    weak_voms_attributes(cred, &chain)
+}
+
+/// A VOMS AC signed with an algorithm or AA key the verifier refuses
+/// (`voms.weak-algorithm`, §6.3a i): every site ignores its attributes, so
+/// a job relying on them is refused or runs without them.
+fn weak_voms_attributes(
+    cred: &Credential,
+    chain: &[jobseal_verify::parse::ParsedCert],
+) -> Result<(), IssueError> {
+    use der::Decode;
+    use jobseal_verify::parse::ParsedCert;
+    use jobseal_verify::sig::{self, AlgorithmPolicy, Signer};
+    use x509_cert::spki::AlgorithmIdentifierOwned;
+    for cert in chain {
+        let Ok(Some(ext)) = cert.extension(jobseal_core::oid::VOMS_AC_SEQ) else {
+            continue;
+        };
+        let acs = jobseal_core::voms::split_ac_seq(ext.extn_value.as_bytes()).unwrap_or_default();
+        for ac in acs
+            .iter()
+            .filter_map(|der| jobseal_core::voms::parse_ac(der).ok())
+        {
+            // Without the AA certificate the site cannot check it at all;
+            // that is not a question of algorithms.
+            let Some(aa) = ac.ac_certs.first() else {
+                continue;
+            };
+            let (Ok(aa), Ok(alg)) = (
+                ParsedCert::from_der(aa.clone(), 0),
+                AlgorithmIdentifierOwned::from_der(&ac.signature_algorithm),
+            ) else {
+                continue;
+            };
+            let what = format!("the VOMS attributes of VO {}", ac.vo);
+            let checked = sig::verify_certificate(
+                &alg,
+                aa.spki(),
+                &ac.acinfo,
+                &ac.signature,
+                &what,
+                &AlgorithmPolicy::default(),
+                Signer::EndEntityOrProxy,
+            );
+            if let Err(e) = checked
+                && e.reason == jobseal_core::Reason::ChainWeakAlgorithm
+            {
+                return Err(IssueError::Credential(format!(
+                    "{}: every site ignores {what} (voms.weak-algorithm: {}); ask the VO's VOMS service \
+                     for attributes signed with SHA-256 and a 2048-bit key, then run voms-proxy-init again",
+                    cred.source, e.message
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A progress bar for sealing `jobs`, when standard error is a terminal:
@@ -203,57 +496,32 @@ struct Task<'a> {
     issuer: &'a credential::IssuerCheck,
     now: UnixTime,
     bar: Option<&'a Progress>,
-    /// The working directory, to write through absolute paths.
-    cwd: Option<PathBuf>,
     /// Files the jobs share (an executable, common inputs) are hashed once.
     digests: DigestCache,
 }
 
-/// Seal and write one job; what to print about it.
-fn seal_one(task: &Task<'_>, job: &JobSpec, out: &Path) -> Result<String, IssueError> {
-    let Task {
-        cred,
-        issuer,
-        now,
-        bar,
-        ref cwd,
-        ref digests,
-    } = *task;
+/// A job sealed in memory: its bundle and what to print once written.
+struct SealedJob {
+    pem: String,
+    lines: String,
+}
+
+/// Seal one job in memory (nothing written).
+fn seal_one(task: &Task<'_>, job: &JobSpec, out: &Path) -> Result<SealedJob, IssueError> {
     let hashed = |n: u64| {
-        if let Some(bar) = bar.filter(|b| b.unit() == Unit::Bytes) {
+        if let Some(bar) = task.bar.filter(|b| b.unit() == Unit::Bytes) {
             bar.add(n);
         }
     };
     let sealed = seal_with_cache(
-        cred,
-        issuer,
+        task.cred,
+        task.issuer,
         job,
-        &SealParams::random(now)?,
+        &SealParams::random(task.now)?,
         &hashed,
-        digests,
+        &task.digests,
     )?;
-    // The directory is synced once for all jobs, by `sign`. An absolute
-    // path spares the temporary file a `getcwd` per job (slow while other
-    // threads rename files in the same directory).
-    let target = match cwd {
-        Some(cwd) if out.is_relative() => cwd.join(out),
-        _ => out.to_path_buf(),
-    };
-    fsutil::write_atomic_deferred(&target, sealed.bundle.to_pem().as_bytes(), 0o644).map_err(
-        |e| match e {
-            // Errors name the file, or its directory, as given.
-            IssueError::Io { path, source } if path == target => IssueError::io(out, source),
-            IssueError::Io { path, source } if Some(path.as_path()) == target.parent() => {
-                let dir = match out.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d,
-                    _ => Path::new("."),
-                };
-                IssueError::io(dir, source)
-            }
-            other => other,
-        },
-    )?;
-    if let Some(bar) = bar.filter(|b| b.unit() == Unit::Jobs) {
+    if let Some(bar) = task.bar.filter(|b| b.unit() == Unit::Jobs) {
         bar.add(1);
     }
     let m = &sealed.manifest;
@@ -263,77 +531,180 @@ fn seal_one(task: &Task<'_>, job: &JobSpec, out: &Path) -> Result<String, IssueE
         m.executable.name,
         m.arguments.len(),
         m.inputs.len(),
-        issuer.end_entity,
+        task.issuer.end_entity,
         out.display(),
-        format_duration(m.not_after.saturating_sub(now.0)),
+        format_duration(m.not_after.saturating_sub(task.now.0)),
     );
     if let Some(note) = &sealed.capped {
         lines.push_str(&format!("jobseal: note: {note}\n"));
     }
-    Ok(lines)
+    Ok(SealedJob {
+        pem: sealed.bundle.to_pem(),
+        lines,
+    })
 }
 
-/// Seal every job on up to two threads per core, taking jobs in order; after
-/// a failure no new job is started. One result per job started, in job
-/// order (jobs never started after a failure have none).
-fn seal_all(
+/// Write one sealed bundle; the directory is synced once for all jobs, by
+/// [`seal_and_write`].
+fn write_one(cwd: Option<&Path>, out: &Path, pem: &str) -> Result<(), IssueError> {
+    // An absolute path spares the temporary file a `getcwd` per job (slow
+    // while other threads rename files in the same directory).
+    let target = match cwd {
+        Some(cwd) if out.is_relative() => cwd.join(out),
+        _ => out.to_path_buf(),
+    };
+    fsutil::write_atomic_deferred(&target, pem.as_bytes(), 0o644).map_err(|e| match e {
+        // Errors name the file, or its directory, as given.
+        IssueError::Io { path, source } if path == target => IssueError::io(out, source),
+        IssueError::Io { path, source } if Some(path.as_path()) == target.parent() => {
+            let dir = match out.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            IssueError::io(dir, source)
+        }
+        other => other,
+    })
+}
+
+/// `f` over every item on up to two threads per core (while one waits for
+/// its bundle's fsync, another signs); one result per item, in order.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, IssueError> + Sync,
+) -> Vec<Result<R, IssueError>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .saturating_mul(2)
+        .min(items.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            done.push((i, f(item)));
+        }
+        done
+    };
+    let mut slots: Vec<Option<Result<R, IssueError>>> = items.iter().map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+        for (i, r) in handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+        {
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = Some(r);
+            }
+        }
+    });
+    // A job whose thread panicked has no result: an error, never a success.
+    slots
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(IssueError::Internal("a signing thread panicked".into()))))
+        .collect()
+}
+
+/// Seal every job in memory, then (unless one failed and `keep_going` is
+/// off: then nothing is written) write them all. One result per job: the
+/// lines to print, or why it was not sealed.
+fn seal_and_write(
     cred: &Credential,
     issuer: &credential::IssuerCheck,
     jobs: &[(JobSpec, PathBuf)],
     now: UnixTime,
-    bar: Option<&Progress>,
-) -> Vec<Result<String, IssueError>> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    // Two threads per core: while one waits for its bundle's fsync,
-    // another signs.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .saturating_mul(2)
-        .min(jobs.len())
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
+    keep_going: bool,
+) -> Result<Vec<Result<String, IssueError>>, IssueError> {
+    let bar = progress_for(jobs);
     let task = Task {
         cred,
         issuer,
         now,
-        bar,
-        cwd: std::env::current_dir().ok(),
+        bar: bar.as_ref(),
         digests: DigestCache::new(),
     };
-    let work = || {
-        let mut done = Vec::new();
-        while !failed.load(Ordering::Relaxed) {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some((job, out)) = jobs.get(i) else { break };
-            let r = seal_one(&task, job, out);
-            if r.is_err() {
-                failed.store(true, Ordering::Relaxed);
+    let sealed = parallel(jobs, |(job, out)| seal_one(&task, job, out));
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    if !keep_going && sealed.iter().any(Result::is_err) {
+        let errors: Vec<String> = sealed
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+            .collect();
+        return Err(IssueError::Job(format!(
+            "{}\nnothing sealed: {} of {} job(s) failed (listed above)",
+            errors.join("\n"),
+            errors.len(),
+            jobs.len()
+        )));
+    }
+    let cwd = std::env::current_dir().ok();
+    let pairs: Vec<(&Path, Result<SealedJob, IssueError>)> = jobs
+        .iter()
+        .map(|(_, out)| out.as_path())
+        .zip(sealed)
+        .collect();
+    let written = parallel(&pairs, |(out, sealed)| match sealed {
+        Ok(job) => write_one(cwd.as_deref(), out, &job.pem).map(|()| job.lines.clone()),
+        Err(e) => Err(IssueError::Job(e.to_string())),
+    });
+    // Each bundle was synced before it was renamed into place; the renames
+    // are made durable here, once per output directory, before any bundle
+    // is reported written (as `write_atomic` does after each file).
+    let mut outs: Vec<&Path> = jobs.iter().map(|(_, out)| out.as_path()).collect();
+    outs.sort_by_key(|out| out.parent());
+    outs.dedup_by_key(|out| out.parent());
+    for out in outs {
+        fsutil::sync_dir_of(out);
+    }
+    Ok(written)
+}
+
+/// Print each job's lines in order, its errors, and, for a batch or a run
+/// that left jobs out, one summary line.
+fn summarize(
+    plans: &[Planned],
+    chosen: &[(JobSpec, PathBuf)],
+    outcome: &[Result<String, IssueError>],
+    args: &SignArgs,
+) {
+    let mut text = String::new();
+    let mut left_out: Vec<String> = plans
+        .iter()
+        .filter(|p| !p.sealable(args.force))
+        .map(|p| p.file.display().to_string())
+        .collect();
+    for ((job, _), r) in chosen.iter().zip(outcome) {
+        match r {
+            Ok(lines) => text.push_str(lines),
+            Err(e) => {
+                text.push_str(&format!("jobseal: error: {e}\n"));
+                left_out.push(job.source.display().to_string());
             }
-            done.push((i, r));
         }
-        done
-    };
-    let mut all: Vec<(usize, Result<String, IssueError>)> = if threads == 1 {
-        work()
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![(
-                            usize::MAX,
-                            Err(IssueError::Internal("a signing thread panicked".into())),
-                        )]
-                    })
-                })
-                .collect()
-        })
-    };
-    all.sort_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, r)| r).collect()
+    }
+    let sealed = outcome.iter().filter(|r| r.is_ok()).count();
+    if plans.len() > 1 || !left_out.is_empty() {
+        let into = args
+            .out_dir
+            .as_ref()
+            .map(|d| format!(" into {}", d.display()))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "jobseal: {sealed} of {} job(s) sealed{into}",
+            plans.len()
+        ));
+        if !left_out.is_empty() {
+            text.push_str(&format!("; not sealed: {}", left_out.join(", ")));
+        }
+        text.push('\n');
+    }
+    // One write to standard error (unbuffered) for all the jobs' lines.
+    eprint!("{text}");
 }
 
 pub fn run_proxy(args: &ProxyArgs) -> ExitCode {
@@ -343,19 +714,29 @@ pub fn run_proxy(args: &ProxyArgs) -> ExitCode {
     }
 }
 
+/// Where grid tools keep the user's proxy: `$X509_USER_PROXY`, else
+/// `/tmp/x509up_u<uid>`.
+pub fn standard_proxy_path() -> Option<PathBuf> {
+    let env = Environment::from_process();
+    env.x509_user_proxy.or_else(|| {
+        env.uid
+            .map(|uid| PathBuf::from(format!("/tmp/x509up_u{uid}")))
+    })
+}
+
 fn proxy(args: &ProxyArgs) -> Result<(), IssueError> {
-    let valid = parse_duration(&args.valid)
-        .filter(|v| *v > 0)
-        .ok_or_else(|| {
-            IssueError::Job(format!(
-                "--valid {:?} is not a duration such as 12h or 2d",
-                args.valid
-            ))
-        })?;
-    let cred = load_credential(&args.credential)?;
+    let valid = validity_flag(Some(&args.valid), args.hours)?
+        .ok_or_else(|| IssueError::Internal("no validity".into()))?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => standard_proxy_path()
+            .ok_or_else(|| IssueError::Job("say where to write the proxy: --out FILE".into()))?,
+    };
+    let cred = load_credential(&args.credential, Search::EndEntityOnly)?;
     let now = UnixTime::now();
     let issuer = credential::check_issuer(&cred, now)?;
-    refuse_what_sites_refuse(&cred, now)?;
+    refuse_what_sites_refuse(&cred, now, false)?;
+    announce(&cred, &issuer);
     let mut not_after = now.plus(valid);
     if not_after > issuer.expires {
         eprintln!(
@@ -371,11 +752,11 @@ fn proxy(args: &ProxyArgs) -> Result<(), IssueError> {
         not_after,
         args.path_length,
     )?;
-    fsutil::write_atomic(&args.out, proxy.pem.as_bytes(), 0o600)?;
+    fsutil::write_atomic(&out, proxy.pem.as_bytes(), 0o600)?;
     eprintln!(
         "proxy for {} written to {} (valid until {})",
         issuer.end_entity,
-        args.out.display(),
+        out.display(),
         not_after.to_rfc3339()
     );
     Ok(())

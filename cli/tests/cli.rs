@@ -81,7 +81,18 @@ impl Fixture {
             "userkey.pem",
             encode_block("PRIVATE KEY", &user.pkcs8).as_bytes(),
         );
+        // As grid-proxy-init, jobseal refuses a key others can read.
+        std::fs::set_permissions(
+            dir.path().join("userkey.pem"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         w("run.sh", b"#!/bin/sh\necho hi\n");
+        std::fs::set_permissions(
+            dir.path().join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         w(
             "job.toml",
             b"executable = \"run.sh\"\narguments = [\"a\", \"b c\"]\nvalid = \"1h\"\n",
@@ -382,6 +393,11 @@ fn many_jobs_are_all_written_complete_and_reported_in_order() {
     let o = sign_many(&f, &jobs);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(reported(&o), (0..40).collect::<Vec<_>>());
+    // Issue 15 §3: a summary line ends the batch.
+    assert_eq!(
+        stderr(&o).trim_end().lines().last(),
+        Some("jobseal: 40 of 40 job(s) sealed into out")
+    );
     no_stray_files(&f.path("out"));
     for k in [0, 17, 39] {
         let o = run(f.jobseal().args([
@@ -397,35 +413,86 @@ fn many_jobs_are_all_written_complete_and_reported_in_order() {
     }
 }
 
+/// The files in `out/` (none when it does not exist).
+fn written(f: &Fixture) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(f.path("out"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Issue 15 §3: a batch with bad jobs (a missing input, a TOML typo, a
+/// missing executable) reports every problem at once, each naming its job
+/// file and field, and writes nothing; no passphrase is asked for.
 #[test]
-fn a_job_that_fails_to_seal_stops_new_jobs_and_every_sealed_job_is_written() {
+fn a_batch_with_bad_jobs_names_every_problem_and_writes_nothing() {
     let f = Fixture::new();
     let jobs = many_jobs(&f, 40, Some(20));
-    let o = sign_many(&f, &jobs);
+    std::fs::write(f.path("w31.toml"), "executable = \"run.sh\"\nargs = [1]\n").unwrap();
+    std::fs::write(f.path("w07.toml"), "executable = \"gone.sh\"\n").unwrap();
+    let key = f.encrypt_key("secret");
+    let o = run(f
+        .jobseal()
+        .args([
+            "sign",
+            "--out-dir",
+            "out",
+            "--cert",
+            "usercert.pem",
+            "--key",
+        ])
+        .arg(&key)
+        .args(&jobs)
+        .stdin(Stdio::null()));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("in20.txt"), "{}", stderr(&o));
-    let done = reported(&o);
-    assert!(!done.contains(&20), "{done:?}");
-    assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
-    // Every job reported sealed has its bundle, whole; no other bundle.
-    let mut written: Vec<usize> = std::fs::read_dir(f.path("out"))
-        .unwrap()
-        .map(|e| {
-            let n = e.unwrap().file_name().into_string().unwrap();
-            n.strip_prefix('w')
-                .unwrap()
-                .get(..2)
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    written.sort_unstable();
-    assert_eq!(written, done);
-    for k in done {
-        let bundle = std::fs::read(f.path(&format!("out/w{k:02}.bundle.pem"))).unwrap();
-        jobseal_core::bundle::Bundle::parse(&bundle).unwrap();
-    }
+    let e = stderr(&o);
+    assert!(e.contains("w20.toml: the input \"in20.txt\""), "{e}");
+    assert!(e.contains("w31.toml:2:"), "{e}");
+    assert!(e.contains("w07.toml: the executable"), "{e}");
+    assert!(e.contains("gone.sh cannot be read"), "{e}");
+    assert!(!e.contains("pass phrase"), "{e}");
+    let last = e.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains("nothing sealed: 3 of 40") && last.contains("--keep-going"),
+        "{last}"
+    );
+    assert_eq!(written(&f), Vec::<String>::new());
+}
+
+/// Issue 15 §3: `--keep-going` seals every good job and ends with a
+/// summary naming the jobs left out; the exit code says not all were.
+#[test]
+fn keep_going_seals_the_good_jobs_and_ends_with_a_summary() {
+    let f = Fixture::new();
+    let jobs = many_jobs(&f, 40, Some(20));
+    std::fs::write(f.path("w31.toml"), "executable = \"run.sh\"\nargs = [1]\n").unwrap();
+    let o = run(f
+        .jobseal()
+        .args([
+            "sign",
+            "--keep-going",
+            "--out-dir",
+            "out",
+            "--cert",
+            "usercert.pem",
+        ])
+        .args(["--key", "userkey.pem"])
+        .args(&jobs));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let want: Vec<usize> = (0..40).filter(|k| ![20, 31].contains(k)).collect();
+    assert_eq!(reported(&o), want);
+    let names: Vec<String> = want.iter().map(|k| format!("w{k:02}.bundle.pem")).collect();
+    assert_eq!(written(&f), names);
+    let e = stderr(&o);
+    let last = e.trim_end().lines().last().unwrap();
+    assert_eq!(
+        last,
+        "jobseal: 38 of 40 job(s) sealed into out; not sealed: w20.toml, w31.toml"
+    );
 }
 
 #[test]
@@ -437,12 +504,11 @@ fn a_bundle_that_cannot_be_written_is_reported_by_name_and_leaves_nothing_behind
     let o = sign_many(&f, &jobs);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("out/w07.bundle.pem"), "{}", stderr(&o));
-    assert!(!reported(&o).contains(&7));
+    assert!(stderr(&o).contains("w07.toml"), "{}", stderr(&o));
+    // Seen before anything is signed: nothing is written (issue 15 §3).
+    assert_eq!(reported(&o), Vec::<usize>::new());
     no_stray_files(&f.path("out"));
-    for k in reported(&o) {
-        let bundle = std::fs::read(f.path(&format!("out/w{k:02}.bundle.pem"))).unwrap();
-        jobseal_core::bundle::Bundle::parse(&bundle).unwrap();
-    }
+    assert_eq!(written(&f), vec!["w07.bundle.pem".to_string()]);
 }
 
 #[test]
@@ -1169,4 +1235,419 @@ fn a_clock_that_went_back_is_refused_and_recorded() {
         .expect("the audit log");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("replay.clock-went-back"), "{text}");
+}
+
+/// Issue 15 §1: a private key others can read is refused as
+/// grid-proxy-init refuses it, naming the fix; so is a proxy file.
+#[test]
+fn a_private_key_readable_by_others_is_refused_with_the_fix() {
+    let f = Fixture::new();
+    std::fs::set_permissions(
+        f.path("userkey.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let o = f.sign("job.toml", "b.pem");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("readable by others (mode 0644)"), "{e}");
+    assert!(e.contains("chmod 600 userkey.pem"), "{e}");
+    assert!(!f.path("b.pem").exists());
+    std::fs::set_permissions(
+        f.path("userkey.pem"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let o = run(f.jobseal().args([
+        "proxy",
+        "--out",
+        "x509up",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::set_permissions(f.path("x509up"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let o = run(f
+        .jobseal()
+        .args(["sign", "job.toml", "--out", "b.pem", "--proxy", "x509up"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("chmod 600 x509up"), "{}", stderr(&o));
+}
+
+/// `~/.globus/usercert.pem` and `userkey.pem` in the fixture's home.
+fn install_globus(f: &Fixture) {
+    std::fs::create_dir_all(f.path(".globus")).unwrap();
+    std::fs::copy(f.path("usercert.pem"), f.path(".globus/usercert.pem")).unwrap();
+    std::fs::copy(f.path("userkey.pem"), f.path(".globus/userkey.pem")).unwrap();
+}
+
+/// Issue 15 §1: X509_USER_CERT or X509_USER_KEY set to a file that is not
+/// there is an error naming the variable, never a silent fall back to
+/// `~/.globus`; either one alone takes the other from `~/.globus`.
+#[test]
+fn x509_user_cert_or_key_that_cannot_be_used_is_an_error() {
+    let f = Fixture::new();
+    install_globus(&f);
+    for var in ["X509_USER_CERT", "X509_USER_KEY"] {
+        let o = run(f
+            .jobseal()
+            .env(var, "/nonexistent")
+            .args(["sign", "job.toml", "--out", "b.pem"]));
+        assert_eq!(o.status.code(), Some(1), "{var}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("{var}=/nonexistent cannot be used")),
+            "{e}"
+        );
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        assert!(!f.path("b.pem").exists());
+    }
+    // The key alone, set and usable: the certificate from ~/.globus.
+    let o = run(f
+        .jobseal()
+        .env("X509_USER_KEY", f.path("userkey.pem"))
+        .args(["sign", "job.toml", "--out", "b.pem"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Issue 15 §1: sign says on stderr which credential signed, with the
+/// identity, as voms-proxy-init prints it.
+#[test]
+fn sign_says_which_credential_it_used() {
+    let f = Fixture::new();
+    install_globus(&f);
+    let o = run(f.jobseal().args(["sign", "job.toml", "--out", "b.pem"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let globus = f.path(".globus");
+    let want = format!(
+        "jobseal: signing as /O=jobseal/CN=Jane Doe with certificate {} with key {}",
+        globus.join("usercert.pem").display(),
+        globus.join("userkey.pem").display()
+    );
+    assert!(stderr(&o).lines().any(|l| l == want), "{}", stderr(&o));
+}
+
+/// An RSA key of `bits` in `form` (`-traditional` for PKCS#1), mode 0600.
+fn rsa_key(f: &Fixture, bits: u32, traditional: bool) -> PathBuf {
+    let out = f.path(&format!("rsa{bits}-{traditional}.pem"));
+    let mut c = Command::new("openssl");
+    c.args(["genrsa", "-out"]).arg(&out);
+    if traditional {
+        c.arg("-traditional");
+    }
+    c.arg(bits.to_string());
+    assert!(run(&mut c).status.success(), "openssl genrsa {bits}");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600)).unwrap();
+    out
+}
+
+/// Issue 15 §1: a 1024-bit key is refused with what is wrong and how to
+/// make a usable proxy, not ring's `TooSmall`, in PKCS#1 and PKCS#8.
+#[test]
+fn a_1024_bit_key_is_refused_with_a_message_a_person_can_act_on() {
+    if !peers::require_all(&[("openssl", "openssl")]) {
+        return;
+    }
+    let f = Fixture::new();
+    for traditional in [true, false] {
+        let key = rsa_key(&f, 1024, traditional);
+        let o = run(f
+            .jobseal()
+            .args([
+                "sign",
+                "job.toml",
+                "--out",
+                "b.pem",
+                "--cert",
+                "usercert.pem",
+                "--key",
+            ])
+            .arg(&key));
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(!e.contains("TooSmall"), "{e}");
+        assert!(e.contains("fewer than 2048 bits"), "{e}");
+        assert!(e.contains("voms-proxy-init -rfc -bits 2048"), "{e}");
+    }
+}
+
+/// Issue 15 §1: a job whose VO the credential does not carry, and an
+/// executable without an execute bit, are refused (the site would refuse
+/// or fail them) unless `--force`, which seals them with a warning.
+#[test]
+fn vo_not_carried_and_non_executable_are_refused_unless_forced() {
+    let f = Fixture::new();
+    std::fs::write(
+        f.path("vo.toml"),
+        "executable = \"run.sh\"\nvo = \"atlas\"\n",
+    )
+    .unwrap();
+    let o = f.sign("vo.toml", "b.pem");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("vo = \"atlas\""), "{e}");
+    assert!(e.contains("no VOMS attributes"), "{e}");
+    assert!(e.contains("voms-proxy-init -voms atlas"), "{e}");
+    assert!(e.contains("--force"), "{e}");
+    assert!(!f.path("b.pem").exists());
+    let o = run(f.jobseal().args([
+        "sign",
+        "vo.toml",
+        "--out",
+        "b.pem",
+        "--force",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("jobseal: warning: "), "{}", stderr(&o));
+    std::fs::remove_file(f.path("b.pem")).unwrap();
+
+    std::fs::set_permissions(f.path("run.sh"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = f.sign("job.toml", "b.pem");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("is not executable (mode 0644)"), "{e}");
+    assert!(e.contains("chmod +x"), "{e}");
+    assert!(!f.path("b.pem").exists());
+    let o = run(f.jobseal().args([
+        "sign",
+        "job.toml",
+        "--out",
+        "b.pem",
+        "--force",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Issue 15 §2: `jobseal proxy` makes a proxy from the end-entity
+/// credential even when a proxy sits in the standard place (which it
+/// then replaces, as grid-proxy-init does), unless named `--proxy`.
+#[test]
+fn proxy_signs_from_the_end_entity_credential_and_writes_the_standard_place() {
+    let f = Fixture::new();
+    install_globus(&f);
+    let proxy = f.path("x509up_test");
+    let o = run(f
+        .jobseal()
+        .env("X509_USER_PROXY", &proxy)
+        .args(["proxy", "-valid", "2:00"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(proxy.is_file());
+    // Again, with that proxy in the standard place: still one level.
+    let o = run(f
+        .jobseal()
+        .env("X509_USER_PROXY", &proxy)
+        .args(["proxy", "-hours", "1"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(f
+        .jobseal()
+        .env("X509_USER_PROXY", &proxy)
+        .args(["inspect", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["certificates"].as_array().unwrap().len(), 2, "{j}");
+    assert_eq!(j["file"], proxy.display().to_string());
+    let left = j["certificates"][0]["seconds_left"].as_u64().unwrap();
+    assert!((3300..=3600).contains(&left), "{left}");
+    // Named with --proxy, it signs from that proxy: two levels.
+    let o = run(f
+        .jobseal()
+        .args(["proxy", "--out", "p2"])
+        .arg("--proxy")
+        .arg(&proxy));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(f.jobseal().args(["inspect", "--json", "p2"]));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["certificates"].as_array().unwrap().len(), 3, "{j}");
+}
+
+/// Issue 15 §2: voms-proxy-init's spellings: `-pwstdin`, `-valid HH:MM`,
+/// `-hours`, and `--valid HH:MM`, for `sign` and `proxy`.
+#[test]
+fn voms_proxy_init_spellings_are_accepted() {
+    let f = Fixture::new();
+    let key = f.encrypt_key("secret");
+    let o = run_with_stdin(
+        f.jobseal()
+            .args([
+                "sign",
+                "job.toml",
+                "-out",
+                "b.pem",
+                "-cert",
+                "usercert.pem",
+                "-key",
+            ])
+            .arg(&key)
+            .args(["-pwstdin", "-valid", "0:30"]),
+        "secret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(valid 30m"), "{}", stderr(&o));
+    let o = run_with_stdin(
+        f.jobseal()
+            .args([
+                "sign",
+                "job.toml",
+                "--out",
+                "c.pem",
+                "--cert",
+                "usercert.pem",
+                "--key",
+            ])
+            .arg(&key)
+            .args(["--pwstdin", "-hours", "2"]),
+        "secret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(valid 2h"), "{}", stderr(&o));
+    let o = run_with_stdin(
+        f.jobseal()
+            .args(["proxy", "--out", "p", "--cert", "usercert.pem", "--key"])
+            .arg(&key)
+            .args(["-pwstdin", "--valid", "3:15"]),
+        "secret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(f.jobseal().args(["inspect", "p", "-timeleft"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let left: u64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert!(
+        (3 * 3600 + 14 * 60..=3 * 3600 + 15 * 60).contains(&left),
+        "{left}"
+    );
+    // After `--`, a payload's own `-valid` is its own (verify's argv).
+    let args = jobseal_cli::normalize_args(
+        ["jobseal", "verify", "b.pem", "--", "./run.sh", "-valid"]
+            .map(std::ffi::OsString::from)
+            .to_vec(),
+    );
+    assert_eq!(args.last().unwrap(), "-valid");
+}
+
+/// Issue 15 §2: `inspect -exists [-valid H:M | -hours H]` answers with
+/// voms-proxy-info's exit codes, silently; time left prints as HH:MM:SS;
+/// an expired credential says so and exits 1.
+#[test]
+fn inspect_exists_timeleft_and_expiry_as_voms_proxy_info() {
+    let f = Fixture::new();
+    let o = run(f.jobseal().args([
+        "proxy",
+        "--out",
+        "p",
+        "--valid",
+        "1:30",
+        "--cert",
+        "usercert.pem",
+        "--key",
+        "userkey.pem",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let exists = |extra: &[&str]| {
+        let o = run(f.jobseal().args(["inspect", "p", "-exists"]).args(extra));
+        assert!(
+            o.stdout.is_empty() && o.stderr.is_empty(),
+            "{extra:?}: {}",
+            stderr(&o)
+        );
+        o.status.code()
+    };
+    assert_eq!(exists(&[]), Some(0));
+    assert_eq!(exists(&["-valid", "1:00"]), Some(0));
+    assert_eq!(exists(&["-valid", "2:00"]), Some(1));
+    assert_eq!(exists(&["-hours", "2"]), Some(1));
+    let o = run(f.jobseal().args(["inspect", "absent.pem", "-exists"]));
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(f.jobseal().args(["inspect", "p"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("timeleft  : "))
+        .unwrap();
+    assert!(
+        line.starts_with("timeleft  : 01:29:") || line.starts_with("timeleft  : 01:30:00"),
+        "{line}"
+    );
+    // Expired.
+    let o = run(f.jobseal().args(["inspect", "expiredcert.pem"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("timeleft  : 00:00:00 (expired)"));
+    assert!(stderr(&o).contains("has expired"), "{}", stderr(&o));
+    let o = run(f.jobseal().args(["inspect", "-exists", "expiredcert.pem"]));
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(f
+        .jobseal()
+        .args(["inspect", "-timeleft", "expiredcert.pem"]));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0");
+}
+
+/// Every string (and number) the JSON holds, but times left (shown as
+/// HH:MM:SS) and booleans.
+fn json_leaves(v: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Number(n) if key != "seconds_left" => out.push(n.to_string()),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| json_leaves(i, key, out)),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                // Environment names are shown with their values.
+                if key == "environment" {
+                    out.push(k.clone());
+                }
+                json_leaves(v, k, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Issue 15 §2: inspect's text shows everything its JSON shows: the
+/// environment, every input's name, the sites, every certificate.
+#[test]
+fn inspect_text_shows_everything_the_json_shows() {
+    let f = Fixture::new();
+    std::fs::write(f.path("in.dat"), "x").unwrap();
+    std::fs::write(
+        f.path("full.toml"),
+        "executable = \"run.sh\"\narguments = [\"-n\", \"5\"]\ninputs = [\"in.dat\"]\n\
+         sites = [\"NIKHEF-ELPROD\", \"CERN-PROD\"]\n[environment]\nATHENA_CORES = \"8\"\n",
+    )
+    .unwrap();
+    f.sealed("full.toml", "b.pem");
+    let o = run(f.jobseal().args(["inspect", "--json", "b.pem"]));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = run(f.jobseal().args(["inspect", "b.pem"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut leaves = Vec::new();
+    json_leaves(&j, "", &mut leaves);
+    for leaf in ["ATHENA_CORES", "in.dat", "CERN-PROD", "NIKHEF-ELPROD"] {
+        assert!(leaves.iter().any(|l| l == leaf), "{leaf} not in the JSON");
+    }
+    for leaf in &leaves {
+        assert!(
+            text.contains(leaf.as_str()),
+            "{leaf:?} missing from:\n{text}"
+        );
+    }
+}
+
+/// Issue 15 §2: `jobseal help --help` is help, not an error.
+#[test]
+fn help_help_is_not_an_error() {
+    let f = Fixture::new();
+    let o = run(f.jobseal().args(["help", "--help"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: jobseal"));
 }

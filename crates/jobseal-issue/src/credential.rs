@@ -104,13 +104,10 @@ pub fn find_source(explicit: &Explicit, env: &Environment) -> Result<Source, Iss
         (None, None) => {}
     }
     if let Some(p) = &env.x509_user_proxy {
-        return Ok(Source::Proxy(p.clone()));
+        return set_by("X509_USER_PROXY", p).map(|()| Source::Proxy(p.clone()));
     }
-    if let (Some(c), Some(k)) = (&env.x509_user_cert, &env.x509_user_key) {
-        return Ok(Source::CertKey {
-            cert: c.clone(),
-            key: k.clone(),
-        });
+    if let Some(source) = from_cert_key_variables(env)? {
+        return Ok(source);
     }
     if let Some(uid) = env.uid {
         let p = PathBuf::from(format!("/tmp/x509up_u{uid}"));
@@ -134,6 +131,75 @@ pub fn find_source(explicit: &Explicit, env: &Environment) -> Result<Source, Iss
          or install ~/.globus/usercert.pem and userkey.pem"
             .into(),
     ))
+}
+
+/// A file named by an environment variable the user set must be there:
+/// falling back to another credential would sign under one they did not
+/// choose (as `grid-proxy-init`, which stops with "Couldn't find valid
+/// credentials").
+fn set_by(var: &str, path: &Path) -> Result<(), IssueError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(IssueError::Credential(format!(
+            "{var}={} is not a regular file: point {var} at your credential or unset it",
+            path.display()
+        ))),
+        Err(e) => Err(IssueError::Credential(format!(
+            "{var}={} cannot be used ({e}): point {var} at your credential or unset it",
+            path.display()
+        ))),
+    }
+}
+
+/// `X509_USER_CERT`/`X509_USER_KEY`: either one alone takes the other from
+/// `~/.globus`, as the Globus tools do; both must then exist.
+fn from_cert_key_variables(env: &Environment) -> Result<Option<Source>, IssueError> {
+    if env.x509_user_cert.is_none() && env.x509_user_key.is_none() {
+        return Ok(None);
+    }
+    let globus = |file: &str, var: &str| {
+        env.home
+            .as_ref()
+            .map(|h| h.join(".globus").join(file))
+            .ok_or_else(|| {
+                IssueError::Credential(format!(
+                    "{var} is not set and there is no HOME for ~/.globus/{file}: set {var} too"
+                ))
+            })
+    };
+    let cert = match &env.x509_user_cert {
+        Some(c) => {
+            set_by("X509_USER_CERT", c)?;
+            c.clone()
+        }
+        None => globus("usercert.pem", "X509_USER_CERT")?,
+    };
+    let key = match &env.x509_user_key {
+        Some(k) => {
+            set_by("X509_USER_KEY", k)?;
+            k.clone()
+        }
+        None => globus("userkey.pem", "X509_USER_KEY")?,
+    };
+    Ok(Some(Source::CertKey { cert, key }))
+}
+
+/// Private keys must be the user's alone, as `grid-proxy-init` requires
+/// ("too permissive"): a key others can read is no longer a secret.
+fn check_private(path: &Path) -> Result<(), IssueError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| IssueError::io(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(IssueError::Key(format!(
+            "{p}: the private key is readable by others (mode {:04o}); run: chmod 600 {p}",
+            mode & 0o7777,
+            p = path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn is_p12(p: &Path) -> bool {
@@ -183,6 +249,7 @@ impl Credential {
     pub fn load(source: Source, prompt: &mut PassphrasePrompt<'_>) -> Result<Self, IssueError> {
         let (key, chain) = match &source {
             Source::Proxy(path) => {
+                check_private(path)?;
                 let text = read(path)?;
                 let chain = certificates(&text, path)?;
                 let key = keys::decode_private_key(&text, &mut || {
@@ -197,6 +264,7 @@ impl Credential {
             }
             Source::CertKey { cert, key } => {
                 let chain = certificates(&read(cert)?, cert)?;
+                check_private(key)?;
                 let key_text = read(key)?;
                 let k = keys::decode_private_key(&key_text, &mut || {
                     prompt(&format!("Enter GRID pass phrase for {}: ", key.display()))
@@ -206,6 +274,7 @@ impl Credential {
                 (k, chain)
             }
             Source::Pkcs12(path) => {
+                check_private(path)?;
                 let data = read(path)?;
                 let pass = prompt(&format!(
                     "Enter import pass phrase for {}: ",
@@ -367,8 +436,17 @@ pub fn check_issuer(cred: &Credential, now: UnixTime) -> Result<IssuerCheck, Iss
                     && (cn == "proxy" || cn == "limited proxy")
                     && name::same(&parent, raw.issuer)
                 {
+                    // grid-proxy-init drops the VOMS attributes: advise
+                    // the command that keeps them.
+                    let advice = match voms::from_certificate(&cert) {
+                        Some(acs) if !acs.is_empty() => {
+                            let vos: Vec<&str> = acs.iter().map(|a| a.vo.as_str()).collect();
+                            format!("voms-proxy-init -rfc -voms {}", vos.join(" -voms "))
+                        }
+                        _ => "grid-proxy-init -rfc".to_string(),
+                    };
                     return Err(refuse(format!(
-                        "{dn} is a legacy Globus proxy: make an RFC 3820 proxy (grid-proxy-init -rfc)"
+                        "{dn} is a legacy Globus proxy: make an RFC 3820 proxy ({advice})"
                     )));
                 }
                 if end_entity.is_none() {

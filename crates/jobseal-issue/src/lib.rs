@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod job;
 pub mod keys;
 pub mod plain;
+pub mod preflight;
 pub mod proxy;
 mod rng;
 pub mod signer;

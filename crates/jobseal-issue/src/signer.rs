@@ -36,11 +36,26 @@ fn bad_key(msg: impl std::fmt::Display) -> IssueError {
     IssueError::Key(format!("the private key cannot be used: {msg}"))
 }
 
+/// What ring's refusal of an RSA key means to the person holding it.
+fn rsa_rejected(e: ring::error::KeyRejected) -> IssueError {
+    match e.to_string().as_str() {
+        "TooSmall" => bad_key(
+            "it is an RSA key of fewer than 2048 bits, which every site refuses; \
+             make a proxy with a 2048-bit key (voms-proxy-init -rfc -bits 2048, arcproxy -c keybits=2048) \
+             or, for your certificate's own key, ask your CA for a new certificate",
+        ),
+        "TooLarge" => bad_key("it is an RSA key of more than 8192 bits, which sites refuse"),
+        other => bad_key(format!("the RSA key is malformed ({other})")),
+    }
+}
+
 impl SigningKey {
     /// Load from a decrypted key.
     pub fn from_key_der(key: &KeyDer) -> Result<Self, IssueError> {
         match key {
-            KeyDer::Pkcs1Rsa(der) => RsaKeyPair::from_der(der).map(Self::Rsa).map_err(bad_key),
+            KeyDer::Pkcs1Rsa(der) => RsaKeyPair::from_der(der)
+                .map(Self::Rsa)
+                .map_err(rsa_rejected),
             KeyDer::Pkcs8(der) => Self::from_pkcs8(der),
             KeyDer::Sec1Ec(der) => Self::from_pkcs8(&sec1_to_pkcs8(der)?),
         }
@@ -49,8 +64,13 @@ impl SigningKey {
     /// Load from PKCS#8 DER (RSA, P-256, P-384 or Ed25519).
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, IssueError> {
         let rng = SystemRandom::new();
-        if let Ok(k) = RsaKeyPair::from_pkcs8(der) {
-            return Ok(Self::Rsa(k));
+        match RsaKeyPair::from_pkcs8(der) {
+            Ok(k) => return Ok(Self::Rsa(k)),
+            // An RSA key of the wrong size is not another kind of key.
+            Err(e) if matches!(e.to_string().as_str(), "TooSmall" | "TooLarge") => {
+                return Err(rsa_rejected(e));
+            }
+            Err(_) => {}
         }
         if let (Ok(asn1), Ok(fixed)) = (
             EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, der, &rng),

@@ -247,19 +247,26 @@ fn credential_search_order_is_the_grid_one() {
         Source::Pkcs12(globus.join("usercred.p12"))
     );
     // X509_USER_CERT/KEY before ~/.globus; X509_USER_PROXY before those.
-    e.x509_user_cert = Some(p("/env/cert.pem"));
-    e.x509_user_key = Some(p("/env/key.pem"));
+    let set = tempfile::tempdir().unwrap();
+    let q = |s: &str| {
+        let path = set.path().join(s);
+        std::fs::write(&path, b"x").unwrap();
+        path
+    };
+    let (cert, key, proxy) = (q("cert.pem"), q("key.pem"), q("proxy"));
+    e.x509_user_cert = Some(cert.clone());
+    e.x509_user_key = Some(key.clone());
     assert_eq!(
         find_source(&Explicit::default(), &e).unwrap(),
         Source::CertKey {
-            cert: p("/env/cert.pem"),
-            key: p("/env/key.pem")
+            cert: cert.clone(),
+            key: key.clone()
         }
     );
-    e.x509_user_proxy = Some(p("/env/proxy"));
+    e.x509_user_proxy = Some(proxy.clone());
     assert_eq!(
         find_source(&Explicit::default(), &e).unwrap(),
-        Source::Proxy(p("/env/proxy"))
+        Source::Proxy(proxy)
     );
     // Explicit flags before everything.
     let explicit = Explicit {
