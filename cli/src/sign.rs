@@ -354,7 +354,9 @@ fn check_chain(
 /// What to do about a chain sites refuse.
 fn advice(e: &jobseal_verify::Error) -> &'static str {
     let m = &e.message;
-    if m.contains("SHA-1") || m.contains("MD5") {
+    if m.contains("by its CA") {
+        "ask your CA for a certificate signed with SHA-256"
+    } else if m.contains("SHA-1") || m.contains("MD5") {
         "make a proxy signed with SHA-256 (voms-proxy-init -rfc, or arcproxy -c signingAlgorithm=sha256)"
     } else if m.contains("RSA-") {
         "make a proxy with a 2048-bit key (voms-proxy-init -rfc -bits 2048, or arcproxy -c keybits=2048), \
@@ -394,12 +396,16 @@ fn refuse_what_sites_refuse(
         .map(|(i, der)| ParsedCert::from_der(der.clone(), i + 1))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| refused(&e, "every site"))?;
-    if let Err(strict) = check_chain(&chain, now, AlgorithmPolicy::default()) {
+    let strict = check_chain(&chain, now, AlgorithmPolicy::default())
+        .and_then(|()| top_signature(&chain, false));
+    if let Err(strict) = strict {
         let legacy = AlgorithmPolicy {
             min_rsa_bits_ca_issued: 1024,
             allow_sha1_ca_issued: true,
         };
-        check_chain(&chain, now, legacy).map_err(|e| refused(&e, "every site"))?;
+        check_chain(&chain, now, legacy)
+            .and_then(|()| top_signature(&chain, true))
+            .map_err(|e| refused(&e, "every site"))?;
         let e = refused(&strict, "every site but those accepting legacy CAs");
         if !force {
             return Err(IssueError::Credential(format!(
@@ -409,6 +415,38 @@ fn refuse_what_sites_refuse(
         eprintln!("jobseal: warning: {e}");
     }
     weak_voms_attributes(cred, &chain)
+}
+
+/// The signature algorithm of the topmost certificate, whose signer (a
+/// CA, usually not in the user's files) `check_without_anchor` cannot
+/// check: SHA-1 there is accepted only by sites that accept legacy CAs,
+/// MD5 nowhere (the same refusal as the path check's, §6.3 2d.2).
+fn top_signature(
+    chain: &[jobseal_verify::parse::ParsedCert],
+    allow_sha1: bool,
+) -> Result<(), jobseal_verify::Error> {
+    use jobseal_core::{Reason, oid};
+    let top = match chain.split_last() {
+        Some((top, rest)) if !rest.is_empty() && top.is_self_issued() => rest.last(),
+        Some((top, _)) => Some(top),
+        None => None,
+    };
+    let Some(top) = top else { return Ok(()) };
+    let alg = top.cert.signature_algorithm().oid;
+    let dn = top.subject_dn();
+    if alg == oid::MD5_WITH_RSA {
+        return Err(jobseal_verify::Error::new(
+            Reason::ChainWeakAlgorithm,
+            format!("{dn} is signed with MD5, which is never accepted"),
+        ));
+    }
+    if alg == oid::SHA1_WITH_RSA && !allow_sha1 {
+        return Err(jobseal_verify::Error::new(
+            Reason::ChainWeakAlgorithm,
+            format!("{dn} is signed by its CA with SHA-1, which is not accepted by default"),
+        ));
+    }
+    Ok(())
 }
 
 /// A VOMS AC signed with an algorithm or AA key the verifier refuses

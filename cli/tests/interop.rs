@@ -470,11 +470,25 @@ impl Pki {
         self.sign(job_dir, bundle, &["--proxy".as_ref(), proxy.as_os_str()]);
     }
 
+    /// [`Self::sign_with_proxy`] for a proxy without VOMS attributes: the
+    /// job names VO `testvo`, which such a proxy cannot prove (sites that
+    /// check VOs refuse it, so `sign` needs `--force`; issue 15 §1).
+    fn sign_with_plain_proxy(&self, job_dir: &Path, bundle: &Path, proxy: &Path) {
+        self.sign(
+            job_dir,
+            bundle,
+            &["--force".as_ref(), "--proxy".as_ref(), proxy.as_os_str()],
+        );
+    }
+
+    /// Signs with the user certificate: `--force`, as the job names VO
+    /// `testvo` ([`Self::sign_with_plain_proxy`]).
     fn sign_with_cert_key(&self, job_dir: &Path, bundle: &Path) {
         self.sign(
             job_dir,
             bundle,
             &[
+                "--force".as_ref(),
                 "--cert".as_ref(),
                 self.user_cert.as_os_str(),
                 "--key".as_ref(),
@@ -603,7 +617,7 @@ fn a1_grid_proxy_init_proxy_signs_and_verify_permits_with_end_entity_dn() {
     pki.grid_proxy_init(&proxy, &[]).assert_ok();
     let job = pki.job("job", SCRIPT, &["--events", "10"]);
     let bundle = pki.path("job.bundle.pem");
-    pki.sign_with_proxy(&job, &bundle, &proxy);
+    pki.sign_with_plain_proxy(&job, &bundle, &proxy);
 
     let out = pki.verify(&bundle, &job, true, &["--events", "10"]);
     let v = assert_permit_for_user(&out);
@@ -852,7 +866,7 @@ fn c_job_bound_bundle_rejected_by_openssl_and_verify_proxy_tool_unhandled_critic
     let direct = pki.path("direct.bundle.pem");
     pki.sign_with_cert_key(&job, &direct);
     let via_gpi = pki.path("via-gpi.bundle.pem");
-    pki.sign_with_proxy(&job, &via_gpi, &gpi_proxy);
+    pki.sign_with_plain_proxy(&job, &via_gpi, &gpi_proxy);
     // Controls: plain proxies of the same user, issued the same two ways.
     let plain_direct = pki.path("plain-direct.pem");
     pki.jobseal_proxy_from_cert_key(&plain_direct);
@@ -1352,5 +1366,315 @@ fn f2_sign_refuses_expired_proxy() {
     assert!(out.stderr.contains("expired"), "{out}");
     println!(
         "f2: jobseal sign refuses a voms-proxy-fake proxy that expired an hour ago (\"expired\"), no output left"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (g) issue 15: sign never seals what sites refuse, and says why in grid terms
+// ---------------------------------------------------------------------------------------------
+
+impl Pki {
+    /// A certificate for `subject` with an RSA key of `bits`, signed by `issuer_cert`/`issuer_key`
+    /// with `digest` (`-sha1`, `-sha256`) and the extensions `ext` of the test configuration.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_with(
+        &self,
+        subject: &str,
+        bits: u32,
+        digest: &str,
+        ext: &str,
+        (issuer_cert, issuer_key): (&Path, &Path),
+        (cert, key): (&Path, &Path),
+    ) {
+        let csr = key.with_extension("csr");
+        run(Command::new(openssl())
+            .args(["req", "-new", "-newkey", &format!("rsa:{bits}"), "-nodes"])
+            .args(["-subj", subject, "-keyout"])
+            .arg(key)
+            .arg("-out")
+            .arg(&csr)
+            .arg("-config")
+            .arg(&self.cnf))
+        .assert_ok();
+        set_mode(key, 0o600);
+        run(Command::new(openssl())
+            .args([
+                "x509",
+                "-req",
+                digest,
+                "-days",
+                "2",
+                "-set_serial",
+                "4660",
+                "-in",
+            ])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(issuer_cert)
+            .arg("-CAkey")
+            .arg(issuer_key)
+            .arg("-extfile")
+            .arg(&self.cnf)
+            .args(["-extensions", ext, "-out"])
+            .arg(cert))
+        .assert_ok();
+    }
+
+    /// `jobseal sign` of a fresh job (`vo` line as given) with `cred`; the output.
+    fn try_sign(&self, name: &str, vo: Option<&str>, cred: &[&std::ffi::OsStr]) -> Out {
+        let job = self.job(name, SCRIPT, &["--events", "10"]);
+        let toml = job.join("job.toml");
+        let text = fs::read_to_string(&toml).unwrap();
+        let line = vo.map(|v| format!("vo = \"{v}\"\n")).unwrap_or_default();
+        fs::write(&toml, text.replace(&format!("vo = \"{VO}\"\n"), &line)).unwrap();
+        run(self
+            .jobseal()
+            .arg("sign")
+            .arg(&toml)
+            .arg("--out")
+            .arg(job.join("b.pem"))
+            .args(cred))
+    }
+}
+
+const PROXY_EXT: &str = "\n[proxy_ext]\nbasicConstraints = critical,CA:FALSE\n\
+keyUsage = critical,digitalSignature,keyEncipherment\n\
+proxyCertInfo = critical,language:id-ppl-inheritAll\n";
+
+/// Issue 15 §1: a proxy signed with SHA-1 (what `arcproxy -c signingAlgorithm=sha1` makes;
+/// here `openssl x509 -sha1`) is refused with `chain.weak-algorithm` and how to make one
+/// sites accept; a user certificate its CA signed with SHA-1 is refused unless `--force`
+/// (only sites that allow legacy CAs accept it), then sealed with a warning.
+#[test]
+fn g1_sha1_in_the_issuer_chain_is_refused_with_the_fix() {
+    if !peers::require_all(&[OPENSSL]) {
+        return;
+    }
+    let pki = Pki::new();
+    fs::write(&pki.cnf, format!("{OPENSSL_CNF}{PROXY_EXT}")).unwrap();
+    let (pcert, pkey) = (pki.path("sha1proxy.pem"), pki.path("sha1proxy.key"));
+    let proxy_dn = format!("{USER_DN}/CN=4660");
+    pki.issue_with(
+        &proxy_dn,
+        2048,
+        "-sha1",
+        "proxy_ext",
+        (&pki.user_cert, &pki.user_key),
+        (&pcert, &pkey),
+    );
+    let file = pki.path("sha1-proxy-file.pem");
+    let parts: Vec<String> = [&pcert, &pkey, &pki.user_cert]
+        .iter()
+        .map(|p| fs::read_to_string(p).unwrap())
+        .collect();
+    fs::write(&file, parts.concat()).unwrap();
+    set_mode(&file, 0o600);
+    let out = pki.try_sign("sha1-proxy", None, &["--proxy".as_ref(), file.as_os_str()]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("chain.weak-algorithm"), "{out}");
+    assert!(out.stderr.contains("SHA-1"), "{out}");
+    assert!(
+        out.stderr.contains("arcproxy -c signingAlgorithm=sha256"),
+        "{out}"
+    );
+
+    // The user certificate itself signed by the CA with SHA-1.
+    let (ucert, ukey) = (pki.path("sha1user.pem"), pki.path("sha1user.key"));
+    pki.issue_with(
+        USER_DN,
+        2048,
+        "-sha1",
+        "user_ext",
+        (&pki.ca_cert, &pki.ca_key),
+        (&ucert, &ukey),
+    );
+    let cred = [
+        "--cert".as_ref(),
+        ucert.as_os_str(),
+        "--key".as_ref(),
+        ukey.as_os_str(),
+    ];
+    let out = pki.try_sign("sha1-user", None, &cred);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("legacy CAs"), "{out}");
+    assert!(out.stderr.contains("--force"), "{out}");
+    let mut forced = vec!["--force".as_ref()];
+    forced.extend(cred);
+    let out = pki.try_sign("sha1-user-forced", None, &forced);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("jobseal: warning: "), "{out}");
+}
+
+/// Issue 15 §1: VOMS attributes signed by an AA with an RSA-1024 key, which every site
+/// ignores (`voms.weak-algorithm`), are refused before signing.
+#[test]
+fn g2_a_weak_voms_ac_is_refused() {
+    if !peers::require_all(&[OPENSSL, VOMS]) {
+        return;
+    }
+    let pki = Pki::new();
+    let (aa, aa_key) = (pki.path("aa1024.pem"), pki.path("aa1024.key"));
+    pki.issue_with(
+        AA_DN,
+        1024,
+        "-sha256",
+        "aa_ext",
+        (&pki.ca_cert, &pki.ca_key),
+        (&aa, &aa_key),
+    );
+    let proxy = pki.path("weak-ac.pem");
+    let tool = require("voms-proxy-fake", "voms-clients");
+    run(pki
+        .cmd(tool)
+        .args(["-rfc", "-q", "-bits", "2048", "-cert"])
+        .arg(&pki.user_cert)
+        .arg("-key")
+        .arg(&pki.user_key)
+        .arg("-out")
+        .arg(&proxy)
+        .args(["-voms", VO, "-hostcert"])
+        .arg(&aa)
+        .arg("-hostkey")
+        .arg(&aa_key)
+        .args(["-uri", &format!("{AA_HOST}:15000"), "-fqan", FQAN]))
+    .assert_ok();
+    let out = pki.try_sign(
+        "weak-ac",
+        Some(VO),
+        &["--proxy".as_ref(), proxy.as_os_str()],
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("voms.weak-algorithm"), "{out}");
+    assert!(out.stderr.contains(&format!("VO {VO}")), "{out}");
+}
+
+/// Issue 15 §1: a proxy with a 1024-bit key (`voms-proxy-fake -bits 1024`, as
+/// `voms-proxy-init -bits 1024`) is refused saying what is wrong and how to make a usable one.
+#[test]
+fn g3_a_1024_bit_voms_proxy_is_refused_in_words() {
+    if !peers::require_all(&[OPENSSL, VOMS]) {
+        return;
+    }
+    let pki = Pki::new();
+    let proxy = pki.path("small.pem");
+    // voms-proxy-fake takes the last -bits it is given.
+    pki.voms_proxy_fake(&proxy, &["-bits", "1024"]).assert_ok();
+    let out = pki.try_sign("small", Some(VO), &["--proxy".as_ref(), proxy.as_os_str()]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(!out.stderr.contains("TooSmall"), "{out}");
+    assert!(out.stderr.contains("fewer than 2048 bits"), "{out}");
+    assert!(
+        out.stderr.contains("voms-proxy-init -rfc -bits 2048"),
+        "{out}"
+    );
+}
+
+/// Issue 15 §1: a legacy (`-old`) proxy carrying VOMS attributes is refused advising
+/// `voms-proxy-init -rfc -voms VO` (grid-proxy-init would drop the attributes); one without
+/// them, `grid-proxy-init -rfc`.
+#[test]
+fn g4_a_legacy_voms_proxy_is_refused_advising_voms_proxy_init() {
+    if !peers::require_all(&[OPENSSL, VOMS, GLOBUS]) {
+        return;
+    }
+    let pki = Pki::new();
+    let legacy = pki.path("legacy-voms.pem");
+    // A legacy Globus proxy (-proxyver 2, without -rfc) with a testvo AC.
+    let tool = require("voms-proxy-fake", "voms-clients");
+    run(pki
+        .cmd(tool)
+        .args(["-proxyver", "2", "-q", "-bits", "2048", "-cert"])
+        .arg(&pki.user_cert)
+        .arg("-key")
+        .arg(&pki.user_key)
+        .arg("-out")
+        .arg(&legacy)
+        .args(["-voms", VO, "-hostcert"])
+        .arg(&pki.aa_cert)
+        .arg("-hostkey")
+        .arg(&pki.aa_key)
+        .args(["-uri", &format!("{AA_HOST}:15000"), "-fqan", FQAN]))
+    .assert_ok();
+    let out = pki.try_sign(
+        "legacy-voms",
+        Some(VO),
+        &["--proxy".as_ref(), legacy.as_os_str()],
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("legacy Globus proxy"), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("voms-proxy-init -rfc -voms {VO}")),
+        "{out}"
+    );
+    let old = pki.path("legacy-plain.pem");
+    let tool = require("grid-proxy-init", "globus-proxy-utils");
+    run(pki
+        .cmd(tool)
+        .args(["-old", "-q", "-cert"])
+        .arg(&pki.user_cert)
+        .arg("-key")
+        .arg(&pki.user_key)
+        .arg("-out")
+        .arg(&old))
+    .assert_ok();
+    let out = pki.try_sign("legacy-plain", None, &["--proxy".as_ref(), old.as_os_str()]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("(grid-proxy-init -rfc)"), "{out}");
+}
+
+/// Issue 15 §1: a job of VO `atlas` under a `testvo` VOMS proxy is refused naming both VOs
+/// and the command that makes the right proxy; the `testvo` job under it is sealed, and
+/// `sign` names the credential and its VO.
+#[test]
+fn g5_a_job_of_another_vo_than_the_proxy_is_refused() {
+    if !peers::require_all(&[OPENSSL, VOMS]) {
+        return;
+    }
+    let pki = Pki::new();
+    let proxy = pki.path("voms.pem");
+    pki.voms_proxy_fake(&proxy, &[]).assert_ok();
+    let cred = ["--proxy".as_ref(), proxy.as_os_str()];
+    let out = pki.try_sign("atlas", Some("atlas"), &cred);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("VOMS attributes of {VO} only")),
+        "{out}"
+    );
+    assert!(out.stderr.contains("voms-proxy-init -voms atlas"), "{out}");
+    let out = pki.try_sign("testvo", Some(VO), &cred);
+    assert_eq!(out.code, Some(0), "{out}");
+    let said = format!(
+        "jobseal: signing as {USER_DN} with proxy {}, VOMS attributes of {VO}",
+        proxy.display()
+    );
+    assert!(out.stderr.lines().any(|l| l == said), "{out}");
+}
+
+/// Issue 15 §2: inspect shows a VOMS generic attribute (`-ga nickname=jane`), in the text as
+/// `voms-proxy-info -all` does, and in the JSON.
+#[test]
+fn g6_inspect_shows_generic_voms_attributes() {
+    if !peers::require_all(&[OPENSSL, VOMS]) {
+        return;
+    }
+    let pki = Pki::new();
+    let proxy = pki.path("ga.pem");
+    pki.voms_proxy_fake(&proxy, &["-ga", "nickname=jane"])
+        .assert_ok();
+    let text = run(pki.jobseal().arg("inspect").arg(&proxy))
+        .assert_ok()
+        .stdout
+        .clone();
+    assert!(text.contains("attribute : nickname = jane"), "{text}");
+    let j = parse_json(run(pki.jobseal().args(["inspect", "--json"]).arg(&proxy)).assert_ok());
+    assert_eq!(
+        j["voms"][0]["generic_attributes"][0]["name"], "nickname",
+        "{j}"
+    );
+    assert_eq!(
+        j["voms"][0]["generic_attributes"][0]["value"], "jane",
+        "{j}"
     );
 }

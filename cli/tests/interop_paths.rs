@@ -132,6 +132,12 @@ impl Site {
         )
         .unwrap();
         w("run.sh", b"#!/bin/sh\necho ok\n");
+        // An executable the site can run (sign refuses one it cannot).
+        std::fs::set_permissions(
+            dir.path().join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         w("job.toml", b"executable = \"run.sh\"\nvalid = \"1h\"\n");
         Self { dir }
     }
