@@ -73,6 +73,15 @@ pub fn groups_of(name: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// The gid of the group `name` in `/etc/group`.
+pub fn group_id(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.first() == Some(&name)).then(|| f.get(2)?.parse().ok())?
+    })
+}
+
 /// The account a grid-mapfile gives `dn`: lines `"DN" account[,account…]`
 /// (the first account is taken; `.prefix` names a pool); `#` comments.
 pub fn map_dn(text: &str, dn: &str) -> Result<String, String> {

@@ -24,6 +24,22 @@ pub enum Mode {
     /// Map the user to a local account and run the payload under it.
     #[serde(rename = "identity-switching")]
     IdentitySwitching,
+    /// `jobseal-exec` is the pilot's client of the site's launch service
+    /// (`jobseal-launchd`), which admits, maps and starts the payload.
+    #[serde(rename = "service")]
+    Service,
+}
+
+/// Where the launch service listens, by default.
+pub const DEFAULT_SOCKET: &str = "/run/jobseal/launch.sock";
+
+/// A resource limit of the payload: a number (soft and hard) or
+/// `"unlimited"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum LimitValue {
+    Number(u64),
+    Text(String),
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -61,6 +77,18 @@ pub struct ExecConfig {
     pub min_uid: u32,
     #[serde(default = "default_min_id")]
     pub min_gid: u32,
+    /// Service mode: the launch service's socket (default
+    /// [`DEFAULT_SOCKET`]).
+    pub socket: Option<PathBuf>,
+    /// The socket's group and mode (octal text, default `"0666"`: the
+    /// `users` whitelist, checked by the peer's credentials, decides).
+    pub socket_group: Option<String>,
+    pub socket_mode: Option<String>,
+    /// The payload's resource limits, set by the launch service (`nofile`,
+    /// `nproc`, `cpu`, `as`, `fsize`, `core`, `data`, `stack`, `memlock`);
+    /// a limit not listed is the service's own, never the pilot's.
+    #[serde(default)]
+    pub limits: std::collections::BTreeMap<String, LimitValue>,
 }
 
 /// Where identity-switching mode makes fresh working directories.
@@ -109,6 +137,10 @@ impl Default for ExecConfig {
             work_root: None,
             min_uid: default_min_id(),
             min_gid: default_min_id(),
+            socket: None,
+            socket_group: None,
+            socket_mode: None,
+            limits: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -168,13 +200,61 @@ impl ExecConfig {
                 .check()
                 .map_err(|m| format!("{}: {m}", origin.display()))?;
         }
+        config
+            .payload_limits()
+            .map_err(|m| format!("{}: {m}", origin.display()))?;
         Ok(config)
+    }
+
+    /// The `[limits]` table as the trampoline sets them.
+    pub fn payload_limits(
+        &self,
+    ) -> Result<Vec<(crate::creds::Resource, rustix::process::Rlimit)>, String> {
+        self.limits
+            .iter()
+            .map(|(name, value)| {
+                let resource = crate::creds::LIMIT_NAMES
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, r)| *r)
+                    .ok_or_else(|| {
+                        format!("[limits] {name}: not a limit (cpu, fsize, data, stack, core, nproc, nofile, memlock, as)")
+                    })?;
+                let v = match value {
+                    LimitValue::Number(n) => Some(*n),
+                    LimitValue::Text(t) if t == "unlimited" => None,
+                    LimitValue::Text(t) => {
+                        return Err(format!("[limits] {name} = {t:?}: a number or \"unlimited\""));
+                    }
+                };
+                Ok((
+                    resource,
+                    rustix::process::Rlimit {
+                        current: v,
+                        maximum: v,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The socket's mode.
+    pub fn socket_mode(&self) -> Result<u32, String> {
+        match &self.socket_mode {
+            None => Ok(0o666),
+            Some(t) => u32::from_str_radix(t, 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| {
+                    format!("socket_mode {t:?}: octal permission bits such as \"0660\"")
+                }),
+        }
     }
 
     /// The directory fresh working directories are made in, if any.
     pub fn work_root(&self) -> Option<PathBuf> {
         match self.mode {
-            Mode::IdentitySwitching => Some(
+            Mode::IdentitySwitching | Mode::Service => Some(
                 self.work_root
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_WORK_ROOT)),
@@ -218,6 +298,50 @@ impl ExecConfig {
                 .any(|u| Some(u.as_str()) == name || u.parse::<u32>().ok() == Some(uid)),
         }
     }
+}
+
+/// A root-owned trust directory (§14.3): the directory and, `depth` levels
+/// down, every entry: owned by root and, for what a symbolic link leads to
+/// and everything else, writable by nobody else.
+pub fn check_root_owned_tree(dir: &Path, depth: u32) -> Result<(), String> {
+    check_root_owned(dir)?;
+    if depth == 0 {
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        let link =
+            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if link.file_type().is_symlink() {
+            if link.uid() != 0 {
+                return Err(format!("{}: not owned by root", path.display()));
+            }
+            // A dangling link is harmless: nothing can be read through it.
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+                return Err(format!(
+                    "{}: leads to a file not owned by root or writable by others",
+                    path.display()
+                ));
+            }
+            // Its contents would escape this check.
+            if meta.is_dir() {
+                return Err(format!(
+                    "{}: a symbolic link to a directory",
+                    path.display()
+                ));
+            }
+        } else if link.is_dir() {
+            check_root_owned_tree(&path, depth - 1)?;
+        } else {
+            check_root_owned_entry(&path)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,10 +24,13 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::reason::ExecReason;
+use jobseal_verify::Reason;
 use rustix::process::{Gid, Uid};
 
 /// Who called the launcher: its real ids and supplementary groups.
@@ -95,7 +98,7 @@ pub fn lift_file_size_limit() {
             current: None,
             maximum: None,
         };
-        let _ = rustix::process::setrlimit(rustix::process::Resource::Fsize, unlimited);
+        let _ = rustix::process::setrlimit(Resource::Fsize, unlimited);
     }
 }
 
@@ -163,8 +166,75 @@ pub struct Launch<'a> {
     pub argv0: &'a OsString,
     pub args: &'a [OsString],
     pub env: &'a [(OsString, OsString)],
-    /// The caller's file-size limit, restored for the payload.
-    pub fsize: rustix::process::Rlimit,
+    /// Resource limits the payload gets: the setuid launcher restores the
+    /// caller's file-size limit; the launch service sets the site's.
+    pub limits: &'a [(Resource, rustix::process::Rlimit)],
+    /// The cgroup (v2, under `/sys/fs/cgroup`) the payload joins before
+    /// anything of it runs: the caller's batch job.
+    pub cgroup: Option<&'a std::path::Path>,
+}
+
+pub use rustix::process::Resource;
+
+/// The limits a site may set, by the names of `[limits]` and of `ulimit`.
+pub const LIMIT_NAMES: [(&str, Resource); 9] = [
+    ("cpu", Resource::Cpu),
+    ("fsize", Resource::Fsize),
+    ("data", Resource::Data),
+    ("stack", Resource::Stack),
+    ("core", Resource::Core),
+    ("nproc", Resource::Nproc),
+    ("nofile", Resource::Nofile),
+    ("memlock", Resource::Memlock),
+    ("as", Resource::As),
+];
+
+fn limit_name(r: Resource) -> &'static str {
+    LIMIT_NAMES
+        .iter()
+        .find(|(_, x)| *x == r)
+        .map_or("?", |(n, _)| n)
+}
+
+/// `name=current:maximum,…`, `-` for unlimited.
+fn encode_limits(limits: &[(Resource, rustix::process::Rlimit)]) -> String {
+    let v = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let parts: Vec<String> = limits
+        .iter()
+        .map(|(r, l)| format!("{}={}:{}", limit_name(*r), v(l.current), v(l.maximum)))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+fn decode_limits(text: &str) -> Option<Vec<(Resource, rustix::process::Rlimit)>> {
+    if text == "-" {
+        return Some(Vec::new());
+    }
+    let v = |t: &str| -> Option<Option<u64>> {
+        if t == "-" {
+            Some(None)
+        } else {
+            t.parse().ok().map(Some)
+        }
+    };
+    text.split(',')
+        .map(|part| {
+            let (name, values) = part.split_once('=')?;
+            let (cur, max) = values.split_once(':')?;
+            let resource = LIMIT_NAMES.iter().find(|(n, _)| *n == name)?.1;
+            Some((
+                resource,
+                rustix::process::Rlimit {
+                    current: v(cur)?,
+                    maximum: v(max)?,
+                },
+            ))
+        })
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -222,7 +292,9 @@ impl StatusPipe {
     pub fn command(&self, launch: &Launch<'_>) -> Command {
         let write_fd = self.write.as_ref().map_or(-1, AsRawFd::as_raw_fd);
         let groups: Vec<String> = launch.target.groups.iter().map(u32::to_string).collect();
-        let limit = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+        let cgroup = launch
+            .cgroup
+            .map_or_else(|| OsString::from("-"), |c| c.as_os_str().to_owned());
         let mut cmd = Command::new("/proc/self/exe");
         cmd.arg0("jobseal-exec")
             .arg(TRAMPOLINE)
@@ -232,8 +304,8 @@ impl StatusPipe {
             .arg(groups.join(","))
             .arg(launch.program)
             .arg(launch.workdir)
-            .arg(limit(launch.fsize.current))
-            .arg(limit(launch.fsize.maximum))
+            .arg(encode_limits(launch.limits))
+            .arg(cgroup)
             .arg(launch.argv0)
             .arg("--")
             .args(launch.args)
@@ -253,6 +325,13 @@ impl StatusPipe {
             cmd.env(format!("{ENV_PREFIX}{i}"), hex(&pair));
         }
         cmd
+    }
+
+    /// Close this process's copy of the write end once the trampoline is
+    /// spawned: no later child may inherit it, and its end is then the
+    /// trampoline's alone.
+    pub fn close_write_end(&mut self) {
+        drop(self.write.take());
     }
 
     /// After the trampoline's process exited: its failure report, if it
@@ -359,7 +438,7 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         let Some(pair) = unhex(hexed) else {
             return report(
                 crate::EXIT_INTERNAL,
-                "internal.error",
+                Reason::Internal.code(),
                 "bad trampoline environment".into(),
             );
         };
@@ -374,7 +453,16 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
             OsString::from_vec(v.get(1..).unwrap_or_default().to_vec()),
         ));
     }
-    let parsed = (|| -> Option<(Target, PathBuf, PathBuf, rustix::process::Rlimit, OsString, Vec<OsString>)> {
+    type Parsed = (
+        Target,
+        PathBuf,
+        PathBuf,
+        Vec<(Resource, rustix::process::Rlimit)>,
+        Option<PathBuf>,
+        OsString,
+        Vec<OsString>,
+    );
+    let parsed = (|| -> Option<Parsed> {
         let uid = text(1).parse().ok()?;
         let gid = text(2).parse().ok()?;
         let groups = if text(3).is_empty() {
@@ -388,40 +476,65 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         };
         let program = PathBuf::from(args.get(4)?);
         let workdir = PathBuf::from(args.get(5)?);
-        let limit = |t: &str| -> Option<Option<u64>> {
-            if t == "-" { Some(None) } else { t.parse().ok().map(Some) }
-        };
-        let fsize = rustix::process::Rlimit {
-            current: limit(text(6))?,
-            maximum: limit(text(7))?,
+        let limits = decode_limits(text(6))?;
+        let cgroup = match args.get(7)? {
+            c if c == "-" => None,
+            c => Some(PathBuf::from(c)),
         };
         let argv0 = args.get(8)?.clone();
         if args.get(9)? != "--" {
             return None;
         }
         let rest = args.get(10..)?.to_vec();
-        Some((Target { uid, gid, groups }, program, workdir, fsize, argv0, rest))
+        Some((
+            Target { uid, gid, groups },
+            program,
+            workdir,
+            limits,
+            cgroup,
+            argv0,
+            rest,
+        ))
     })();
-    let Some((target, program, workdir, fsize, argv0, rest)) = parsed else {
+    let Some((target, program, workdir, limits, cgroup, argv0, rest)) = parsed else {
         return report(
             crate::EXIT_INTERNAL,
-            "internal.error",
+            Reason::Internal.code(),
             "bad trampoline arguments".into(),
         );
     };
     if target.uid == 0 || target.gid == 0 || target.groups.contains(&0) {
         return report(
             crate::EXIT_INTERNAL,
-            "internal.error",
+            Reason::Internal.code(),
             "refusing to run a payload as root".into(),
         );
     }
-    // The caller's file-size limit, which the launcher lifted for itself.
-    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Fsize, fsize) {
+    // Into the caller's batch job first: its accounting, limits and kill
+    // reach everything the payload will be.
+    if let Some(cgroup) = &cgroup
+        && let Err(m) = join_cgroup(cgroup)
+    {
+        return report(crate::EXIT_INTERNAL, ExecReason::Cgroup.code(), m);
+    }
+    for (resource, limit) in &limits {
+        if let Err(e) = rustix::process::setrlimit(*resource, *limit) {
+            return report(
+                crate::EXIT_INTERNAL,
+                Reason::Internal.code(),
+                format!(
+                    "cannot set the payload's {} limit: {e}",
+                    limit_name(*resource)
+                ),
+            );
+        }
+    }
+    // Its own session and process group: the launcher ends the whole group.
+    if let Err(e) = rustix::process::setsid() {
         return report(
             crate::EXIT_INTERNAL,
-            "internal.error",
-            format!("cannot restore the caller's file-size limit: {e}"),
+            Reason::Internal.code(),
+            format!("cannot start a session: {e}"),
         );
     }
     // This process has one thread: the per-thread calls change it all.
@@ -432,13 +545,13 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         .map_err(|e| format!("cannot become uid {}: {e}", target.uid))
         .and_then(|()| verify_switched(&target));
     if let Err(m) = switched {
-        return report(crate::EXIT_INTERNAL, "internal.error", m);
+        return report(crate::EXIT_INTERNAL, Reason::Internal.code(), m);
     }
     // Entered as the target, with the target's rights.
     if let Err(e) = std::env::set_current_dir(&workdir) {
         return report(
             crate::EXIT_INTERNAL,
-            "internal.error",
+            Reason::Internal.code(),
             format!("working directory {}: {e}", workdir.display()),
         );
     }
@@ -450,15 +563,52 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         .exec();
     report(
         crate::EXIT_NOT_EXECUTABLE,
-        "exec.not-executable",
+        ExecReason::NotExecutable.code(),
         format!("{}: {e}", argv0.to_string_lossy()),
     )
+}
+
+/// Move this process into the cgroup v2 directory `cgroup` (a path under
+/// `/sys/fs/cgroup`, from the caller's `/proc/PID/cgroup`).
+fn join_cgroup(cgroup: &std::path::Path) -> Result<(), String> {
+    let procs = cgroup.join("cgroup.procs");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&procs)
+        .and_then(|mut f| f.write_all(b"0\n"))
+        .map_err(|e| format!("cannot join the caller's cgroup {}: {e}", cgroup.display()))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn limits_survive_their_encoding() {
+        let limits = vec![
+            (
+                Resource::Nofile,
+                rustix::process::Rlimit {
+                    current: Some(1024),
+                    maximum: Some(4096),
+                },
+            ),
+            (
+                Resource::Cpu,
+                rustix::process::Rlimit {
+                    current: None,
+                    maximum: None,
+                },
+            ),
+        ];
+        let text = encode_limits(&limits);
+        assert_eq!(text, "nofile=1024:4096,cpu=-:-");
+        assert_eq!(decode_limits(&text).unwrap(), limits);
+        assert_eq!(decode_limits("-").unwrap(), vec![]);
+        assert!(decode_limits("bogus=1:2").is_none());
+    }
 
     #[test]
     fn status_lines_are_read_field_by_field() {
@@ -482,7 +632,7 @@ mod tests {
             pipe.failure(),
             Some((
                 126,
-                "exec.not-executable".to_string(),
+                ExecReason::NotExecutable.code().to_string(),
                 "no such file".to_string()
             ))
         );

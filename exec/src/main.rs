@@ -7,59 +7,34 @@
 // A launcher reports on stderr by design (gLExec's contract).
 #![allow(clippy::print_stderr)]
 
-mod account;
-mod config;
-mod creds;
-mod payload;
-mod pool;
-mod proxy;
-mod signals;
-mod workdir;
-
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use jobseal_admit::admit::{Admission, Dirs, record_outside, record_setup_failure};
 use jobseal_admit::audit::{AuditRecord, Launch, RecordContext};
+use jobseal_exec::account::{self, Account};
+use jobseal_exec::config::{self, ExecConfig, Mode, check_root_owned, check_root_owned_tree};
+use jobseal_exec::creds::{self, Caller};
+use jobseal_exec::mapping::{map_target, primary_fqan};
+use jobseal_exec::payload::{self, PayloadError};
+use jobseal_exec::proxy::{self, ProxyError};
+use jobseal_exec::reason::ExecReason;
+use jobseal_exec::workdir::{self, WorkDir};
+use jobseal_exec::{
+    EXIT_CLIENT, EXIT_DENIED, EXIT_INTERNAL, EXIT_NOT_EXECUTABLE, Fail, MAX_BUNDLE_BYTES,
+    SAFE_PATH, exit_code, fail, one_line, passes, peek_manifest, signals,
+};
 use jobseal_policy::Policy;
-use jobseal_verify::{Config, Identity, Invocation};
-
-use crate::account::Account;
-use crate::config::{ExecConfig, Mode, check_root_owned};
-use crate::creds::Caller;
-use crate::payload::PayloadError;
-use crate::proxy::ProxyError;
-use crate::workdir::WorkDir;
-
-/// gLExec's exit codes.
-pub(crate) const EXIT_CLIENT: u8 = 201;
-pub(crate) const EXIT_INTERNAL: u8 = 202;
-const EXIT_DENIED: u8 = 203;
-const EXIT_PAYLOAD_201_204: u8 = 204;
-pub(crate) const EXIT_NOT_EXECUTABLE: u8 = 126;
-
-/// The payload's PATH, whatever the caller's.
-const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-/// Largest bundle read (the verifier's own limit is 32 MiB: one byte more
-/// lets it say `limits.exceeded`).
-const MAX_BUNDLE_BYTES: u64 = 32 * 1024 * 1024 + 1;
+use jobseal_verify::Reason;
+use jobseal_verify::{Config, Invocation};
 
 /// Names the non-privileged launcher reads its configuration from instead
 /// of `/etc/jobseal/exec.toml`; ignored in privileged use.
 const CONFIG_ENV: &str = "JOBSEAL_EXEC_CONFIG";
-
-/// A refusal: exit code, reason code, message.
-#[derive(Debug)]
-struct Fail(u8, &'static str, String);
-
-fn fail<T>(code: u8, reason: &'static str, message: impl Into<String>) -> Result<T, Fail> {
-    Err(Fail(code, reason, message.into()))
-}
 
 /// `jobseal-exec --version`: the version and the git commit it was built
 /// from (build.rs; `unknown` outside a git tree).
@@ -97,37 +72,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Control characters escaped: one line on stderr whatever a message holds.
-pub(crate) fn one_line(message: &str) -> String {
-    message
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                format!("\\x{:02X}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 fn env_var(env: &[(OsString, OsString)], name: &str) -> Option<OsString> {
     env.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.clone())
         .filter(|v| !v.is_empty())
-}
-
-/// What gLExec passes: `TZ`, `X509_USER_PROXY`, `GLEXEC_*` and the site's
-/// whitelist. Everything else (`LD_*`, `BASH_ENV`, `PYTHONPATH`, …) is gone.
-fn passes(name: &OsStr, whitelist: &[String]) -> bool {
-    let Some(name) = name.to_str() else {
-        return false;
-    };
-    name == "TZ"
-        || name == "X509_USER_PROXY"
-        || name.starts_with("GLEXEC_")
-        || whitelist.iter().any(|w| w == name)
 }
 
 /// The credential named by `GLEXEC_CLIENT_CERT`: the caller's own regular
@@ -142,35 +91,35 @@ fn read_credential(path: &Path, caller: u32) -> Result<Vec<u8>, Fail> {
         .or_else(|e| {
             fail(
                 EXIT_CLIENT,
-                "exec.credential",
+                ExecReason::Credential.code(),
                 format!("GLEXEC_CLIENT_CERT {shown}: {e}"),
             )
         })?;
     let meta = file.metadata().or_else(|e| {
         fail(
             EXIT_CLIENT,
-            "exec.credential",
+            ExecReason::Credential.code(),
             format!("GLEXEC_CLIENT_CERT {shown}: {e}"),
         )
     })?;
     if !meta.file_type().is_file() {
         return fail(
             EXIT_CLIENT,
-            "exec.credential",
+            ExecReason::Credential.code(),
             format!("GLEXEC_CLIENT_CERT {shown}: not a regular file"),
         );
     }
     if meta.uid() != caller {
         return fail(
             EXIT_CLIENT,
-            "exec.credential",
+            ExecReason::Credential.code(),
             format!("GLEXEC_CLIENT_CERT {shown}: not owned by the caller"),
         );
     }
     if meta.mode() & 0o022 != 0 {
         return fail(
             EXIT_CLIENT,
-            "exec.credential",
+            ExecReason::Credential.code(),
             format!("GLEXEC_CLIENT_CERT {shown}: writable by group or others"),
         );
     }
@@ -180,146 +129,11 @@ fn read_credential(path: &Path, caller: u32) -> Result<Vec<u8>, Fail> {
         .or_else(|e| {
             fail(
                 EXIT_CLIENT,
-                "exec.credential",
+                ExecReason::Credential.code(),
                 format!("GLEXEC_CLIENT_CERT {shown}: {e}"),
             )
         })?;
     Ok(bytes)
-}
-
-/// How the target account was chosen.
-struct Mapped {
-    account: Account,
-    groups: Vec<u32>,
-    mapped_by: &'static str,
-    lease: Option<String>,
-    /// What the mapping was decided on: the DN, and the primary FQAN for a
-    /// mapping by FQAN. Admission must admit the same.
-    key: (String, Option<String>),
-}
-
-/// The primary FQAN of an identity (§14.6): the first FQAN of the first
-/// verified attribute certificate, short form.
-fn primary_fqan(identity: &Identity) -> Option<String> {
-    identity
-        .voms
-        .iter()
-        .find(|v| v.verified)
-        .and_then(|v| v.fqans.first())
-        .map(|f| short_fqan(f).to_string())
-}
-
-/// An FQAN without the `/Role=NULL` and `/Capability=NULL` that VOMS adds.
-fn short_fqan(fqan: &str) -> &str {
-    let f = fqan.strip_suffix("/Capability=NULL").unwrap_or(fqan);
-    f.strip_suffix("/Role=NULL").unwrap_or(f)
-}
-
-/// The local account a permitted identity runs under (identity switching,
-/// §14.6): the first `[[map]]` entry for its DN or its primary FQAN (the
-/// first FQAN of the first verified attribute certificate), else the
-/// grid-mapfile; a `.prefix` account is a pool lease in the gridmapdir.
-fn map_target(config: &ExecConfig, identity: &Identity) -> Result<Mapped, Fail> {
-    let dn = identity.end_entity.as_str();
-    let primary = primary_fqan(identity);
-    let by_map = config.map.iter().find_map(|entry| {
-        if entry.dn.as_deref() == Some(dn) {
-            Some((entry.account.clone(), "map dn", pool::lease_name(dn)))
-        } else {
-            let fqan = entry.fqan.as_deref().map(short_fqan)?;
-            (Some(fqan) == primary.as_deref()).then(|| {
-                (
-                    entry.account.clone(),
-                    "map fqan",
-                    pool::fqan_lease_name(dn, fqan),
-                )
-            })
-        }
-    });
-    let by_fqan = by_map.as_ref().is_some_and(|m| m.1 == "map fqan");
-    let key = (dn.to_string(), if by_fqan { primary } else { None });
-    let (name, mapped_by, lease_key) = match (by_map, &config.gridmapfile) {
-        (Some(found), _) => found,
-        (None, Some(gridmap)) => {
-            check_root_owned(gridmap).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
-            let name = account::map_dn_file(gridmap, dn)
-                .or_else(|m| fail(EXIT_DENIED, "exec.no-mapping", m))?;
-            (name, "grid-mapfile", pool::lease_name(dn))
-        }
-        (None, None) if config.map.is_empty() => {
-            return fail(
-                EXIT_INTERNAL,
-                "config.invalid",
-                "identity switching needs [[map]] entries or a gridmapfile",
-            );
-        }
-        (None, None) => {
-            return fail(
-                EXIT_DENIED,
-                "exec.no-mapping",
-                format!("no [[map]] entry for {dn} or its primary FQAN"),
-            );
-        }
-    };
-    let (name, lease) = match name.strip_prefix('.') {
-        Some(prefix) => {
-            let Some(dir) = &config.gridmapdir else {
-                return fail(
-                    EXIT_INTERNAL,
-                    "config.invalid",
-                    format!("{dn} maps to pool .{prefix}, but no gridmapdir is configured"),
-                );
-            };
-            check_root_owned(dir).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
-            let lease = pool::lease(dir, prefix, &lease_key)
-                .or_else(|m| fail(EXIT_DENIED, "exec.no-mapping", m))?;
-            (lease.account, Some(lease.name))
-        }
-        None => (name, None),
-    };
-    let Some(target) = account::by_name(&name) else {
-        return fail(
-            EXIT_DENIED,
-            "exec.no-account",
-            format!("{dn} maps to {name}, which is not a local account"),
-        );
-    };
-    if target.uid == 0 || target.uid < config.min_uid {
-        return fail(
-            EXIT_DENIED,
-            "exec.target-uid",
-            format!(
-                "{name}: uid {} is below the minimum {}",
-                target.uid, config.min_uid
-            ),
-        );
-    }
-    if target.gid == 0 || target.gid < config.min_gid {
-        return fail(
-            EXIT_DENIED,
-            "exec.target-gid",
-            format!(
-                "{name}: gid {} is below the minimum {}",
-                target.gid, config.min_gid
-            ),
-        );
-    }
-    // Supplementary groups below min_gid (system groups: 0, disk, shadow,
-    // docker, adm, …) are never given to a payload.
-    let mut groups: Vec<u32> = account::groups_of(&name)
-        .into_iter()
-        .filter(|g| *g != 0 && *g >= config.min_gid)
-        .collect();
-    if !groups.contains(&target.gid) {
-        groups.insert(0, target.gid);
-    }
-    Ok(Mapped {
-        account: target,
-        groups,
-        mapped_by,
-        lease,
-        key,
-    })
 }
 
 /// gLExec's payload check, where the copy alone does not settle it: the
@@ -329,21 +143,21 @@ fn check_payload_owner(meta: &std::fs::Metadata, caller: u32, target: u32) -> Re
     if ![caller, target, 0].contains(&meta.uid()) {
         return fail(
             EXIT_DENIED,
-            "exec.payload-untrusted",
+            ExecReason::PayloadUntrusted.code(),
             "the executable is owned by neither the caller, the target account nor root",
         );
     }
     if meta.mode() & 0o022 != 0 {
         return fail(
             EXIT_DENIED,
-            "exec.payload-untrusted",
+            ExecReason::PayloadUntrusted.code(),
             "the executable is writable by group or others",
         );
     }
     if meta.mode() & 0o6000 != 0 {
         return fail(
             EXIT_DENIED,
-            "exec.payload-untrusted",
+            ExecReason::PayloadUntrusted.code(),
             "the executable is setuid or setgid",
         );
     }
@@ -354,14 +168,16 @@ fn load_policy(config: &ExecConfig, privileged: bool) -> Result<Policy, Fail> {
     let loaded = match &config.policy {
         Some(path) => {
             if privileged {
-                check_root_owned(path).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
+                check_root_owned(path)
+                    .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
             }
             Policy::load(path)
         }
         None => {
             let default = Path::new(jobseal_policy::DEFAULT_PATH);
             if privileged && std::fs::symlink_metadata(default).is_ok() {
-                check_root_owned(default).or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
+                check_root_owned(default)
+                    .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
             }
             Policy::load_default()
         }
@@ -402,15 +218,6 @@ fn inherited_descriptors() -> Option<Vec<u32>> {
     Some(fds)
 }
 
-/// Read the manifest out of a bundle without verifying anything: to name
-/// the working directory and know which inputs to copy into it before
-/// admission hashes them. Admission verifies these very bytes afterwards.
-fn peek_manifest(bundle: &[u8]) -> Option<jobseal_core::manifest::Manifest> {
-    let parsed = jobseal_core::bundle::Bundle::parse(bundle).ok()?;
-    let envelope = jobseal_core::cose::parse(&parsed.manifest).ok()?;
-    jobseal_core::manifest::Manifest::from_cbor(&envelope.payload).ok()
-}
-
 /// Once the configuration is known, the launcher's refusals go to the audit
 /// log too (§14.4): everything except usage and configuration errors.
 struct Refusals<'a> {
@@ -424,7 +231,7 @@ impl Refusals<'_> {
         if let Some(dirs) = self.dirs {
             let base = decision.cloned().unwrap_or_else(|| {
                 jobseal_verify::Decision::from_error(jobseal_verify::Error::new(
-                    jobseal_verify::Reason::Internal,
+                    Reason::Internal,
                     f.2.clone(),
                 ))
             });
@@ -442,7 +249,7 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
     let Some((command, rest)) = args.split_first() else {
         return fail(
             EXIT_CLIENT,
-            "exec.usage",
+            ExecReason::Usage.code(),
             "usage: jobseal-exec COMMAND [ARGS...] (the job's bundle in GLEXEC_CLIENT_CERT)",
         );
     };
@@ -451,7 +258,7 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
     if command.as_encoded_bytes().starts_with(b"-") {
         return fail(
             EXIT_CLIENT,
-            "exec.usage",
+            ExecReason::Usage.code(),
             format!(
                 "jobseal-exec takes no options ({}); the configuration is {}",
                 command.to_string_lossy(),
@@ -478,19 +285,29 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
         _ => PathBuf::from(config::DEFAULT_PATH),
     };
     let config = ExecConfig::load(&config_path, privileged)
-        .or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))?;
+        .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
     match (privileged, config.mode) {
         (true, Mode::LoggingOnly) => {
             return fail(
                 EXIT_INTERNAL,
-                "config.invalid",
+                Reason::ConfigInvalid.code(),
                 "logging-only mode would run payloads as root: use identity-switching, or run jobseal-exec unprivileged",
             );
+        }
+        (true, Mode::Service) => {
+            return fail(
+                EXIT_INTERNAL,
+                Reason::ConfigInvalid.code(),
+                "in service mode jobseal-exec is the pilot's client and must not be setuid: chmod u-s it",
+            );
+        }
+        (false, Mode::Service) => {
+            return jobseal_exec::client::run(&config, command, rest, &env);
         }
         (false, Mode::IdentitySwitching) => {
             return fail(
                 EXIT_INTERNAL,
-                "config.invalid",
+                Reason::ConfigInvalid.code(),
                 "identity-switching mode needs jobseal-exec to run as root (setuid)",
             );
         }
@@ -498,8 +315,8 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
     }
     // Fully root from here until the payload is spawned (§14.9): the pilot
     // cannot stop the launcher while it holds the shared locks.
-    let window =
-        creds::RootWindow::open(&caller).or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))?;
+    let window = creds::RootWindow::open(&caller)
+        .or_else(|m| fail(EXIT_INTERNAL, Reason::Internal.code(), m))?;
     let dirs = match &config.state_dir {
         Some(d) => Dirs::under(d),
         None => {
@@ -543,7 +360,7 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
         // Not recorded: anyone on the node could flood the shared log.
         return fail(
             EXIT_DENIED,
-            "exec.caller-not-allowed",
+            ExecReason::CallerNotAllowed.code(),
             format!("uid {} may not use jobseal-exec", caller.uid),
         );
     }
@@ -553,14 +370,14 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
         let Some(inherited) = inherited else {
             return Err(refuse(Fail(
                 EXIT_INTERNAL,
-                "internal.error",
+                Reason::Internal.code(),
                 "cannot list the inherited descriptors (/proc/self/fd)".into(),
             )));
         };
         if !inherited.is_empty() {
             return Err(refuse(Fail(
                 EXIT_CLIENT,
-                "exec.descriptor",
+                ExecReason::Descriptor.code(),
                 format!(
                     "descriptors {inherited:?} are open without close-on-exec: the payload would inherit them under another account; close them before calling jobseal-exec"
                 ),
@@ -576,7 +393,7 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
         if let Some(n) = streams.iter().position(|t| *t) {
             return Err(refuse(Fail(
                 EXIT_CLIENT,
-                "exec.descriptor",
+                ExecReason::Descriptor.code(),
                 format!(
                     "standard stream {n} is a terminal: a payload under another account must not reach it"
                 ),
@@ -588,14 +405,14 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
     let Some(bundle_path) = env_var(&env, "GLEXEC_CLIENT_CERT") else {
         return Err(refuse(Fail(
             EXIT_CLIENT,
-            "exec.credential",
+            ExecReason::Credential.code(),
             "GLEXEC_CLIENT_CERT is not set".into(),
         )));
     };
     let bundle = creds::as_caller(&caller, || {
         read_credential(Path::new(&bundle_path), caller.uid)
     })
-    .or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))
+    .or_else(|m| fail(EXIT_INTERNAL, Reason::Internal.code(), m))
     .and_then(|r| r)
     .map_err(refuse)?;
 
@@ -613,16 +430,18 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
         let Some(executable) = payload::resolve(Path::new(command), &search) else {
             return fail(
                 EXIT_NOT_EXECUTABLE,
-                "exec.not-executable",
+                ExecReason::NotExecutable.code(),
                 format!("{}: command not found", command.to_string_lossy()),
             );
         };
         payload::seal_copy(&executable).or_else(|e| match e {
-            PayloadError::NotExecutable(m) => fail(EXIT_NOT_EXECUTABLE, "exec.not-executable", m),
-            PayloadError::Internal(m) => fail(EXIT_INTERNAL, "internal.error", m),
+            PayloadError::NotExecutable(m) => {
+                fail(EXIT_NOT_EXECUTABLE, ExecReason::NotExecutable.code(), m)
+            }
+            PayloadError::Internal(m) => fail(EXIT_INTERNAL, Reason::Internal.code(), m),
         })
     })
-    .or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))
+    .or_else(|m| fail(EXIT_INTERNAL, Reason::Internal.code(), m))
     .and_then(|r| r)
     .map_err(refuse)?;
 
@@ -644,7 +463,7 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
                     Ok(())
                 }
             })
-            .or_else(|m| fail(EXIT_INTERNAL, "config.invalid", m))
+            .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))
             .map_err(refuse)?;
     }
     let verifier_config = Config {
@@ -677,7 +496,7 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
     let mut workdir = match (config.work_root(), &peeked) {
         (Some(root), Some(peeked)) => {
             let mut w = WorkDir::make(&root, &peeked.job_id_hex(), privileged)
-                .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))
+                .or_else(|m| fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m))
                 .map_err(refuse)?;
             let inputs: Vec<workdir::Input> = peeked
                 .inputs
@@ -691,15 +510,19 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
                 .or_else(|e| {
                     fail(
                         EXIT_CLIENT,
-                        "exec.workdir",
+                        ExecReason::Workdir.code(),
                         format!("working directory: {e}"),
                     )
                 })
                 .map_err(refuse)?;
             w.copy_inputs(&cwd, &inputs, &caller)
                 .or_else(|e| match e {
-                    workdir::CopyError::Client(m) => fail(EXIT_CLIENT, "exec.workdir", m),
-                    workdir::CopyError::Internal(m) => fail(EXIT_INTERNAL, "exec.workdir", m),
+                    workdir::CopyError::Client(m) => {
+                        fail(EXIT_CLIENT, ExecReason::Workdir.code(), m)
+                    }
+                    workdir::CopyError::Internal(m) => {
+                        fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m)
+                    }
                 })
                 .map_err(refuse)?;
             Some(w)
@@ -739,19 +562,20 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
         Some(m) => Launch {
             mode: "identity-switching".into(),
             source_uid: caller.uid,
-            target_uid: m.account.uid,
-            target_gid: m.account.gid,
+            target_uid: Some(m.account.uid),
+            target_gid: Some(m.account.gid),
             target_groups: m.groups.clone(),
             account: m.account.name.clone(),
             mapped_by: m.mapped_by.into(),
             lease: m.lease.clone(),
             workdir: workdir.as_ref().map(|w| w.path.display().to_string()),
+            ..Launch::default()
         },
         None => Launch {
             mode: "logging-only".into(),
             source_uid: caller.uid,
-            target_uid: caller.uid,
-            target_gid: caller.gid,
+            target_uid: Some(caller.uid),
+            target_gid: Some(caller.gid),
             target_groups: caller.groups.clone(),
             account: caller_account
                 .as_ref()
@@ -759,6 +583,7 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
             mapped_by: "caller".into(),
             lease: None,
             workdir: workdir.as_ref().map(|w| w.path.display().to_string()),
+            ..Launch::default()
         },
     };
     let admitted_context = RecordContext {
@@ -784,11 +609,18 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
         (Mode::IdentitySwitching, ..) => {
             return fail(
                 EXIT_INTERNAL,
-                "internal.error",
+                Reason::Internal.code(),
                 "the admitted identity is not the one that was mapped",
             );
         }
         (Mode::LoggingOnly, ..) => None,
+        (Mode::Service, ..) => {
+            return fail(
+                EXIT_INTERNAL,
+                Reason::Internal.code(),
+                "service mode reached the local launcher",
+            );
+        }
     };
     let (account, groups) = match &target {
         Some(m) => (m.account.clone(), m.groups.clone()),
@@ -844,20 +676,24 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
                 workdir.as_ref().map(|w| w.path.as_path()),
                 &default_tmp,
             )
-            .or_else(|m| fail(EXIT_CLIENT, "exec.proxy", m))?
+            .or_else(|m| fail(EXIT_CLIENT, ExecReason::Proxy.code(), m))?
         } else {
             let d = requested.map_or(default_tmp.clone(), PathBuf::from);
             if !d.is_absolute() {
                 return fail(
                     EXIT_CLIENT,
-                    "exec.proxy",
+                    ExecReason::Proxy.code(),
                     "GLEXEC_TARGET_PROXY must be an absolute path",
                 );
             }
             d
         };
         let Some(dn) = decision.identity.as_ref().map(|i| i.end_entity.clone()) else {
-            return fail(EXIT_INTERNAL, "internal.error", "a permit without identity");
+            return fail(
+                EXIT_INTERNAL,
+                Reason::Internal.code(),
+                "a permit without identity",
+            );
         };
         // Read with the caller's rights; only a proxy of the admitted user.
         let bytes = creds::as_caller(&caller, || {
@@ -873,8 +709,10 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
         });
         let bytes = match bytes {
             Ok(b) => b,
-            Err(ProxyError::Client(m)) => return fail(EXIT_CLIENT, "exec.proxy", m),
-            Err(ProxyError::Internal(m)) => return fail(EXIT_INTERNAL, "exec.proxy", m),
+            Err(ProxyError::Client(m)) => return fail(EXIT_CLIENT, ExecReason::Proxy.code(), m),
+            Err(ProxyError::Internal(m)) => {
+                return fail(EXIT_INTERNAL, ExecReason::Proxy.code(), m);
+            }
         };
         let in_workdir = workdir
             .as_ref()
@@ -889,17 +727,21 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
                     .unwrap_or_default()
                     .to_string();
                 let Some(w) = workdir.as_mut() else {
-                    return fail(EXIT_INTERNAL, "internal.error", "no working directory");
+                    return fail(
+                        EXIT_INTERNAL,
+                        Reason::Internal.code(),
+                        "no working directory",
+                    );
                 };
                 let (_, mut file) = w
                     .create_file(&name)
-                    .or_else(|m| fail(EXIT_CLIENT, "exec.proxy", m))?;
+                    .or_else(|m| fail(EXIT_CLIENT, ExecReason::Proxy.code(), m))?;
                 std::io::Write::write_all(&mut file, &bytes)
                     .and_then(|()| file.sync_all())
                     .or_else(|e| {
                         fail(
                             EXIT_INTERNAL,
-                            "exec.proxy",
+                            ExecReason::Proxy.code(),
                             format!("{}: {e}", destination.display()),
                         )
                     })?;
@@ -912,29 +754,35 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
     }
     if let Some(w) = &mut workdir {
         w.hand_over(account.uid, account.gid)
-            .or_else(|m| fail(EXIT_INTERNAL, "exec.workdir", m))?;
+            .or_else(|m| fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m))?;
     }
     if let Some((destination, bytes)) = proxy_after_hand_over {
         creds::as_caller(&as_target, || proxy::write_here(&destination, &bytes))
             .and_then(|r| r)
-            .or_else(|m| fail(EXIT_INTERNAL, "exec.proxy", m))?;
+            .or_else(|m| fail(EXIT_INTERNAL, ExecReason::Proxy.code(), m))?;
     }
 
     // The pilot may signal the launcher again (and so the payload).
     window
         .restore()
-        .or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))?;
+        .or_else(|m| fail(EXIT_INTERNAL, Reason::Internal.code(), m))?;
 
     // Run the sealed copy; stay its parent to report its exit code.
     let status_pipe;
     let mut cmd = if let Some(m) = &target {
-        status_pipe =
-            Some(creds::StatusPipe::new().or_else(|m| fail(EXIT_INTERNAL, "internal.error", m))?);
+        status_pipe = Some(
+            creds::StatusPipe::new()
+                .or_else(|m| fail(EXIT_INTERNAL, Reason::Internal.code(), m))?,
+        );
         let Some(pipe) = &status_pipe else {
-            return fail(EXIT_INTERNAL, "internal.error", "no status pipe");
+            return fail(EXIT_INTERNAL, Reason::Internal.code(), "no status pipe");
         };
         let Some(w) = &workdir else {
-            return fail(EXIT_INTERNAL, "internal.error", "no working directory");
+            return fail(
+                EXIT_INTERNAL,
+                Reason::Internal.code(),
+                "no working directory",
+            );
         };
         pipe.command(&creds::Launch {
             target: &creds::Target {
@@ -947,7 +795,8 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
             argv0: command,
             args: rest,
             env: &payload_env,
-            fsize: caller_fsize,
+            limits: &[(creds::Resource::Fsize, caller_fsize)],
+            cgroup: None,
         })
     } else {
         status_pipe = None;
@@ -964,100 +813,21 @@ fn run(inherited: Option<&[u32]>) -> Result<u8, Fail> {
     let status = signals::run_forwarding(&mut cmd, forward_as).or_else(|e| match e {
         signals::RunError::Spawn(e) => fail(
             EXIT_NOT_EXECUTABLE,
-            "exec.not-executable",
+            ExecReason::NotExecutable.code(),
             format!("{}: {e}", command.to_string_lossy()),
         ),
         signals::RunError::Setup(m) | signals::RunError::Wait(m) => {
-            fail(EXIT_INTERNAL, "internal.error", m)
+            fail(EXIT_INTERNAL, Reason::Internal.code(), m)
         }
     })?;
     drop(sealed);
     // The trampoline's own failure (before the payload existed).
     if let Some((code, reason, message)) = status_pipe.and_then(creds::StatusPipe::failure) {
         let reason = match reason.as_str() {
-            "exec.not-executable" => "exec.not-executable",
-            _ => "internal.error",
+            r if r == ExecReason::NotExecutable.code() => ExecReason::NotExecutable.code(),
+            _ => Reason::Internal.code(),
         };
         return fail(code, reason, message);
     }
-    Ok(match (status.code(), status.signal()) {
-        (Some(c), _) if (201..=204).contains(&c) => EXIT_PAYLOAD_201_204,
-        (Some(c), _) => u8::try_from(c).unwrap_or(EXIT_INTERNAL),
-        // Killed by a signal: the shell's convention.
-        (None, Some(s)) => u8::try_from(128 + s).unwrap_or(EXIT_INTERNAL),
-        (None, None) => EXIT_INTERNAL,
-    })
-}
-
-/// A root-owned trust directory (§14.3): the directory and, `depth` levels
-/// down, every entry: owned by root and, for what a symbolic link leads to
-/// and everything else, writable by nobody else.
-fn check_root_owned_tree(dir: &Path, depth: u32) -> Result<(), String> {
-    check_root_owned(dir)?;
-    if depth == 0 {
-        return Ok(());
-    }
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
-        let link =
-            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if link.file_type().is_symlink() {
-            if link.uid() != 0 {
-                return Err(format!("{}: not owned by root", path.display()));
-            }
-            // A dangling link is harmless: nothing can be read through it.
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-                return Err(format!(
-                    "{}: leads to a file not owned by root or writable by others",
-                    path.display()
-                ));
-            }
-            // Its contents would escape this check.
-            if meta.is_dir() {
-                return Err(format!(
-                    "{}: a symbolic link to a directory",
-                    path.display()
-                ));
-            }
-        } else if link.is_dir() {
-            check_root_owned_tree(&path, depth - 1)?;
-        } else {
-            config::check_root_owned_entry(&path)?;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn environment_whitelist() {
-        let w = vec!["OMP_NUM_THREADS".to_string()];
-        for ok in [
-            "TZ",
-            "X509_USER_PROXY",
-            "GLEXEC_CLIENT_CERT",
-            "OMP_NUM_THREADS",
-        ] {
-            assert!(passes(OsStr::new(ok), &w), "{ok}");
-        }
-        for bad in [
-            "LD_PRELOAD",
-            "BASH_ENV",
-            "ENV",
-            "PYTHONPATH",
-            "PATH",
-            "X509_CERT_DIR",
-            "JOBSEAL_POLICY",
-        ] {
-            assert!(!passes(OsStr::new(bad), &w), "{bad}");
-        }
-    }
+    Ok(exit_code(status))
 }

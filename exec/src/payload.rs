@@ -39,6 +39,11 @@ impl Sealed {
     pub fn path(&self) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
     }
+
+    /// The sealed copy's descriptor (the client sends it to the service).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 /// Find `command` as a shell would: a name with a `/` is a path, any other
@@ -72,6 +77,12 @@ fn memfd() -> Result<OwnedFd, PayloadError> {
         })
         .map_err(|e| PayloadError::Internal(format!("memfd_create: {e}")))
 }
+
+/// The seals that make a memfd's contents final.
+pub const FINAL_SEALS: SealFlags = SealFlags::SHRINK
+    .union(SealFlags::GROW)
+    .union(SealFlags::WRITE)
+    .union(SealFlags::SEAL);
 
 /// Copy the executable at `path` into a sealed memfd.
 pub fn seal_copy(path: &Path) -> Result<Sealed, PayloadError> {

@@ -203,6 +203,107 @@ pub fn write_here(target: &Path, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// `GLEXEC_SOURCE_PROXY` as the launch service takes it (§14.14): a
+/// credential, not just a file naming the user. Its chain must validate to
+/// a CA of `ca_dir` at `at` (signatures, validity, RFC 3820 rules), end at
+/// the admitted user `dn`, begin with a proxy, and hold the private key of
+/// that proxy. A file that merely carries the user's public certificate
+/// beside another key is refused.
+pub fn check_credential(
+    bytes: &[u8],
+    ca_dir: &Path,
+    dn: &str,
+    at: jobseal_verify::UnixTime,
+) -> Result<(), ProxyError> {
+    let refuse = |m: &str| ProxyError::Client(format!("GLEXEC_SOURCE_PROXY: {m}"));
+    check_owner(bytes, dn)?;
+    let blocks = jobseal_core::pem::parse_blocks(bytes).map_err(|e| refuse(&e.0))?;
+    let mut certs = Vec::new();
+    let mut keys = Vec::new();
+    for block in blocks {
+        if block.label == "CERTIFICATE" {
+            let cert = jobseal_verify::parse::ParsedCert::from_der(block.der, certs.len())
+                .map_err(|e| refuse(&e.message))?;
+            certs.push(cert);
+        } else {
+            keys.push((block.label, block.der));
+        }
+    }
+    let Some(leaf) = certs.first() else {
+        return Err(refuse("no certificate"));
+    };
+    if leaf
+        .extensions_with(jobseal_core::oid::PROXY_CERT_INFO)
+        .next()
+        .is_none()
+    {
+        return Err(refuse("the first certificate is not an RFC 3820 proxy"));
+    }
+    let [(label, key)] = keys.as_slice() else {
+        return Err(refuse(&format!(
+            "{} private keys (a proxy holds exactly one, its own)",
+            keys.len()
+        )));
+    };
+    if !key_matches(label, key, leaf.spki()) {
+        return Err(refuse(
+            "the private key is not the key of the proxy certificate",
+        ));
+    }
+    let trust = jobseal_verify::trust::TrustStore::open(ca_dir).map_err(|e| refuse(&e.message))?;
+    let options = jobseal_verify::path::PathOptions {
+        at,
+        clock_skew: jobseal_verify::DEFAULT_CLOCK_SKEW,
+        algorithms: jobseal_verify::sig::AlgorithmPolicy::default(),
+    };
+    let validated =
+        jobseal_verify::path::validate(&certs, &trust, &options).map_err(|e| refuse(&e.message))?;
+    if validated.identity.end_entity != dn {
+        return Err(refuse(&format!(
+            "a credential of {}, not of the job's user {dn}",
+            validated.identity.end_entity
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the private key `der` (PEM `label`) is the key of the
+/// SubjectPublicKeyInfo `spki`: RSA (PKCS#1 or PKCS#8) or ECDSA P-256/P-384
+/// (PKCS#8). An encrypted or other key does not match: a proxy's key is
+/// never encrypted.
+fn key_matches(label: &str, der: &[u8], spki: &[u8]) -> bool {
+    use ring::signature::{self, KeyPair};
+    let Some(public) = spki_bits(spki) else {
+        return false;
+    };
+    let rsa = match label {
+        "RSA PRIVATE KEY" => signature::RsaKeyPair::from_der(der).ok(),
+        "PRIVATE KEY" => signature::RsaKeyPair::from_pkcs8(der).ok(),
+        _ => None,
+    };
+    if let Some(pair) = rsa {
+        return pair.public().as_ref() == public;
+    }
+    if label != "PRIVATE KEY" {
+        return false;
+    }
+    let rng = ring::rand::SystemRandom::new();
+    [
+        &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+    ]
+    .into_iter()
+    .find_map(|alg| signature::EcdsaKeyPair::from_pkcs8(alg, der, &rng).ok())
+    .is_some_and(|pair| pair.public_key().as_ref() == public)
+}
+
+/// The subjectPublicKey bits of a SubjectPublicKeyInfo.
+fn spki_bits(spki: &[u8]) -> Option<&[u8]> {
+    use der::Decode;
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki).ok()?;
+    info.subject_public_key.as_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -58,6 +58,8 @@ pub enum RunError {
 /// but it forwards only while all four of the payload's uids are the
 /// target's: a payload that runs a setuid program does not become
 /// signalable by the pilot through the launcher.
+// The local launcher reports on its own stderr (gLExec's contract).
+#[allow(clippy::print_stderr)]
 pub fn run_forwarding(
     cmd: &mut Command,
     forward_as: Option<(u32, u32)>,

@@ -138,6 +138,41 @@ impl WorkDir {
         Ok(())
     }
 
+    /// Copy inputs from descriptors the client opened with its own rights
+    /// (the launch service, §14.14): `given` pairs a name the client sent
+    /// with its descriptor. Every name must be an input of `inputs` (the
+    /// manifest's), at most once, and a regular file; at most the signed
+    /// size plus one byte is copied. An input the client did not send has
+    /// no copy, so admission decides about it as it would in the job's
+    /// directory.
+    pub fn copy_from(
+        &mut self,
+        inputs: &[Input],
+        given: Vec<(String, File)>,
+    ) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, file) in given {
+            let Some(input) = inputs.iter().find(|i| i.name == name) else {
+                return Err(format!("input {name}: not an input of the job's manifest"));
+            };
+            if !seen.insert(name.clone()) {
+                return Err(format!("input {name}: sent twice"));
+            }
+            let meta = file.metadata().map_err(|e| format!("input {name}: {e}"))?;
+            if !meta.file_type().is_file() {
+                return Err(format!("input {name}: not a regular file"));
+            }
+            let (_, mut out) = self.create_copy(input)?;
+            // From the descriptor's start, whatever offset the client left.
+            std::io::copy(
+                &mut ReadAt(file, 0).take(input.size.saturating_add(1)),
+                &mut out,
+            )
+            .map_err(|e| format!("input {name}: cannot copy: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Create the (empty) copy of `input`, and its parent directories.
     fn create_copy(&mut self, input: &Input) -> Result<(PathBuf, File), String> {
         let relative = Path::new(&input.name);
@@ -217,6 +252,18 @@ impl Drop for WorkDir {
         if !self.kept {
             let _ = std::fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+/// Reads a file from `offset` on with `pread`, leaving the descriptor's
+/// own offset (shared with the client) alone.
+struct ReadAt(File, u64);
+
+impl Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(&self.0, buf, self.1)?;
+        self.1 += n as u64;
+        Ok(n)
     }
 }
 

@@ -136,9 +136,12 @@ pub struct Launch {
     pub mode: String,
     /// The invoking (pilot) uid.
     pub source_uid: u32,
-    /// The uid, gid and supplementary groups the payload runs with.
-    pub target_uid: u32,
-    pub target_gid: u32,
+    /// The uid, gid and supplementary groups the payload runs with; absent
+    /// in the record of a refusal made before the user was mapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_gid: Option<u32>,
     #[serde(default)]
     pub target_groups: Vec<u32>,
     /// The local account.
@@ -149,6 +152,13 @@ pub struct Launch {
     pub lease: Option<String>,
     /// The payload's fresh working directory, if one was made.
     pub workdir: Option<String>,
+    /// The caller's pid (the launch service knows it from the socket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_pid: Option<u32>,
+    /// The caller's batch job: its cgroup (v2) path, which the payload
+    /// joins. The first question in an incident is which batch job asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_job: Option<String>,
 }
 
 /// Who: as far as path validation got.
@@ -874,6 +884,7 @@ fn minimal_record(r: &AuditRecord, size: usize) -> AuditRecord {
             mapped_by: cap(&l.mapped_by, 32),
             lease: l.lease.as_deref().map(short),
             workdir: l.workdir.as_deref().map(short),
+            batch_job: l.batch_job.as_deref().map(short),
             target_groups: l.target_groups.iter().take(64).copied().collect(),
             ..*l
         }),

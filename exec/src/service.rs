@@ -1,0 +1,1146 @@
+//! `jobseal-launchd`, the site's launch service (`spec/jobseal.md` §14.14).
+//!
+//! A root process that no pilot can `prlimit`, `ptrace` or give an
+//! environment: each pilot's `jobseal-exec` connects to its Unix socket and
+//! hands over descriptors it opened with its own rights. A launch moves
+//! through typed phases, and the use of a job is spent only in
+//! [`Prepared::admit`], once everything that can fail for a reason knowable
+//! in advance has been checked:
+//!
+//! `Peer` (who asks: `SO_PEERCRED`, pidfd, batch cgroup, whitelist) →
+//! `Received` (the bounded request and its descriptors) → `Checked`
+//! (sealed executable, the credential, a working directory with the
+//! inputs copied from the descriptors, the verifier's permit) → `Prepared`
+//! (mapped account, reachable directory, source proxy validated) →
+//! `Admitted` (policy, replay, audit) → the payload, run and supervised.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jobseal_admit::admit::{Admission, Dirs, record_outside, record_setup_failure};
+use jobseal_admit::audit::{AuditRecord, Launch, RecordContext};
+use jobseal_policy::Policy;
+use jobseal_verify::{Config, Decision, Invocation, UnixTime};
+
+use crate::account::{self, Account};
+use crate::config::{ExecConfig, Mode, check_root_owned, check_root_owned_tree};
+use crate::creds::{self, Resource, StatusPipe, Target};
+use crate::mapping::{Mapped, map_target};
+use crate::proto::{self, ClientMessage, Descriptors, ReceiveError, Reply, Request};
+use crate::proxy::{self, ProxyError};
+use crate::reason::ExecReason;
+use crate::workdir::{Input, WorkDir};
+use crate::{
+    EXIT_CLIENT, EXIT_DENIED, EXIT_INTERNAL, Fail, SAFE_PATH, exit_code, fail, passes,
+    peek_manifest, signals,
+};
+use jobseal_verify::Reason;
+
+/// Time a client has to send its whole request.
+pub const REQUEST_TIME: Duration = Duration::from_secs(10);
+/// Requests being received at once, from one uid and from all.
+const PENDING_PER_UID: usize = 32;
+const PENDING_ALL: usize = 512;
+/// Stack of a launch's thread (verification included); set, not taken from
+/// the environment.
+const LAUNCH_STACK: usize = 4 << 20;
+/// Largest source proxy read.
+const MAX_PROXY_BYTES: u64 = 1 << 20;
+
+/// The service: its configuration, and what its connections share.
+#[derive(Debug)]
+pub struct Service {
+    config: ExecConfig,
+    limits: Vec<(Resource, rustix::process::Rlimit)>,
+    /// Held while a payload is spawned, so that no other payload inherits
+    /// the descriptors made inheritable for it.
+    spawning: Mutex<()>,
+    pending: Mutex<HashMap<u32, usize>>,
+    pending_all: AtomicUsize,
+}
+
+impl Service {
+    /// A service over `config` (`mode = "service"`, a `users` whitelist).
+    pub fn new(config: ExecConfig) -> Result<Self, String> {
+        if config.mode != Mode::Service {
+            return Err("the launch service needs mode = \"service\"".into());
+        }
+        if config.users.as_ref().is_none_or(Vec::is_empty) {
+            return Err("the launch service needs `users`: the pilot accounts it serves".into());
+        }
+        let limits = config.payload_limits()?;
+        config.socket_mode()?;
+        Ok(Self {
+            config,
+            limits,
+            spawning: Mutex::new(()),
+            pending: Mutex::new(HashMap::new()),
+            pending_all: AtomicUsize::new(0),
+        })
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.config
+            .socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_SOCKET))
+    }
+
+    /// Bind the socket (replacing a stale one), with the configured mode
+    /// and group.
+    pub fn listen(&self) -> Result<UnixListener, String> {
+        let path = self.socket();
+        let shown = path.display();
+        if let Some(dir) = path.parent()
+            && !dir.exists()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_socket_like() => {
+                std::fs::remove_file(&path).map_err(|e| format!("{shown}: {e}"))?;
+            }
+            Ok(_) => return Err(format!("{shown}: exists and is not a socket")),
+            Err(_) => {}
+        }
+        let listener = UnixListener::bind(&path).map_err(|e| format!("{shown}: {e}"))?;
+        let gid = match &self.config.socket_group {
+            None => None,
+            Some(g) => Some(
+                account::group_id(g).ok_or_else(|| format!("socket_group {g}: no such group"))?,
+            ),
+        };
+        std::os::unix::fs::chown(&path, Some(0), gid).map_err(|e| format!("{shown}: {e}"))?;
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(self.config.socket_mode()?),
+        )
+        .map_err(|e| format!("{shown}: {e}"))?;
+        Ok(listener)
+    }
+
+    /// Accept connections for ever, one thread each.
+    pub fn serve(self: Arc<Self>, listener: &UnixListener) {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else {
+                // EMFILE and the like: let the moment pass.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let service = Arc::clone(&self);
+            let spawned = std::thread::Builder::new()
+                .name("jobseal-launch".into())
+                .stack_size(LAUNCH_STACK)
+                .spawn(move || service.connection(stream));
+            // Out of threads: the connection is dropped, the client reports
+            // the service unavailable.
+            drop(spawned);
+        }
+    }
+
+    /// One launch, from the first byte to the payload's exit.
+    fn connection(&self, mut stream: UnixStream) {
+        let reply = match self.launch(&mut stream) {
+            Ok(exit) => Reply::Exited { exit },
+            Err(Fail(exit, reason, message)) => Reply::Refused {
+                exit,
+                reason: reason.into(),
+                message,
+            },
+        };
+        let _ = proto::send(&mut stream, &reply.encode());
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn launch(&self, stream: &mut UnixStream) -> Result<u8, Fail> {
+        let peer = Peer::of(stream)?;
+        if !self
+            .config
+            .user_allowed(peer.uid, peer.account.as_ref().map(|a| a.name.as_str()))
+        {
+            // Not recorded: anyone on the node could flood the site's log.
+            return fail(
+                EXIT_DENIED,
+                ExecReason::CallerNotAllowed.code(),
+                format!("uid {} may not use the launch service", peer.uid),
+            );
+        }
+        let received = self.receive(stream, peer)?;
+        let run = Run::open(self, &received)?;
+        let checked = run.check(received)?;
+        let prepared = run.prepare(checked)?;
+        let admitted = run.admit(prepared)?;
+        run.start(stream, admitted)
+    }
+
+    /// Read the request within [`REQUEST_TIME`], bounded per uid.
+    fn receive(&self, stream: &mut UnixStream, peer: Peer) -> Result<Received, Fail> {
+        let _slot = self.pending_slot(peer.uid)?;
+        let deadline = Instant::now() + REQUEST_TIME;
+        let (request, fds) = proto::receive_request(stream, deadline).map_err(|e| {
+            let m = match e {
+                ReceiveError::TimedOut => format!(
+                    "the request did not arrive within {} s",
+                    REQUEST_TIME.as_secs()
+                ),
+                ReceiveError::Closed => "the client closed the connection".into(),
+                ReceiveError::Io(m) | ReceiveError::Malformed(m) => m,
+            };
+            Fail(EXIT_CLIENT, ExecReason::Request.code(), m)
+        })?;
+        let fds = Descriptors::sort(&request, fds)
+            .map_err(|e| Fail(EXIT_CLIENT, ExecReason::Request.code(), e.0))?;
+        Ok(Received { peer, request, fds })
+    }
+
+    fn pending_slot(&self, uid: u32) -> Result<PendingSlot<'_>, Fail> {
+        let busy = || {
+            fail(
+                EXIT_INTERNAL,
+                ExecReason::ServiceBusy.code(),
+                "the launch service has too many requests in progress; try again",
+            )
+        };
+        if self.pending_all.fetch_add(1, Ordering::SeqCst) >= PENDING_ALL {
+            self.pending_all.fetch_sub(1, Ordering::SeqCst);
+            return busy();
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = pending.entry(uid).or_insert(0);
+        if *n >= PENDING_PER_UID {
+            drop(pending);
+            self.pending_all.fetch_sub(1, Ordering::SeqCst);
+            return busy();
+        }
+        *n += 1;
+        Ok(PendingSlot { service: self, uid })
+    }
+}
+
+/// A request being received, counted until dropped.
+struct PendingSlot<'a> {
+    service: &'a Service,
+    uid: u32,
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        let mut pending = self
+            .service
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = pending.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+        }
+        drop(pending);
+        self.service.pending_all.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+trait SocketLike {
+    fn is_socket_like(&self) -> bool;
+}
+
+impl SocketLike for std::fs::FileType {
+    fn is_socket_like(&self) -> bool {
+        std::os::unix::fs::FileTypeExt::is_socket(self)
+    }
+}
+
+/// Who is asking: the kernel's word, never the client's.
+#[derive(Debug)]
+struct Peer {
+    uid: u32,
+    pid: u32,
+    account: Option<Account>,
+    /// The caller's cgroup v2 directory under `/sys/fs/cgroup`, if any.
+    cgroup: Option<PathBuf>,
+}
+
+impl Peer {
+    fn of(stream: &UnixStream) -> Result<Self, Fail> {
+        let internal = |m: String| Fail(EXIT_INTERNAL, Reason::Internal.code(), m);
+        let cred = rustix::net::sockopt::socket_peercred(stream.as_fd())
+            .map_err(|e| internal(format!("peer credentials: {e}")))?;
+        let pid = cred.pid;
+        // A pidfd first: if the caller exits and its pid is reused while we
+        // read its cgroup, the pidfd tells (below).
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .map_err(|e| internal(format!("pidfd of the caller: {e}")))?;
+        let raw_pid = u32::try_from(pid.as_raw_nonzero().get()).unwrap_or_default();
+        let cgroup = caller_cgroup(raw_pid);
+        if exited(&pidfd) {
+            return fail(
+                EXIT_CLIENT,
+                ExecReason::Request.code(),
+                "the caller exited while it was identified",
+            );
+        }
+        Ok(Self {
+            uid: cred.uid.as_raw(),
+            pid: raw_pid,
+            account: account::by_uid(cred.uid.as_raw()),
+            cgroup,
+        })
+    }
+}
+
+/// Whether the process of `pidfd` has exited (its pidfd is readable).
+fn exited(pidfd: &OwnedFd) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&zero)).map_or(true, |n| n > 0)
+}
+
+/// The cgroup v2 directory of `pid` (`0::/path` in `/proc/PID/cgroup`),
+/// under the unified hierarchy's mount point (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on hybrid hosts); `None` without cgroup v2.
+fn caller_cgroup(pid: u32) -> Option<PathBuf> {
+    let mount = cgroup2_mount()?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let relative = Path::new(path).strip_prefix("/").ok()?;
+    if relative
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return None;
+    }
+    Some(mount.join(relative))
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/proc/self/mountinfo`).
+fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (fields, rest) = line.split_once(" - ")?;
+        if rest.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        // Mount points with spaces are octal-escaped; the cgroup mount has none.
+        fields.split(' ').nth(4).map(PathBuf::from)
+    })
+}
+
+/// The request and its descriptors.
+#[derive(Debug)]
+struct Received {
+    peer: Peer,
+    request: Request,
+    fds: Descriptors,
+}
+
+/// A verified job with its working directory and inputs in place.
+struct Checked {
+    received: Received,
+    decision: Decision,
+    workdir: WorkDir,
+}
+
+/// Everything the launch needs, checked; the job's use not yet spent.
+struct Prepared {
+    checked: Checked,
+    mapped: Mapped,
+    proxy: Option<ProxyCopy>,
+    env: Vec<(OsString, OsString)>,
+}
+
+/// The source proxy's validated bytes and where the payload finds them.
+struct ProxyCopy {
+    bytes: Vec<u8>,
+    destination: PathBuf,
+}
+
+/// Admitted: the job's use is spent; only the start can still fail.
+struct Admitted {
+    prepared: Prepared,
+    decision: Decision,
+}
+
+/// One launch's fixed parts: policy, directories, admission, the record's
+/// context.
+struct Run<'a> {
+    service: &'a Service,
+    policy: Policy,
+    dirs: Dirs,
+    admission: Admission,
+    ca_dir: PathBuf,
+    context: RecordContext,
+}
+
+impl<'a> Run<'a> {
+    fn open(service: &'a Service, received: &Received) -> Result<Self, Fail> {
+        let config = &service.config;
+        let policy = load_policy(config)?;
+        let dirs = match &config.state_dir {
+            Some(d) => Dirs::under(d),
+            None => Dirs::for_user(Some(0), None, None)
+                .or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))?,
+        };
+        let ca_dir = config
+            .ca_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_CA_DIR));
+        let voms_dir = config
+            .voms_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_VOMS_DIR));
+        let context = context_of(received, &policy);
+        check_root_owned_tree(&ca_dir, 1)
+            .and_then(|()| {
+                if std::fs::symlink_metadata(&voms_dir).is_ok() {
+                    check_root_owned_tree(&voms_dir, 2)
+                } else {
+                    Ok(())
+                }
+            })
+            .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
+        let mut policy = policy;
+        // Mapping a DN to an account trusts the CA for the names it issues.
+        policy.namespaces = jobseal_verify::NamespacePolicy::Require;
+        let verifier = Config {
+            ca_dir: ca_dir.clone(),
+            voms_dir,
+            ..Config::default()
+        };
+        let admission = match Admission::open(verifier, policy.clone(), &dirs) {
+            Ok(a) => a,
+            Err(e) => {
+                let decision = Decision::from_error(e);
+                record_setup_failure(Some(&policy), &dirs, &decision, &context);
+                return fail(EXIT_INTERNAL, decision.code(), decision.message);
+            }
+        };
+        Ok(Self {
+            service,
+            policy,
+            dirs,
+            admission,
+            ca_dir,
+            context,
+        })
+    }
+
+    /// Record a refusal (with what is known of the launch so far).
+    fn refuse(&self, f: Fail, decision: Option<&Decision>, launch: &Launch) -> Fail {
+        let base = decision.cloned().unwrap_or_else(|| {
+            Decision::from_error(jobseal_verify::Error::new(Reason::Internal, f.2.clone()))
+        });
+        let context = RecordContext {
+            launch: Some(launch.clone()),
+            ..self.context.clone()
+        };
+        let mut record = AuditRecord::refusal(&base, f.1, &context);
+        record.message.clone_from(&f.2);
+        // The refusal stands whether or not it is logged.
+        let _ = record_outside(Some(&self.policy), &self.dirs, record);
+        f
+    }
+
+    fn invocation(received: &Received, job_dir: &Path) -> Invocation {
+        Invocation {
+            executable: fd_path(&received.fds.executable),
+            arguments: received
+                .request
+                .args
+                .iter()
+                .map(|a| OsString::from_vec(a.clone()))
+                .collect(),
+            job_dir: job_dir.to_path_buf(),
+        }
+    }
+
+    /// A job whose credential or payload fails is denied by admission
+    /// itself (recorded, no use spent).
+    fn deny(&self, received: &Received, job_dir: &Path) -> Fail {
+        let context = RecordContext {
+            launch: Some(source_launch(&received.peer)),
+            ..self.context.clone()
+        };
+        let invocation = Self::invocation(received, job_dir);
+        let decision = self
+            .admission
+            .admit(&received.request.bundle, &invocation, &context);
+        Fail(EXIT_DENIED, decision.code(), decision.message)
+    }
+
+    fn check(&self, received: Received) -> Result<Checked, Fail> {
+        let launch = source_launch(&received.peer);
+        check_sealed(&received.fds.executable).map_err(|f| self.refuse(f, None, &launch))?;
+        let bundle = &received.request.bundle;
+        let credential = self
+            .admission
+            .checker()
+            .check_credential_at(bundle, UnixTime::now());
+        let manifest = peek_manifest(bundle).filter(|_| credential.is_permit());
+        let Some(manifest) = manifest else {
+            return Err(self.deny(&received, Path::new("/nonexistent")));
+        };
+        let root = self
+            .service
+            .config
+            .work_root()
+            .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_WORK_ROOT));
+        let mut workdir = WorkDir::make(&root, &manifest.job_id_hex(), true).map_err(|m| {
+            self.refuse(
+                Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m),
+                None,
+                &launch,
+            )
+        })?;
+        let inputs: Vec<Input> = manifest
+            .inputs
+            .iter()
+            .map(|i| Input {
+                name: i.name.clone(),
+                size: i.size,
+            })
+            .collect();
+        let given = received
+            .request
+            .inputs
+            .iter()
+            .cloned()
+            .zip(
+                received
+                    .fds
+                    .inputs
+                    .iter()
+                    .map(|fd| fd.try_clone().map(File::from)),
+            )
+            .map(|(n, f)| f.map(|f| (n, f)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                self.refuse(
+                    Fail(EXIT_INTERNAL, Reason::Internal.code(), e.to_string()),
+                    None,
+                    &launch,
+                )
+            })?;
+        workdir.copy_from(&inputs, given).map_err(|m| {
+            self.refuse(
+                Fail(EXIT_CLIENT, ExecReason::Workdir.code(), m),
+                None,
+                &launch,
+            )
+        })?;
+        let decision = self
+            .admission
+            .check(bundle, &Self::invocation(&received, &workdir.path));
+        if !decision.is_permit() {
+            return Err(self.deny(&received, &workdir.path));
+        }
+        Ok(Checked {
+            received,
+            decision,
+            workdir,
+        })
+    }
+
+    fn prepare(&self, checked: Checked) -> Result<Prepared, Fail> {
+        let launch = source_launch(&checked.received.peer);
+        let Some(identity) = checked.decision.identity.clone() else {
+            return Err(self.refuse(
+                Fail(
+                    EXIT_INTERNAL,
+                    Reason::Internal.code(),
+                    "a permit without identity".into(),
+                ),
+                Some(&checked.decision),
+                &launch,
+            ));
+        };
+        let refuse = |f: Fail, launch: &Launch| self.refuse(f, Some(&checked.decision), launch);
+        let mapped = map_target(&self.service.config, &identity).map_err(|f| refuse(f, &launch))?;
+        let launch = mapped_launch(&checked.received.peer, &mapped, &checked.workdir);
+        reachable(&checked.workdir.path, &mapped)
+            .map_err(|m| refuse(Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m), &launch))?;
+        let proxy = self
+            .source_proxy(&checked, &identity.end_entity, &mapped)
+            .map_err(|f| refuse(f, &launch))?;
+        let env = payload_env(
+            &checked.received.request,
+            &self.service.config,
+            &checked.decision,
+            &mapped.account,
+            &checked.workdir.path,
+            proxy.as_ref().map(|p| p.destination.as_path()),
+        );
+        Ok(Prepared {
+            checked,
+            mapped,
+            proxy,
+            env,
+        })
+    }
+
+    /// The source proxy, validated as a credential of the admitted user,
+    /// and where its copy goes.
+    fn source_proxy(
+        &self,
+        checked: &Checked,
+        dn: &str,
+        mapped: &Mapped,
+    ) -> Result<Option<ProxyCopy>, Fail> {
+        let Some(fd) = &checked.received.fds.source_proxy else {
+            return Ok(None);
+        };
+        let client = |m: String| Fail(EXIT_CLIENT, ExecReason::Proxy.code(), m);
+        let bytes = read_all_at(fd, MAX_PROXY_BYTES)
+            .map_err(|e| client(format!("GLEXEC_SOURCE_PROXY: {e}")))?;
+        proxy::check_credential(&bytes, &self.ca_dir, dn, UnixTime::now()).map_err(
+            |e| match e {
+                ProxyError::Client(m) => client(m),
+                ProxyError::Internal(m) => Fail(EXIT_INTERNAL, ExecReason::Proxy.code(), m),
+            },
+        )?;
+        let requested = checked
+            .received
+            .request
+            .target_proxy
+            .as_ref()
+            .map(|p| OsString::from_vec(p.clone()));
+        let default_tmp = PathBuf::from(format!("/tmp/x509up_u{}", mapped.account.uid));
+        let destination = proxy::destination(
+            requested.as_deref(),
+            Some(checked.workdir.path.as_path()),
+            &default_tmp,
+        )
+        .map_err(client)?;
+        if destination.parent() != Some(checked.workdir.path.as_path()) {
+            check_proxy_destination(&destination, mapped.account.uid).map_err(client)?;
+        }
+        Ok(Some(ProxyCopy { bytes, destination }))
+    }
+
+    /// Spend the use: policy, replay, audit (steps 6–8).
+    fn admit(&self, prepared: Prepared) -> Result<Admitted, Fail> {
+        let checked = &prepared.checked;
+        let launch = mapped_launch(&checked.received.peer, &prepared.mapped, &checked.workdir);
+        let context = RecordContext {
+            launch: Some(launch),
+            ..self.context.clone()
+        };
+        let invocation = Self::invocation(&checked.received, &checked.workdir.path);
+        let decision =
+            self.admission
+                .admit(&checked.received.request.bundle, &invocation, &context);
+        if !decision.is_permit() {
+            return fail(EXIT_DENIED, decision.code(), decision.message);
+        }
+        // The admitted identity must be the one mapped (same bundle: only a
+        // bug could make them differ).
+        let same = decision.identity.as_ref().is_some_and(|i| {
+            prepared.mapped.key.0 == i.end_entity
+                && (prepared.mapped.key.1.is_none()
+                    || prepared.mapped.key.1 == crate::mapping::primary_fqan(i))
+        });
+        if !same {
+            return fail(
+                EXIT_INTERNAL,
+                Reason::Internal.code(),
+                "the admitted identity is not the one that was mapped",
+            );
+        }
+        Ok(Admitted { prepared, decision })
+    }
+
+    /// Hand the directory over, start the payload, supervise it.
+    fn start(&self, stream: &mut UnixStream, admitted: Admitted) -> Result<u8, Fail> {
+        let Admitted { prepared, decision } = admitted;
+        let Prepared {
+            checked,
+            mapped,
+            proxy,
+            env,
+        } = prepared;
+        let launch = mapped_launch(&checked.received.peer, &mapped, &checked.workdir);
+        let after = |f: Fail| self.refuse(f, Some(&decision), &launch);
+        let mut workdir = checked.workdir;
+        let account = &mapped.account;
+        let mut later = None;
+        if let Some(p) = proxy {
+            if p.destination.parent() == Some(workdir.path.as_path()) {
+                write_into(&mut workdir, &p).map_err(after)?;
+            } else {
+                later = Some(p);
+            }
+        }
+        workdir
+            .hand_over(account.uid, account.gid)
+            .map_err(|m| after(Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m)))?;
+        if let Some(p) = later {
+            let as_target = creds::Caller {
+                uid: account.uid,
+                gid: account.gid,
+                groups: mapped.groups.clone(),
+            };
+            creds::as_caller(&as_target, || proxy::write_here(&p.destination, &p.bytes))
+                .and_then(|r| r)
+                .map_err(|m| after(Fail(EXIT_INTERNAL, ExecReason::Proxy.code(), m)))?;
+        }
+        let received = checked.received;
+        let target = Target {
+            uid: account.uid,
+            gid: account.gid,
+            groups: mapped.groups.clone(),
+        };
+        let (child, pipe) = self
+            .spawn(&received, &target, &workdir.path, &env)
+            .map_err(after)?;
+        let outcome = supervise(stream, child, pipe, &received.peer)?;
+        if outcome.client_gone {
+            let _ = after(Fail(
+                outcome.exit,
+                ExecReason::ClientGone.code(),
+                "the client disconnected; the payload was killed".into(),
+            ));
+        }
+        Ok(outcome.exit)
+    }
+
+    fn spawn(
+        &self,
+        received: &Received,
+        target: &Target,
+        workdir: &Path,
+        env: &[(OsString, OsString)],
+    ) -> Result<(std::process::Child, StatusPipe), Fail> {
+        let internal = |m: String| Fail(EXIT_INTERNAL, Reason::Internal.code(), m);
+        let argv0 = OsString::from_vec(received.request.argv0.clone());
+        let args: Vec<OsString> = received
+            .request
+            .args
+            .iter()
+            .map(|a| OsString::from_vec(a.clone()))
+            .collect();
+        let executable = &received.fds.executable;
+        let stdio = received
+            .fds
+            .stdio
+            .iter()
+            .map(OwnedFd::try_clone)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| internal(format!("standard streams: {e}")))?;
+        let mut stdio = stdio.into_iter().map(std::process::Stdio::from);
+        let _one_at_a_time = self
+            .service
+            .spawning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut pipe = StatusPipe::new().map_err(internal)?;
+        // Inheritable only while this payload is spawned (under the lock).
+        rustix::io::fcntl_setfd(executable, rustix::io::FdFlags::empty())
+            .map_err(|e| internal(format!("executable descriptor: {e}")))?;
+        let program = fd_path(executable);
+        let mut cmd = pipe.command(&creds::Launch {
+            target,
+            program: &program,
+            workdir,
+            argv0: &argv0,
+            args: &args,
+            env,
+            limits: &self.service.limits,
+            cgroup: received.peer.cgroup.as_deref(),
+        });
+        if let (Some(i), Some(o), Some(e)) = (stdio.next(), stdio.next(), stdio.next()) {
+            cmd.stdin(i).stdout(o).stderr(e);
+        }
+        let spawned = cmd.spawn();
+        let _ = rustix::io::fcntl_setfd(executable, rustix::io::FdFlags::CLOEXEC);
+        pipe.close_write_end();
+        let child = spawned.map_err(|e| internal(format!("cannot start the payload: {e}")))?;
+        Ok((child, pipe))
+    }
+}
+
+/// How the payload ended.
+struct Outcome {
+    exit: u8,
+    client_gone: bool,
+}
+
+/// Tell the client the payload runs, forward its signals, end the payload
+/// if the client goes, and wait for the payload's exit.
+fn supervise(
+    stream: &mut UnixStream,
+    mut child: std::process::Child,
+    pipe: StatusPipe,
+    peer: &Peer,
+) -> Result<Outcome, Fail> {
+    let internal = |m: String| Fail(EXIT_INTERNAL, Reason::Internal.code(), m);
+    let pid = rustix::process::Pid::from_child(&child);
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| internal(format!("pidfd of the payload: {e}")))?;
+    let pidfd = Arc::new(pidfd);
+    let gone = Arc::new(AtomicBool::new(false));
+    let reaped = Arc::new(Mutex::new(false));
+    let _ = proto::send(stream, &Reply::Started { pid: child.id() }.encode());
+    let mut reader = stream
+        .try_clone()
+        .map_err(|e| internal(format!("connection: {e}")))?;
+    let _ = reader.set_read_timeout(None);
+    {
+        let (pidfd, gone, reaped) = (Arc::clone(&pidfd), Arc::clone(&gone), Arc::clone(&reaped));
+        let _ = std::thread::Builder::new()
+            .name("jobseal-client".into())
+            .stack_size(256 << 10)
+            .spawn(move || forward_until_closed(&mut reader, pid, &pidfd, &gone, &reaped));
+    }
+    // Exited, not yet reaped: the pid and its group stay ours until then.
+    let _ = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(pidfd.as_fd()),
+        rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT,
+    );
+    *reaped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    let status = child
+        .wait()
+        .map_err(|e| internal(format!("the payload's status: {e}")))?;
+    let _ = peer;
+    if let Some((code, reason, message)) = pipe.failure() {
+        let reason = match reason.as_str() {
+            r if r == ExecReason::NotExecutable.code() => ExecReason::NotExecutable.code(),
+            r if r == ExecReason::Cgroup.code() => ExecReason::Cgroup.code(),
+            _ => Reason::Internal.code(),
+        };
+        return Err(Fail(code, reason, message));
+    }
+    Ok(Outcome {
+        exit: exit_code(status),
+        client_gone: gone.load(Ordering::SeqCst),
+    })
+}
+
+/// The client's messages: signals to forward; its end kills the payload's
+/// process group, unless the payload was already reaped.
+fn forward_until_closed(
+    reader: &mut UnixStream,
+    pid: rustix::process::Pid,
+    pidfd: &OwnedFd,
+    gone: &AtomicBool,
+    reaped: &Mutex<bool>,
+) {
+    loop {
+        let message = proto::receive(reader, proto::MAX_MESSAGE_BYTES)
+            .ok()
+            .and_then(|b| ClientMessage::decode(&b).ok());
+        match message {
+            Some(ClientMessage::Signal(s)) => {
+                if signals::FORWARDED.contains(&i32::from(s))
+                    && let Some(signal) = rustix::process::Signal::from_named_raw(i32::from(s))
+                {
+                    let _ = rustix::process::pidfd_send_signal(pidfd, signal);
+                }
+            }
+            None => {
+                let done = reaped.lock().unwrap_or_else(PoisonError::into_inner);
+                if !*done {
+                    gone.store(true, Ordering::SeqCst);
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                    let _ =
+                        rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// The executable must be a memfd sealed for good: what is hashed is what
+/// runs.
+fn check_sealed(fd: &OwnedFd) -> Result<(), Fail> {
+    let seals = rustix::fs::fcntl_get_seals(fd).map_err(|e| {
+        Fail(
+            EXIT_CLIENT,
+            ExecReason::PayloadUnsealed.code(),
+            format!("the executable is not a sealable memfd: {e}"),
+        )
+    })?;
+    if !seals.contains(crate::payload::FINAL_SEALS) {
+        return fail(
+            EXIT_CLIENT,
+            ExecReason::PayloadUnsealed.code(),
+            "the executable's memfd is not sealed against writing, growing, shrinking and resealing",
+        );
+    }
+    Ok(())
+}
+
+/// Read a whole file from offset 0 (whatever the client's offset), at most
+/// `max` bytes.
+fn read_all_at(fd: &OwnedFd, max: u64) -> std::io::Result<Vec<u8>> {
+    let file = File::from(fd.try_clone()?);
+    if !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    let mut offset = 0u64;
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = file.read_at(&mut chunk, offset)?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        bytes.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        offset += n as u64;
+        if offset > max {
+            return Err(std::io::Error::other(format!("larger than {max} bytes")));
+        }
+    }
+}
+
+/// A proxy copy outside the working directory (`/tmp/x509up_u<uid>`): it
+/// must not exist, or be the target's own regular file.
+fn check_proxy_destination(path: &Path, uid: u32) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+        Ok(m) if m.file_type().is_file() && m.uid() == uid => Ok(()),
+        Ok(_) => Err(format!(
+            "{}: exists and is not the target account's own file",
+            path.display()
+        )),
+    }
+}
+
+fn write_into(workdir: &mut WorkDir, p: &ProxyCopy) -> Result<(), Fail> {
+    let name = p
+        .destination
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let (_, mut file) = workdir
+        .create_file(&name)
+        .map_err(|m| Fail(EXIT_CLIENT, ExecReason::Proxy.code(), m))?;
+    std::io::Write::write_all(&mut file, &p.bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| {
+            Fail(
+                EXIT_INTERNAL,
+                ExecReason::Proxy.code(),
+                format!("{}: {e}", p.destination.display()),
+            )
+        })
+}
+
+/// Every directory from `/` down to `dir` lets the target account search
+/// it: a directory it cannot enter would fail the payload after its use
+/// was spent.
+fn reachable(dir: &Path, mapped: &Mapped) -> Result<(), String> {
+    let account = &mapped.account;
+    for ancestor in dir.ancestors().skip(1) {
+        let meta =
+            std::fs::metadata(ancestor).map_err(|e| format!("{}: {e}", ancestor.display()))?;
+        let mode = meta.mode();
+        let ok = if meta.uid() == account.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == account.gid || mapped.groups.contains(&meta.gid()) {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !ok {
+            return Err(format!(
+                "{}: the account {} cannot enter it (mode {:o}); the work root must be reachable by the mapped accounts (e.g. chmod 711)",
+                ancestor.display(),
+                account.name,
+                mode & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The payload's environment (§14.7), built from nothing: the client's
+/// whitelisted names (never its `X509_USER_PROXY`), the fixed `PATH`, what
+/// the user signed, then the target's own.
+fn payload_env(
+    request: &Request,
+    config: &ExecConfig,
+    decision: &Decision,
+    account: &Account,
+    workdir: &Path,
+    proxy: Option<&Path>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = request
+        .env
+        .iter()
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let (k, v) = pair.split_at(eq);
+            Some((
+                OsString::from_vec(k.to_vec()),
+                OsString::from_vec(v.get(1..).unwrap_or_default().to_vec()),
+            ))
+        })
+        .filter(|(k, _)| k != "X509_USER_PROXY" && passes(k, &config.env_whitelist))
+        .collect();
+    let mut set = |k: &str, v: OsString| {
+        env.retain(|(n, _)| n != k);
+        env.push((k.into(), v));
+    };
+    set("PATH", SAFE_PATH.into());
+    for (k, v) in decision.job.iter().flat_map(|j| j.environment.iter()) {
+        set(k, v.into());
+    }
+    set("HOME", account.home.clone().into());
+    set("USER", account.name.clone().into());
+    set("LOGNAME", account.name.clone().into());
+    set("JOBSEAL_WORKDIR", workdir.as_os_str().to_owned());
+    if let Some(p) = proxy {
+        set("X509_USER_PROXY", p.as_os_str().to_owned());
+    }
+    env
+}
+
+fn load_policy(config: &ExecConfig) -> Result<Policy, Fail> {
+    let loaded = match &config.policy {
+        Some(path) => {
+            check_root_owned(path)
+                .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
+            Policy::load(path)
+        }
+        None => {
+            let default = Path::new(jobseal_policy::DEFAULT_PATH);
+            if std::fs::symlink_metadata(default).is_ok() {
+                check_root_owned(default)
+                    .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
+            }
+            Policy::load_default()
+        }
+    };
+    loaded.or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))
+}
+
+/// What every record of this launch says about the request.
+fn context_of(received: &Received, policy: &Policy) -> RecordContext {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    RecordContext {
+        executable: Some(text(&received.request.argv0)),
+        arguments: Some(received.request.args.iter().map(|a| text(a)).collect()),
+        environment: received
+            .request
+            .env
+            .iter()
+            .map(|p| text(p.split(|b| *b == b'=').next().unwrap_or_default()))
+            .collect(),
+        site: policy.site.clone(),
+        ..RecordContext::default()
+    }
+}
+
+/// The launch as known before mapping: who asked, from which batch job.
+fn source_launch(peer: &Peer) -> Launch {
+    Launch {
+        mode: "service".into(),
+        source_uid: peer.uid,
+        source_pid: Some(peer.pid),
+        batch_job: peer.cgroup.as_ref().map(|c| c.display().to_string()),
+        account: String::new(),
+        mapped_by: "not mapped".into(),
+        ..Launch::default()
+    }
+}
+
+fn mapped_launch(peer: &Peer, mapped: &Mapped, workdir: &WorkDir) -> Launch {
+    Launch {
+        target_uid: Some(mapped.account.uid),
+        target_gid: Some(mapped.account.gid),
+        target_groups: mapped.groups.clone(),
+        account: mapped.account.name.clone(),
+        mapped_by: mapped.mapped_by.into(),
+        lease: mapped.lease.clone(),
+        workdir: Some(workdir.path.display().to_string()),
+        ..source_launch(peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_unsealed_memfd_or_a_plain_file_is_refused() {
+        let plain = File::open("/dev/null").unwrap();
+        let e = check_sealed(&OwnedFd::from(plain)).unwrap_err();
+        assert_eq!(e.1, ExecReason::PayloadUnsealed.code());
+        let memfd = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+        let e = check_sealed(&memfd).unwrap_err();
+        assert_eq!(e.1, ExecReason::PayloadUnsealed.code());
+        rustix::fs::fcntl_add_seals(&memfd, crate::payload::FINAL_SEALS).unwrap();
+        check_sealed(&memfd).unwrap();
+    }
+
+    #[test]
+    fn the_pilot_s_own_proxy_variable_never_reaches_the_payload() {
+        let request = Request {
+            env: vec![
+                b"X509_USER_PROXY=/pilot/proxy".to_vec(),
+                b"LD_PRELOAD=/evil.so".to_vec(),
+                b"TZ=UTC".to_vec(),
+                b"OMP_NUM_THREADS=4".to_vec(),
+            ],
+            ..Request::default()
+        };
+        let config = ExecConfig {
+            env_whitelist: vec!["OMP_NUM_THREADS".into()],
+            ..ExecConfig::default()
+        };
+        let account = Account {
+            name: "u".into(),
+            uid: 1001,
+            gid: 1001,
+            home: "/home/u".into(),
+        };
+        let decision = Decision::from_error(jobseal_verify::Error::new(Reason::Internal, "x"));
+        let env = payload_env(
+            &request,
+            &config,
+            &decision,
+            &account,
+            Path::new("/w"),
+            None,
+        );
+        let names: Vec<String> = env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into())
+            .collect();
+        assert!(!names.contains(&"X509_USER_PROXY".to_string()), "{names:?}");
+        assert!(!names.contains(&"LD_PRELOAD".to_string()));
+        assert!(names.contains(&"TZ".to_string()));
+        assert!(names.contains(&"OMP_NUM_THREADS".to_string()));
+        let with = payload_env(
+            &request,
+            &config,
+            &decision,
+            &account,
+            Path::new("/w"),
+            Some(Path::new("/w/x509up")),
+        );
+        assert!(with.contains(&("X509_USER_PROXY".into(), "/w/x509up".into())));
+    }
+}
