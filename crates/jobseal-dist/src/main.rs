@@ -6,6 +6,9 @@
 //! - `OUT_DIR/man/man8/jobseal-exec.8`: the launcher has no options to parse
 //!   (spec §14.2), so its page is a clap command written here for the page
 //!   alone, with the environment, files and exit codes of `docs/jobseal-exec.md`;
+//! - `OUT_DIR/man/man8/jobseal-launchd.8`: the launch service (spec §14.14),
+//!   whose `[--config FILE]` and `--version` are parsed by hand, likewise a
+//!   clap command written here for its page;
 //! - `OUT_DIR/completions/{jobseal.bash,_jobseal,jobseal.fish}`, with
 //!   `clap_complete`.
 //!
@@ -58,6 +61,13 @@ fn generate(out: &Path) -> Result<Vec<PathBuf>, String> {
         &man8.join("jobseal-exec.8"),
         "8",
         EXEC_SECTIONS,
+        &mut written,
+    )?;
+    write_man(
+        &launchd_command(),
+        &man8.join("jobseal-launchd.8"),
+        "8",
+        LAUNCHD_SECTIONS,
         &mut written,
     )?;
 
@@ -120,13 +130,20 @@ fn exec_command() -> Command {
         .version(jobseal_cli::VERSION)
         .about("gLExec-compatible launcher: admits a sealed job, then runs exactly what was admitted")
         .long_about(
-            "jobseal-exec takes gLExec's place on a worker node. It admits the job named by \
-             GLEXEC_CLIENT_CERT (chain, binding, manifest and payload checks, site policy, \
-             replay record, audit record) before anything runs, then runs exactly the bytes \
-             it hashed: in logging-only mode under the caller's uid, or, installed setuid \
-             root, in identity-switching mode under the local account the verified user \
-             maps to, in a fresh working directory holding the verified inputs. It never \
-             falls back to running the payload anyway.",
+            "jobseal-exec takes gLExec's place on a worker node, with gLExec's contract. The \
+             job named by GLEXEC_CLIENT_CERT is admitted (chain, binding, manifest and payload \
+             checks, site policy, replay record, audit record) before anything runs, and what \
+             runs is exactly the bytes that were hashed. With mode = \"service\" in \
+             /etc/jobseal/exec.toml, jobseal-exec is an unprivileged client of the site's \
+             launch service, jobseal-launchd(8): it opens the bundle, the executable (copied \
+             into a sealed memfd), the inputs and the source proxy with the pilot's own \
+             rights and hands them to the service, which admits the job and runs the payload \
+             under the local account the verified user maps to, in a fresh working directory \
+             holding the verified inputs, inside the pilot's batch cgroup. In logging-only \
+             mode (as shipped) it admits the job itself and runs the payload under the \
+             caller's uid, with a replay database and audit log the caller owns. Installed \
+             setuid root with mode = \"identity-switching\" (deprecated) it maps and \
+             switches itself. It never falls back to running the payload anyway.",
         )
         .disable_help_flag(true)
         .disable_version_flag(true)
@@ -148,38 +165,132 @@ fn exec_command() -> Command {
 const EXEC_SECTIONS: &str = r#".SH ENVIRONMENT
 .TP
 \fBGLEXEC_CLIENT_CERT\fR
-The job's bundle: a regular file (not a symbolic link) owned by the caller and writable by nobody else.
+The job's bundle: a regular file, not reached through a final symbolic link. In logging-only and identity-switching mode it must also be owned by the caller and writable by nobody else.
 .TP
 \fBGLEXEC_SOURCE_PROXY\fR, \fBGLEXEC_TARGET_PROXY\fR
-A proxy to copy for the payload, and where (written as the target user, mode 0600).
+A proxy to copy for the payload (written as the target user, mode 0600), and where. Through the launch service (and in identity-switching mode) the destination is a file name in the payload's working directory or exactly /tmp/x509up_u<target uid> [x509up in the working directory], and the source must be the admitted user's proxy; the service also requires a valid proxy chain to a trusted CA holding exactly its own private key. In logging-only mode the destination is any absolute path [/tmp/x509up_u<uid>].
 .TP
 \fBJOBSEAL_EXEC_CONFIG\fR
-Another configuration file; honoured only when the launcher is not privileged.
+Another configuration file; honoured only when jobseal-exec is not privileged (logging-only mode, and the client of service mode).
 .PP
-Every other variable is ignored for the launcher's own decisions (X509_CERT_DIR, X509_VOMS_DIR and JOBSEAL_POLICY included). The payload's environment is cleared except TZ, X509_USER_PROXY, GLEXEC_* and the configured env_whitelist; PATH is reset to /usr/local/bin:/usr/bin:/bin.
+Every other variable is ignored for the launcher's own decisions (X509_CERT_DIR, X509_VOMS_DIR and JOBSEAL_POLICY included). The payload's environment is cleared except TZ, X509_USER_PROXY (never the pilot's through the launch service), GLEXEC_* and the configured env_whitelist; PATH is reset to /usr/local/bin:/usr/bin:/bin; then the user's signed environment, HOME, USER, LOGNAME, JOBSEAL_WORKDIR and the copied proxy's X509_USER_PROXY are set.
 .SH FILES
 .TP
 \fB/etc/jobseal/exec.toml\fR
-The configuration (mode, policy, CA and VOMS directories, users, mappings, work_root). Privileged, it must be root-owned and writable by nobody else.
+The configuration (mode, socket, policy, CA and VOMS directories, users, mappings, work_root, limits). Root-owned and writable by nobody else; readable by the pilots in service mode.
+.TP
+\fB/run/jobseal/launch.sock\fR
+The launch service's socket (service mode; the configuration's socket).
 .TP
 \fB/etc/jobseal/policy.toml\fR
 The site policy (see \fBjobseal-admit\fR(1)).
 .TP
 \fB/var/lib/jobseal\fR, \fB/var/log/jobseal\fR
-The replay database and the audit log of a privileged launcher.
+The replay database and the audit log of the launch service and of a privileged launcher.
 .TP
 \fB/var/lib/jobseal/work\fR
-The default work root of identity-switching mode (mode 0711, root-owned).
+The default work root of the launch service and of identity-switching mode (mode 0711, root-owned).
 .SH EXIT STATUS
-The payload's own status when it ran; 201 client error (usage, credential, descriptor); 202 internal or configuration error; 203 authorisation error (denied, not mapped); 204 the payload itself returned 201 to 204; 126 the command could not be executed. Every exit other than the payload's writes one line \fIreason.code: message\fR on stderr.
-.SH SETUID INSTALLATION
-The package installs /usr/sbin/jobseal-exec mode 0755, so it runs in logging-only mode. To switch identities, set mode = "identity-switching" and users = [...] in /etc/jobseal/exec.toml, then make the binary setuid root with a statoverride that survives upgrades:
+The payload's own status when it ran (128+\fIs\fR if signal \fIs\fR killed it); 201 client error (usage, credential, proxy, request, unsealed executable); 202 internal or configuration error (service unavailable or busy, working directory, cgroup); 203 authorisation error (denied, caller not allowed, not mapped); 204 the payload itself returned 201 to 204; 126 the command could not be executed. Every exit other than the payload's writes one line \fIreason.code: message\fR on stderr.
+.SH LAUNCH SERVICE
+To run payloads under the users' mapped accounts, set mode = "service", users = [...] and a mapping in /etc/jobseal/exec.toml, then start the service: systemctl enable --now jobseal-launchd (see \fBjobseal-launchd\fR(8)). jobseal-exec stays mode 0755 and becomes the service's client; a setuid jobseal-exec in service mode exits 202 and runs nothing. If the service cannot be reached the client exits 202 (exec.service-unavailable): it never falls back to another mode.
+.SH SETUID INSTALLATION (DEPRECATED)
+The identity-switching mode of a setuid-root jobseal-exec is deprecated: use the launch service above. To leave it, set mode = "service", start jobseal-launchd, and remove the setuid bit (dpkg-statoverride --remove /usr/sbin/jobseal-exec; chmod 0755 /usr/sbin/jobseal-exec). It is still made with
 .PP
 .nf
     dpkg-statoverride --update --add root root 4755 /usr/sbin/jobseal-exec
 .fi
 .PP
-(on EL: chmod 4755 /usr/sbin/jobseal-exec, or a %verify-aware configuration management rule). A privileged launcher configured for logging-only mode exits 202 and runs nothing.
+(on EL: chmod 4755 /usr/sbin/jobseal-exec from configuration management) and mode = "identity-switching". A privileged launcher configured for logging-only mode exits 202 and runs nothing.
 .SH SEE ALSO
-\fBjobseal\fR(1), \fBjobseal-admit\fR(1), /usr/share/doc/jobseal-exec/jobseal-exec.md, spec/jobseal.md section 14.
+\fBjobseal-launchd\fR(8), \fBjobseal\fR(1), \fBjobseal-admit\fR(1), /usr/share/doc/jobseal-exec/jobseal-exec.md, spec/jobseal.md section 14.
+"#;
+
+/// `jobseal-launchd`, described for its man page only: it parses its two
+/// arguments by hand (`exec/src/bin/jobseal-launchd.rs`).
+fn launchd_command() -> Command {
+    Command::new("jobseal-launchd")
+        .version(jobseal_cli::VERSION)
+        .about("the site's launch service: admits sealed jobs for jobseal-exec and runs them under the mapped accounts")
+        .long_about(
+            "jobseal-launchd is the root service that jobseal-exec(8) is the client of when \
+             /etc/jobseal/exec.toml says mode = \"service\". It listens on a Unix socket; each \
+             pilot's jobseal-exec connects, and hands over the descriptors it opened with the \
+             pilot's own rights (standard streams, the executable sealed in a memfd, the \
+             inputs, the source proxy). The service identifies the caller by the kernel's \
+             word (SO_PEERCRED, a pidfd, the caller's cgroup v2), serves only the accounts in \
+             `users`, and checks everything that can fail for a reason knowable in advance \
+             before the job's use is spent: the sealed executable, the credential, a fresh \
+             working directory with the inputs copied from the descriptors, the payload, the \
+             mapping and the target account, the working directory's reachability, and the \
+             source proxy as a credential. It then admits the job (site policy, replay record, \
+             audit record), and starts the payload itself: an environment built from nothing, \
+             the mapped account's ids and groups, the [limits] of the configuration, a new \
+             session, the caller's cgroup. It forwards the signals the client receives, and \
+             kills the payload's process group if the client goes. It runs in the \
+             foreground and logs its start-up on stderr.",
+        )
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .override_usage("jobseal-launchd [--config FILE]\n       jobseal-launchd --version")
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .help("The configuration file [default: /etc/jobseal/exec.toml]. It must be root-owned and writable by nobody else, and say mode = \"service\" and a non-empty users."),
+        )
+        .arg(
+            Arg::new("version")
+                .long("version")
+                .action(ArgAction::SetTrue)
+                .help("Print `jobseal-launchd VERSION (commit COMMIT)` and exit 0; alone only."),
+        )
+}
+
+/// The sections of `jobseal-launchd.8` after clap_mangen's (roff).
+const LAUNCHD_SECTIONS: &str = r#".SH CONFIGURATION
+The service reads /etc/jobseal/exec.toml (or --config FILE) once, at start; restart it after a change (the site policy and the grid-mapfile are read at each launch). Besides the fields of \fBjobseal-exec\fR(8):
+.TP
+\fBmode = "service"\fR
+Required.
+.TP
+\fBusers\fR
+The pilot accounts served, as /etc/passwd names or numeric uids; required and not empty. Any other caller gets 203 (exec.caller-not-allowed), not recorded.
+.TP
+\fBsocket\fR, \fBsocket_group\fR, \fBsocket_mode\fR
+The socket [/run/jobseal/launch.sock], its group (a group of /etc/group) [root's] and its mode as octal text ["0666"]. The service replaces a stale socket at start.
+.TP
+\fB[limits]\fR
+The payload's resource limits: cpu, fsize, data, stack, core, nproc, nofile, memlock, as, each a number (soft and hard) or "unlimited". A limit not listed is the service's own, never the pilot's.
+.TP
+\fBwork_root\fR
+Where working directories are made [/var/lib/jobseal/work]: root-owned, not writable by group or others, and every directory above it searchable by the mapped accounts (mode 0711), else each launch is refused with 202 (exec.workdir) before its use is spent.
+.SH SYSTEMD
+The package installs jobseal-launchd.service, not enabled. Enable and start it with
+.PP
+.nf
+    systemctl enable --now jobseal-launchd
+.fi
+.PP
+It runs as root with RuntimeDirectory=jobseal (0755), NoNewPrivileges=yes, ProtectSystem=full (the gridmapdir /etc/grid-security/gridmapdir kept writable), PrivateTmp=no, Restart=on-failure and LimitNOFILE=65536. Payloads are its children and inherit these settings; change them with systemctl edit jobseal-launchd. There is no socket activation. Stopping or restarting the service ends the supervision of the payloads it runs: restart it when the node is drained.
+.SH EXIT STATUS
+It runs until it is stopped. 1: it could not start (not root, an invalid configuration, a socket it cannot bind), with one line on stderr; 2: a usage error.
+.SH FILES
+.TP
+\fB/etc/jobseal/exec.toml\fR
+The configuration.
+.TP
+\fB/run/jobseal/launch.sock\fR
+The default socket.
+.TP
+\fB/var/lib/jobseal\fR, \fB/var/log/jobseal\fR
+The replay database and the audit log (unless state_dir or the policy says otherwise).
+.TP
+\fB/var/lib/jobseal/work\fR
+The default work root.
+.TP
+\fB/usr/lib/systemd/system/jobseal-launchd.service\fR
+The systemd unit.
+.SH SEE ALSO
+\fBjobseal-exec\fR(8), \fBjobseal-admit\fR(1), \fBsystemd.exec\fR(5), /usr/share/doc/jobseal-exec/jobseal-exec.md, spec/jobseal.md section 14.14.
 "#;
