@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use jobseal_core::time::{UnixTime, format_duration, parse_duration};
+use jobseal_core::time::{UnixTime, format_duration};
 use jobseal_issue::credential::{self, Credential, Environment, Explicit};
 use jobseal_issue::job::{DigestCache, seal_with_cache};
 use jobseal_issue::preflight::{self, Problem};
@@ -83,17 +83,7 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// `HH:MM` (voms-proxy-init's `-valid`) or a duration (`12h`, `2d`).
-pub fn parse_validity(s: &str) -> Option<u64> {
-    let seconds = match s.split_once(':') {
-        Some((h, m)) => {
-            let (h, m): (u64, u64) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
-            (m < 60).then_some(h.checked_mul(3600)?.checked_add(m * 60)?)?
-        }
-        None => parse_duration(s)?,
-    };
-    (seconds > 0).then_some(seconds)
-}
+pub use jobseal_issue::job::parse_validity;
 
 /// The validity asked on the command line, if any.
 fn validity_flag(valid: Option<&str>, hours: Option<u64>) -> Result<Option<u64>, IssueError> {

@@ -77,6 +77,22 @@ fn toml_err(source: &Path, text: &str, e: &toml::de::Error) -> IssueError {
     }
 }
 
+/// A validity as grid users write it: `HH:MM` (voms-proxy-init's
+/// `-valid`) or a duration (`12h`, `2d`, `1d12h`); above zero.
+pub fn parse_validity(s: &str) -> Option<u64> {
+    let seconds = match s.split_once(':') {
+        Some((h, m)) => {
+            let (h, m): (u64, u64) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
+            if m >= 60 {
+                return None;
+            }
+            h.checked_mul(3600)?.checked_add(m * 60)?
+        }
+        None => parse_duration(s)?,
+    };
+    (seconds > 0).then_some(seconds)
+}
+
 /// Largest job file read.
 const MAX_JOB_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -100,10 +116,10 @@ impl JobSpec {
         let f: JobFile = toml::from_str(text).map_err(|e| toml_err(source, text, &e))?;
         let valid = match &f.valid {
             None => DEFAULT_VALIDITY,
-            Some(s) => parse_duration(s).filter(|&v| v > 0).ok_or_else(|| {
+            Some(s) => parse_validity(s).ok_or_else(|| {
                 job_err(
                     source,
-                    format!("valid = {s:?} is not a duration such as \"36h\" or \"2d\""),
+                    format!("valid = {s:?} is not a duration such as \"36h\", \"2d\" or \"12:00\""),
                 )
             })?,
         };
@@ -729,6 +745,18 @@ mod tests {
         (0..len)
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
             .collect()
+    }
+
+    /// Issue 15 §2: `HH:MM` as voms-proxy-init -valid takes it, or a duration.
+    #[test]
+    fn validity_is_hh_mm_or_a_duration() {
+        assert_eq!(parse_validity("12:00"), Some(12 * 3600));
+        assert_eq!(parse_validity("0:30"), Some(1800));
+        assert_eq!(parse_validity("36h"), Some(36 * 3600));
+        assert_eq!(parse_validity("1:60"), None);
+        assert_eq!(parse_validity("0:00"), None);
+        assert_eq!(parse_validity("12"), None);
+        assert_eq!(parse_validity("a:b"), None);
     }
 
     #[test]

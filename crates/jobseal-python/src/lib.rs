@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+mod seal;
+
 use jobseal_admit::admit::{Admission, Checker, Dirs, record_setup_failure};
 use jobseal_admit::audit::RecordContext;
 use jobseal_core::{Error, Reason};
@@ -756,6 +758,11 @@ impl PyVerifier {
 /// jobseal: verify and admit job-bound proxies before a payload runs.
 #[pymodule]
 mod _jobseal {
+    #[pymodule_export]
+    use super::seal::{
+        CredentialError, JobError, PassphraseError, PrivateKeyError, PyCredential, PySealedJob,
+        SealError,
+    };
     #[pymodule_export]
     use super::{ConfigError, PyDecision, PyVerifier, PyVoms};
 

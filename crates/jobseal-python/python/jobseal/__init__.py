@@ -13,12 +13,24 @@ directory and the site policy once, and is safe to share between threads)::
 A deny is returned as a :class:`Decision` (``permitted`` false, ``code`` the
 reason code of ``spec/jobseal.md`` section 9); only misuse raises
 (``TypeError``, ``ValueError``, :class:`ConfigError`).
+
+Submission clients seal jobs with a :class:`Credential` (the user's side)::
+
+    cred = jobseal.Credential()          # as `jobseal sign` finds it
+    cred.seal("analysis.sh", ["--events", "1000"], vo="atlas").write("job.bundle.pem")
 """
 
 from ._jobseal import (
     REASON_CODES,
     ConfigError,
+    Credential,
+    CredentialError,
     Decision,
+    JobError,
+    PassphraseError,
+    PrivateKeyError,
+    SealedJob,
+    SealError,
     Verifier,
     VomsAttributes,
     __commit__,
@@ -28,7 +40,14 @@ from ._jobseal import (
 __all__ = [
     "REASON_CODES",
     "ConfigError",
+    "Credential",
+    "CredentialError",
     "Decision",
+    "JobError",
+    "PassphraseError",
+    "PrivateKeyError",
+    "SealError",
+    "SealedJob",
     "Verifier",
     "VomsAttributes",
     "__commit__",

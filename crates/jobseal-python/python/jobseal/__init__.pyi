@@ -3,7 +3,19 @@
 import datetime
 import os
 import pathlib
-from typing import Final, List, Optional, Tuple, Union, final
+from typing import (
+    Callable,
+    Dict,
+    Final,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    final,
+)
 
 __version__: Final[str]
 #: The git commit the wheel was built from (40 hex digits), or ``"unknown"``.
@@ -15,7 +27,14 @@ REASON_CODES: Final[Tuple[str, ...]]
 __all__ = [
     "REASON_CODES",
     "ConfigError",
+    "Credential",
+    "CredentialError",
     "Decision",
+    "JobError",
+    "PassphraseError",
+    "PrivateKeyError",
+    "SealError",
+    "SealedJob",
     "Verifier",
     "VomsAttributes",
     "__commit__",
@@ -166,3 +185,126 @@ class Verifier:
     @property
     def policy(self) -> Optional[pathlib.Path]:
         """The policy file read; ``None`` for the built-in policy."""
+
+# --- sealing (the user's side) -----------------------------------------------
+
+class SealError(Exception):
+    """A job could not be sealed; the text is ``jobseal sign``'s message."""
+
+class CredentialError(SealError):
+    """No credential, or one that cannot sign (expired, limited, refused by sites)."""
+
+class PrivateKeyError(SealError):
+    """The private key cannot be read or used (format, size, readable by others)."""
+
+class PassphraseError(SealError):
+    """The passphrase does not decrypt the private key."""
+
+class JobError(SealError):
+    """Jobs that cannot be sealed; ``problems`` has one line per problem."""
+
+    problems: List[str]
+
+#: A job for :meth:`Credential.seal_many`: a job TOML path, or a dict of
+#: :meth:`Credential.seal`'s keyword arguments (with ``executable``).
+_Job = Union[_StrPath, Mapping[str, object]]
+#: ``"24h"``, ``"2d"``, ``"12:00"`` (HH:MM) or whole seconds.
+_Valid = Union[str, int]
+
+@final
+class SealedJob:
+    """A sealed job: the bundle and what its manifest says (immutable)."""
+
+    @property
+    def bundle(self) -> bytes:
+        """The bundle (PEM) the pilot hands to the site."""
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def manifest_sha256(self) -> str: ...
+    @property
+    def executable(self) -> str: ...
+    @property
+    def executable_sha256(self) -> str: ...
+    @property
+    def arguments(self) -> List[str]: ...
+    @property
+    def inputs(self) -> List[Tuple[str, int, str]]:
+        """``(name, size, sha256)`` of every input."""
+    @property
+    def environment(self) -> Optional[Dict[str, str]]: ...
+    @property
+    def vo(self) -> Optional[str]: ...
+    @property
+    def sites(self) -> Optional[List[str]]: ...
+    @property
+    def not_before(self) -> int: ...
+    @property
+    def not_after(self) -> int: ...
+    @property
+    def allowed_uses(self) -> int: ...
+    @property
+    def identity(self) -> str: ...
+    @property
+    def capped(self) -> Optional[str]:
+        """Why the validity was cut to the credential's, if it was."""
+    @property
+    def warnings(self) -> List[str]:
+        """What ``force=True`` let through."""
+    @property
+    def source(self) -> str:
+        """The job file, or the job's name."""
+    def write(self, path: _StrPath) -> None:
+        """Write the bundle atomically (mode 0644)."""
+
+@final
+class Credential:
+    """The user's credential, loaded once for many jobs.
+
+    Found as ``jobseal sign`` finds it: ``proxy``, or ``cert`` and ``key``
+    (``cert`` alone for a .p12), else ``$X509_USER_PROXY``,
+    ``$X509_USER_CERT``/``$X509_USER_KEY``, ``/tmp/x509up_u<uid>``,
+    ``~/.globus/usercert.pem`` + ``userkey.pem``, ``~/.globus/usercred.p12``.
+    ``passphrase``: the passphrase, a callable given the prompt, or ``None``
+    to ask with :func:`getpass.getpass` if the key is encrypted.
+    """
+
+    def __new__(
+        cls,
+        proxy: Optional[_StrPath] = None,
+        cert: Optional[_StrPath] = None,
+        key: Optional[_StrPath] = None,
+        *,
+        passphrase: Union[None, str, Callable[[str], str]] = None,
+    ) -> "Credential": ...
+    @property
+    def identity(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def vos(self) -> List[str]: ...
+    @property
+    def expires(self) -> int: ...
+    def seal(
+        self,
+        executable: _StrPath,
+        arguments: Optional[Sequence[str]] = None,
+        *,
+        inputs: Optional[Sequence[_StrPath]] = None,
+        environment: Optional[Mapping[str, str]] = None,
+        vo: Optional[str] = None,
+        sites: Optional[Sequence[str]] = None,
+        valid: Optional[_Valid] = None,
+        allowed_uses: Optional[int] = None,
+        base_dir: Optional[_StrPath] = None,
+        name: Optional[str] = None,
+        force: bool = False,
+    ) -> SealedJob:
+        """Seal one job; paths are relative to ``base_dir`` (default ".")."""
+    def seal_file(self, path: _StrPath, *, force: bool = False) -> SealedJob:
+        """Seal the job of a job TOML file."""
+    def seal_many(
+        self, jobs: Iterable[_Job], *, keep_going: bool = False, force: bool = False
+    ) -> List[Union[SealedJob, JobError]]:
+        """Check every job, then seal them all; a :class:`JobError` lists
+        every problem and nothing is sealed, unless ``keep_going``."""

@@ -1,0 +1,630 @@
+//! Sealing jobs from Python (issue 15 §4): the submission clients (DIRAC,
+//! Ganga, PanDA's `prun`) load the user's credential once and seal jobs
+//! without shelling out to `jobseal sign`.
+//!
+//! The same code as the CLI runs underneath: the credential search order
+//! and loading of `jobseal-issue`, the checks of what sites refuse
+//! (`cli/src/site_checks.rs`, included below), the per-job checks of
+//! `jobseal_issue::preflight`, and sealing. Errors are typed exceptions
+//! whose text is the CLI's message (without the `jobseal: ` prefix).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jobseal_core::manifest::hex;
+use jobseal_core::time::UnixTime;
+use jobseal_issue::credential::{self, Environment, Explicit, IssuerCheck};
+use jobseal_issue::job::{DigestCache, seal_with_cache};
+use jobseal_issue::preflight::{self, Problem};
+use jobseal_issue::{Credential, IssueError, JobSpec, SealParams};
+use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use zeroize::Zeroizing;
+
+#[allow(dead_code)]
+#[path = "../../../cli/src/site_checks.rs"]
+mod site_checks;
+
+pyo3::create_exception!(
+    jobseal,
+    SealError,
+    PyException,
+    "A job could not be sealed; the message is the one `jobseal sign` prints."
+);
+pyo3::create_exception!(
+    jobseal,
+    CredentialError,
+    SealError,
+    "The credential cannot be found or cannot sign (expired, limited, refused by sites, ...)."
+);
+pyo3::create_exception!(
+    jobseal,
+    PrivateKeyError,
+    SealError,
+    "The private key cannot be read or used (format, size, permissions)."
+);
+pyo3::create_exception!(
+    jobseal,
+    PassphraseError,
+    SealError,
+    "The passphrase does not decrypt the private key."
+);
+pyo3::create_exception!(
+    jobseal,
+    JobError,
+    SealError,
+    "A job cannot be sealed. `problems` lists every problem, one line each (job, field, what)."
+);
+
+/// The exception of an [`IssueError`], its text the CLI's.
+fn issue_error(py: Python<'_>, e: &IssueError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        IssueError::Credential(_) => CredentialError::new_err(msg),
+        IssueError::Key(_) => PrivateKeyError::new_err(msg),
+        IssueError::WrongPassphrase(_) => PassphraseError::new_err(msg),
+        IssueError::Job(_) => job_error(py, msg.lines().map(str::to_owned).collect()),
+        _ => SealError::new_err(msg),
+    }
+}
+
+/// A [`JobError`] listing `problems` (its text: one per line).
+fn job_error(py: Python<'_>, problems: Vec<String>) -> PyErr {
+    let err = JobError::new_err(problems.join("\n"));
+    // An exception instance takes attributes; failing that, the text
+    // still lists every problem.
+    let _ = err.value(py).setattr("problems", problems);
+    err
+}
+
+/// The passphrase, as the Python caller chose to give it.
+enum Passphrase {
+    /// `getpass.getpass(prompt)`, as `voms-proxy-init` asks on the terminal.
+    Ask,
+    Given(Zeroizing<String>),
+    Callback(Py<PyAny>),
+}
+
+impl Passphrase {
+    fn from_arg(arg: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        match arg.filter(|a| !a.is_none()) {
+            None => Ok(Self::Ask),
+            Some(a) if a.is_instance_of::<PyString>() => {
+                Ok(Self::Given(Zeroizing::new(a.extract::<String>()?)))
+            }
+            Some(a) if a.is_callable() => Ok(Self::Callback(a.clone().unbind())),
+            Some(a) => Err(PyTypeError::new_err(format!(
+                "passphrase must be a str, a callable(prompt) -> str or None, not {}",
+                a.get_type().name()?
+            ))),
+        }
+    }
+
+    fn get(&self, py: Python<'_>, prompt: &str) -> PyResult<Zeroizing<String>> {
+        let answer = match self {
+            Self::Given(p) => return Ok(p.clone()),
+            Self::Ask => py.import("getpass")?.call_method1("getpass", (prompt,))?,
+            Self::Callback(f) => f.bind(py).call1((prompt,))?,
+        };
+        Ok(Zeroizing::new(answer.extract::<String>()?))
+    }
+}
+
+/// The user's credential, loaded once (one passphrase) for many jobs.
+#[pyclass(frozen, module = "jobseal", name = "Credential")]
+#[derive(Debug)]
+pub struct PyCredential {
+    cred: Credential,
+    issuer: IssuerCheck,
+}
+
+/// What a job is made of, as Python gives it.
+#[derive(Default)]
+struct JobArgs {
+    executable: String,
+    arguments: Vec<String>,
+    inputs: Vec<String>,
+    environment: Option<BTreeMap<String, String>>,
+    vo: Option<String>,
+    sites: Option<Vec<String>>,
+    valid: Option<String>,
+    allowed_uses: Option<u64>,
+}
+
+/// A TOML basic string (`"…"`), every control character escaped.
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl JobArgs {
+    /// The job as a job file would describe it: read by the same parser,
+    /// it gets the same checks and messages as a TOML job.
+    fn to_toml(&self) -> String {
+        let mut t = format!(
+            "executable = {}\narguments = {}\ninputs = {}\n",
+            toml_str(&self.executable),
+            toml_list(&self.arguments),
+            toml_list(&self.inputs)
+        );
+        if let Some(vo) = &self.vo {
+            t.push_str(&format!("vo = {}\n", toml_str(vo)));
+        }
+        if let Some(sites) = &self.sites {
+            t.push_str(&format!("sites = {}\n", toml_list(sites)));
+        }
+        if let Some(valid) = &self.valid {
+            t.push_str(&format!("valid = {}\n", toml_str(valid)));
+        }
+        if let Some(n) = self.allowed_uses {
+            t.push_str(&format!("allowed_uses = {n}\n"));
+        }
+        if let Some(env) = &self.environment {
+            let pairs: Vec<String> = env
+                .iter()
+                .map(|(k, v)| format!("{} = {}", toml_str(k), toml_str(v)))
+                .collect();
+            t.push_str(&format!("environment = {{ {} }}\n", pairs.join(", ")));
+        }
+        t
+    }
+
+    /// `valid=`: a str (`"24h"`, `"12:00"`) or whole seconds.
+    fn validity(valid: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+        let Some(v) = valid.filter(|v| !v.is_none()) else {
+            return Ok(None);
+        };
+        if let Ok(s) = v.extract::<String>() {
+            return Ok(Some(s));
+        }
+        match v.extract::<u64>() {
+            Ok(secs) if !v.is_instance_of::<pyo3::types::PyBool>() => Ok(Some(format!("{secs}s"))),
+            _ => Err(PyTypeError::new_err(
+                "valid must be a str such as \"24h\" or \"12:00\", or whole seconds",
+            )),
+        }
+    }
+
+    /// The job of keyword arguments (`seal`'s, or a dict of them).
+    fn from_dict(d: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let known = [
+            "executable",
+            "arguments",
+            "inputs",
+            "environment",
+            "vo",
+            "sites",
+            "valid",
+            "allowed_uses",
+            "base_dir",
+            "name",
+        ];
+        for k in d.keys() {
+            let k: String = k.extract()?;
+            if !known.contains(&k.as_str()) {
+                return Err(PyTypeError::new_err(format!(
+                    "unknown job field {k:?} (known: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        let get = |k: &str| d.get_item(k).ok().flatten().filter(|v| !v.is_none());
+        let executable = get("executable")
+            .ok_or_else(|| PyTypeError::new_err("a job needs an executable"))?
+            .extract::<PathBuf>()?;
+        Ok(Self {
+            executable: executable.to_string_lossy().into_owned(),
+            arguments: get("arguments")
+                .map(|a| a.extract())
+                .transpose()?
+                .unwrap_or_default(),
+            inputs: get("inputs")
+                .map(|a| a.extract::<Vec<PathBuf>>())
+                .transpose()?
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            environment: get("environment").map(|a| a.extract()).transpose()?,
+            vo: get("vo").map(|a| a.extract()).transpose()?,
+            sites: get("sites").map(|a| a.extract()).transpose()?,
+            valid: Self::validity(get("valid").as_ref())?,
+            allowed_uses: get("allowed_uses").map(|a| a.extract()).transpose()?,
+        })
+    }
+}
+
+/// A job to seal, read: its spec, or what is wrong with it.
+fn job_of(item: &Bound<'_, PyAny>, index: usize) -> PyResult<Result<JobSpec, IssueError>> {
+    if let Ok(d) = item.cast::<PyDict>() {
+        let args = JobArgs::from_dict(d)?;
+        let get = |k: &str| d.get_item(k).ok().flatten().filter(|v| !v.is_none());
+        let base: PathBuf = get("base_dir")
+            .map(|b| b.extract())
+            .transpose()?
+            .unwrap_or_else(|| PathBuf::from("."));
+        let name: String = get("name")
+            .map(|n| n.extract())
+            .transpose()?
+            .unwrap_or_else(|| format!("job {index}"));
+        return Ok(JobSpec::from_toml(&args.to_toml(), Path::new(&name), &base));
+    }
+    let path: PathBuf = item.extract().map_err(|_| {
+        PyTypeError::new_err(
+            "each job is a dict of seal()'s arguments or the path of a job TOML file",
+        )
+    })?;
+    Ok(JobSpec::from_toml_file(&path))
+}
+
+/// One sealed job: the bundle and what its manifest says.
+#[pyclass(frozen, module = "jobseal", name = "SealedJob")]
+#[derive(Debug)]
+pub struct PySealedJob {
+    /// The bundle (PEM): what the pilot hands to the site.
+    #[pyo3(get)]
+    bundle: Vec<u8>,
+    #[pyo3(get)]
+    job_id: String,
+    #[pyo3(get)]
+    manifest_sha256: String,
+    /// The executable's name in the manifest.
+    #[pyo3(get)]
+    executable: String,
+    #[pyo3(get)]
+    executable_sha256: String,
+    #[pyo3(get)]
+    arguments: Vec<String>,
+    /// `(name, size, sha256)` of every input.
+    #[pyo3(get)]
+    inputs: Vec<(String, u64, String)>,
+    #[pyo3(get)]
+    environment: Option<BTreeMap<String, String>>,
+    #[pyo3(get)]
+    vo: Option<String>,
+    #[pyo3(get)]
+    sites: Option<Vec<String>>,
+    /// Unix seconds.
+    #[pyo3(get)]
+    not_before: u64,
+    #[pyo3(get)]
+    not_after: u64,
+    #[pyo3(get)]
+    allowed_uses: u64,
+    /// The user the job runs for (end-entity subject).
+    #[pyo3(get)]
+    identity: String,
+    /// Why the validity was cut short, if it was.
+    #[pyo3(get)]
+    capped: Option<String>,
+    /// What `force=True` let through.
+    #[pyo3(get)]
+    warnings: Vec<String>,
+    /// The job file, or the job's name.
+    #[pyo3(get)]
+    source: String,
+}
+
+#[pymethods]
+impl PySealedJob {
+    /// Write the bundle to `path` atomically (mode 0644), as `jobseal sign`.
+    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| jobseal_issue::fsutil::write_atomic(&path, &self.bundle, 0o644))
+            .map_err(|e| issue_error(py, &e))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "SealedJob(job_id={:?}, executable={:?}, source={:?})",
+            self.job_id, self.executable, self.source
+        )
+    }
+}
+
+/// A job checked and ready: its spec and the warnings `force` let through.
+struct Ready {
+    job: JobSpec,
+    warnings: Vec<String>,
+}
+
+/// The problems of `job` under this credential (files, VO), split into
+/// warnings (`force`) and what blocks it.
+fn check(job: JobSpec, issuer: &IssuerCheck, force: bool) -> Result<Ready, Vec<String>> {
+    let mut problems: Vec<Problem> = preflight::file_problems(&job);
+    problems.extend(preflight::vo_problem(&job, issuer));
+    let (warn, block): (Vec<Problem>, Vec<Problem>) =
+        problems.into_iter().partition(|p| force && p.overridable);
+    if !block.is_empty() {
+        return Err(block
+            .into_iter()
+            .map(|p| {
+                if p.overridable {
+                    format!("{} (force=True seals it anyway)", p.message)
+                } else {
+                    p.message
+                }
+            })
+            .collect());
+    }
+    Ok(Ready {
+        job,
+        warnings: warn.into_iter().map(|p| p.message).collect(),
+    })
+}
+
+impl PyCredential {
+    /// Seal one checked job (no GIL needed).
+    fn seal_ready(
+        &self,
+        ready: Ready,
+        now: UnixTime,
+        cache: &DigestCache,
+    ) -> Result<PySealedJob, IssueError> {
+        let sealed = seal_with_cache(
+            &self.cred,
+            &self.issuer,
+            &ready.job,
+            &SealParams::random(now)?,
+            &|_| {},
+            cache,
+        )?;
+        let m = &sealed.manifest;
+        Ok(PySealedJob {
+            bundle: sealed.bundle.to_pem().into_bytes(),
+            job_id: m.job_id_hex(),
+            manifest_sha256: hex(&sealed.manifest_sha256),
+            executable: m.executable.name.clone(),
+            executable_sha256: hex(&m.executable.sha256),
+            arguments: m.arguments.clone(),
+            inputs: m
+                .inputs
+                .iter()
+                .map(|i| (i.name.clone(), i.size, hex(&i.sha256)))
+                .collect(),
+            environment: m.environment.clone(),
+            vo: m.vo.clone(),
+            sites: m.sites.clone(),
+            not_before: m.not_before,
+            not_after: m.not_after,
+            allowed_uses: m.allowed_uses,
+            identity: self.issuer.end_entity.clone(),
+            capped: sealed.capped.clone(),
+            warnings: ready.warnings,
+            source: ready.job.source.display().to_string(),
+        })
+    }
+
+    /// The issuer still usable now, and what sites refuse refused.
+    fn fresh(&self, now: UnixTime, force: bool) -> Result<Option<String>, IssueError> {
+        credential::check_issuer(&self.cred, now)?;
+        site_checks::refuse_what_sites_refuse(&self.cred, now, force)
+    }
+
+    /// Check every job, then seal: all or nothing unless `keep_going`
+    /// (then a [`JobError`] instance stands for each job not sealed).
+    fn seal_all(
+        &self,
+        py: Python<'_>,
+        jobs: Vec<Result<JobSpec, IssueError>>,
+        keep_going: bool,
+        force: bool,
+    ) -> PyResult<Vec<Result<PySealedJob, Vec<String>>>> {
+        let now = UnixTime::now();
+        let chain_warning = self.fresh(now, force).map_err(|e| issue_error(py, &e))?;
+        let checked: Vec<Result<Ready, Vec<String>>> = jobs
+            .into_iter()
+            .map(|j| match j {
+                Ok(job) => check(job, &self.issuer, force),
+                Err(e) => Err(e.to_string().lines().map(str::to_owned).collect()),
+            })
+            .collect();
+        let problems: Vec<String> = checked
+            .iter()
+            .filter_map(|c| c.as_ref().err())
+            .flatten()
+            .cloned()
+            .collect();
+        if !problems.is_empty() && !keep_going {
+            return Err(job_error(py, problems));
+        }
+        let cache = DigestCache::new();
+        let sealed = py.detach(|| {
+            checked
+                .into_iter()
+                .map(|c| {
+                    let mut ready = c?;
+                    ready.warnings.extend(chain_warning.clone());
+                    self.seal_ready(ready, now, &cache)
+                        .map_err(|e| e.to_string().lines().map(str::to_owned).collect::<Vec<_>>())
+                })
+                .collect::<Vec<_>>()
+        });
+        if !keep_going && let Some(Err(p)) = sealed.iter().find(|r| r.is_err()) {
+            return Err(job_error(py, p.clone()));
+        }
+        Ok(sealed)
+    }
+
+    /// The one result of a one-job [`Self::seal_all`].
+    fn seal_one(
+        &self,
+        py: Python<'_>,
+        job: Result<JobSpec, IssueError>,
+        force: bool,
+    ) -> PyResult<PySealedJob> {
+        match self.seal_all(py, vec![job], false, force)?.pop() {
+            Some(Ok(sealed)) => Ok(sealed),
+            Some(Err(problems)) => Err(job_error(py, problems)),
+            None => Err(SealError::new_err("internal error: no job sealed")),
+        }
+    }
+}
+
+#[pymethods]
+impl PyCredential {
+    /// Load the credential as `jobseal sign` finds it: `proxy`, or `cert`
+    /// and `key` (or `cert` alone for a .p12), else `$X509_USER_PROXY`,
+    /// `$X509_USER_CERT`/`$X509_USER_KEY`, `/tmp/x509up_u<uid>`,
+    /// `~/.globus/usercert.pem` + `userkey.pem`, `~/.globus/usercred.p12`.
+    #[new]
+    #[pyo3(signature = (proxy=None, cert=None, key=None, *, passphrase=None))]
+    fn new(
+        py: Python<'_>,
+        proxy: Option<PathBuf>,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        passphrase: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let pass = Passphrase::from_arg(passphrase)?;
+        if proxy.is_some() && (cert.is_some() || key.is_some()) {
+            return Err(PyTypeError::new_err(
+                "give proxy, or cert and key, not both",
+            ));
+        }
+        let explicit = Explicit { proxy, cert, key };
+        let source = credential::find_source(&explicit, &Environment::from_process())
+            .map_err(|e| issue_error(py, &e))?;
+        // A Python exception of the passphrase callback (KeyboardInterrupt,
+        // EOFError of getpass) is raised as itself.
+        let raised: RefCell<Option<PyErr>> = RefCell::new(None);
+        let mut prompt = |text: &str| {
+            pass.get(py, text).map_err(|e| {
+                let msg = format!("no passphrase: {e}");
+                *raised.borrow_mut() = Some(e);
+                IssueError::Key(msg)
+            })
+        };
+        let loaded = Credential::load(source, &mut prompt);
+        if let Some(e) = raised.borrow_mut().take() {
+            return Err(e);
+        }
+        let cred = loaded.map_err(|e| issue_error(py, &e))?;
+        let issuer =
+            credential::check_issuer(&cred, UnixTime::now()).map_err(|e| issue_error(py, &e))?;
+        Ok(Self { cred, issuer })
+    }
+
+    /// The user (end-entity subject, `/DC=…` form).
+    #[getter]
+    fn identity(&self) -> String {
+        self.issuer.end_entity.clone()
+    }
+
+    /// Where the credential came from, as `jobseal sign` names it.
+    #[getter]
+    fn source(&self) -> String {
+        self.cred.source.to_string()
+    }
+
+    /// The VOs of its VOMS attributes (read, not verified).
+    #[getter]
+    fn vos(&self) -> Vec<String> {
+        self.issuer.voms.iter().map(|ac| ac.vo.clone()).collect()
+    }
+
+    /// The last Unix second anything sealed under it may be valid.
+    #[getter]
+    fn expires(&self) -> u64 {
+        self.issuer.expires.0
+    }
+
+    /// Seal one job from Python values; paths are relative to `base_dir`
+    /// (default: the current directory).
+    #[pyo3(signature = (executable, arguments=None, *, inputs=None, environment=None, vo=None,
+                        sites=None, valid=None, allowed_uses=None, base_dir=None, name=None,
+                        force=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn seal(
+        &self,
+        py: Python<'_>,
+        executable: &Bound<'_, PyAny>,
+        arguments: Option<&Bound<'_, PyAny>>,
+        inputs: Option<&Bound<'_, PyAny>>,
+        environment: Option<&Bound<'_, PyAny>>,
+        vo: Option<&Bound<'_, PyAny>>,
+        sites: Option<&Bound<'_, PyAny>>,
+        valid: Option<&Bound<'_, PyAny>>,
+        allowed_uses: Option<&Bound<'_, PyAny>>,
+        base_dir: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
+        force: bool,
+    ) -> PyResult<PySealedJob> {
+        let d = PyDict::new(py);
+        d.set_item("executable", executable)?;
+        for (k, v) in [
+            ("arguments", arguments),
+            ("inputs", inputs),
+            ("environment", environment),
+            ("vo", vo),
+            ("sites", sites),
+            ("valid", valid),
+            ("allowed_uses", allowed_uses),
+            ("base_dir", base_dir),
+            ("name", name),
+        ] {
+            if let Some(v) = v {
+                d.set_item(k, v)?;
+            }
+        }
+        let job = job_of(d.as_any(), 0)?;
+        self.seal_one(py, job, force)
+    }
+
+    /// Seal the job of a job TOML file (`jobseal sign FILE`).
+    #[pyo3(signature = (path, *, force=false))]
+    fn seal_file(&self, py: Python<'_>, path: PathBuf, force: bool) -> PyResult<PySealedJob> {
+        self.seal_one(py, JobSpec::from_toml_file(&path), force)
+    }
+
+    /// Seal many jobs (dicts of `seal`'s arguments, or job TOML paths).
+    /// Every job is checked first; a [`JobError`] lists every problem and
+    /// nothing is sealed, unless `keep_going`: then the result holds a
+    /// `JobError` instance in place of each job that could not be sealed.
+    #[pyo3(signature = (jobs, *, keep_going=false, force=false))]
+    fn seal_many(
+        &self,
+        py: Python<'_>,
+        jobs: &Bound<'_, PyAny>,
+        keep_going: bool,
+        force: bool,
+    ) -> PyResult<Py<PyList>> {
+        let mut specs = Vec::new();
+        for (i, item) in jobs.try_iter()?.enumerate() {
+            specs.push(job_of(&item?, i)?);
+        }
+        let results = self.seal_all(py, specs, keep_going, force)?;
+        let list = PyList::empty(py);
+        for r in results {
+            match r {
+                Ok(sealed) => list.append(Py::new(py, sealed)?)?,
+                Err(problems) => list.append(job_error(py, problems).into_value(py))?,
+            }
+        }
+        Ok(list.unbind())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Credential(identity={:?}, source={:?})",
+            self.issuer.end_entity,
+            self.cred.source.to_string()
+        )
+    }
+}
