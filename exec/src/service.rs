@@ -411,7 +411,17 @@ impl<'a> Run<'a> {
                     Ok(())
                 }
             })
-            .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
+            .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))
+            .inspect_err(|f| {
+                // Recorded like any set-up failure once the policy is known.
+                let decision =
+                    Decision::from_error(jobseal_verify::Error::new(Reason::ConfigInvalid, &f.2));
+                let context = RecordContext {
+                    launch: Some(source_launch(&received.peer)),
+                    ..context.clone()
+                };
+                record_setup_failure(Some(&policy), &dirs, &decision, &context);
+            })?;
         let mut policy = policy;
         // Mapping a DN to an account trusts the CA for the names it issues.
         policy.namespaces = jobseal_verify::NamespacePolicy::Require;
@@ -705,7 +715,9 @@ impl<'a> Run<'a> {
         let (child, pipe) = self
             .spawn(&received, &target, &workdir.path, &env)
             .map_err(after)?;
-        let outcome = supervise(stream, child, pipe, &received.peer)?;
+        // A failure of the trampoline (the exec, the cgroup) comes after
+        // the use was spent: recorded with its code (§14.14.4).
+        let outcome = supervise(stream, child, pipe, &received.peer).map_err(after)?;
         if outcome.client_gone {
             let _ = after(Fail(
                 outcome.exit,
