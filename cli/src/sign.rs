@@ -7,7 +7,7 @@ use clap::Args;
 use jobseal_core::time::{UnixTime, format_duration};
 use jobseal_issue::credential::{self, Credential, Environment, Explicit};
 use jobseal_issue::job::{DigestCache, seal_with_cache};
-use jobseal_issue::preflight::{self, Problem};
+use jobseal_issue::preflight::{self, Problem, Severity};
 use jobseal_issue::{IssueError, JobSpec, SealParams, fsutil};
 
 use crate::CredentialArgs;
@@ -46,9 +46,10 @@ pub struct SignArgs {
     /// nothing is written unless every job can be sealed).
     #[arg(long)]
     keep_going: bool,
-    /// Seal even what a site is expected to refuse or fail: a job whose VO
-    /// the credential's VOMS attributes do not prove, an executable without
-    /// an execute bit, a chain only sites accepting legacy CAs accept.
+    /// Seal even what sites are certain to fail or refuse by default: an
+    /// executable without an execute bit (exit 126 at the site), a chain
+    /// only sites accepting legacy CAs accept. (A VO the credential's VOMS
+    /// attributes do not carry is sealed with a warning.)
     #[arg(long)]
     force: bool,
     #[command(flatten)]
@@ -179,7 +180,7 @@ impl Planned {
     /// Whether the job is sealed, `--force` given or not: blocking problems
     /// are printed by the caller; overridable ones are warnings here.
     fn sealable(&self, force: bool) -> bool {
-        self.job.is_some() && self.problems.iter().all(|p| force && p.overridable)
+        self.job.is_some() && self.problems.iter().all(|p| !p.blocks(force))
     }
 }
 
@@ -199,22 +200,16 @@ fn plan(args: &SignArgs, valid: Option<u64>) -> Result<Vec<Planned>, IssueError>
                 Some(job)
             }
             Err(e) => {
-                problems.push(Problem {
-                    message: e.to_string(),
-                    overridable: false,
-                });
+                problems.push(Problem::error(e.to_string()));
                 None
             }
         };
         if out.is_dir() {
-            problems.push(Problem {
-                message: format!(
-                    "{}: the bundle {} cannot be written: it is a directory",
-                    file.display(),
-                    out.display()
-                ),
-                overridable: false,
-            });
+            problems.push(Problem::error(format!(
+                "{}: the bundle {} cannot be written: it is a directory",
+                file.display(),
+                out.display()
+            )));
         }
         plans.push(Planned {
             file: file.clone(),
@@ -227,22 +222,31 @@ fn plan(args: &SignArgs, valid: Option<u64>) -> Result<Vec<Planned>, IssueError>
 }
 
 fn print_problem(p: &Problem, force: bool) {
-    let kind = match (p.overridable, force) {
-        (true, true) => "warning",
-        (true, false) => "refused (--force seals it anyway)",
-        (false, _) => "error",
+    let kind = match (p.severity, p.blocks(force)) {
+        (_, false) => "warning",
+        (Severity::Refusal, true) => "refused (--force seals it anyway)",
+        _ => "error",
     };
     eprintln!("jobseal: {kind}: {}", p.message);
 }
 
-/// Print the problems of every job (blocking ones as errors, those
-/// `--force` lets through as warnings); the number of jobs blocked. A
-/// single job's blocking problems are its error instead
-/// ([`nothing_written`]).
+/// A blocking problem as the one-job error: a refusal says how to
+/// override it.
+fn as_error(p: &Problem) -> Problem {
+    let mut p = p.clone();
+    if p.severity == Severity::Refusal {
+        p.message.push_str(" (--force seals it anyway)");
+    }
+    p
+}
+
+/// Print the problems of every job (blocking ones as errors, the others as
+/// warnings); the number of jobs blocked. A single job's blocking problems
+/// are its error instead ([`nothing_written`]).
 fn report_problems(plans: &[Planned], force: bool) -> usize {
     let single = plans.len() == 1;
     for p in plans.iter().flat_map(|p| &p.problems) {
-        if !(single && !(force && p.overridable)) {
+        if !single || !p.blocks(force) {
             print_problem(p, force);
         }
     }
@@ -255,15 +259,8 @@ fn nothing_written(plans: &[Planned], blocked: usize, force: bool) -> IssueError
         let blocking: Vec<Problem> = single
             .problems
             .iter()
-            .filter(|p| !(force && p.overridable))
-            .map(|p| Problem {
-                message: if p.overridable {
-                    format!("{} (--force seals it anyway)", p.message)
-                } else {
-                    p.message.clone()
-                },
-                overridable: p.overridable,
-            })
+            .filter(|p| p.blocks(force))
+            .map(as_error)
             .collect();
         return preflight::combined(&blocking);
     }
@@ -310,7 +307,7 @@ fn sign(args: &SignArgs) -> Result<bool, IssueError> {
             .as_ref()
             .and_then(|j| preflight::vo_problem(j, &issuer))
         {
-            if args.jobs.len() > 1 || args.force {
+            if args.jobs.len() > 1 || !p.blocks(args.force) {
                 print_problem(&p, args.force);
             }
             plan.problems.push(p);

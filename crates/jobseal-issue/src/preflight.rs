@@ -12,30 +12,43 @@ use crate::IssueError;
 use crate::credential::IssuerCheck;
 use crate::job::JobSpec;
 
-/// What keeps one job from being sealed, or what only `--force` lets
-/// through.
+/// How much a problem stops a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Sealed, with a warning: some sites refuse the job, others do not (a
+    /// VO the credential does not prove is refused only where the site
+    /// checks VOs).
+    Warning,
+    /// Not sealed unless forced (`--force`): the site is certain to fail it
+    /// (an executable it cannot execute), but the user may know better.
+    Refusal,
+    /// Never sealed: a file that cannot be read, a job file that is wrong.
+    Error,
+}
+
+/// What is wrong with one job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// One line naming the job file, the field and what is wrong.
     pub message: String,
-    /// Whether the user may seal the job anyway (`--force`): the site would
-    /// refuse or fail it, but the user may know better (a site that does
-    /// not check VOs). Unreadable files are never overridable.
-    pub overridable: bool,
+    pub severity: Severity,
 }
 
 impl Problem {
-    fn hard(message: String) -> Self {
+    /// A problem that keeps the job from being sealed.
+    pub fn error(message: String) -> Self {
         Self {
             message,
-            overridable: false,
+            severity: Severity::Error,
         }
     }
 
-    fn soft(message: String) -> Self {
-        Self {
-            message,
-            overridable: true,
+    /// Whether it keeps the job from being sealed, forced or not.
+    pub fn blocks(&self, force: bool) -> bool {
+        match self.severity {
+            Severity::Warning => false,
+            Severity::Refusal => !force,
+            Severity::Error => true,
         }
     }
 }
@@ -44,7 +57,7 @@ impl Problem {
 /// as the sealing opens it (without blocking on a FIFO).
 fn unreadable(job: &JobSpec, what: &str, path: &Path) -> Option<Problem> {
     let e = jobseal_core::files::open_regular(path).err()?;
-    Some(Problem::hard(format!(
+    Some(Problem::error(format!(
         "{}: {what} {} cannot be read: {e}",
         job.source.display(),
         path.display()
@@ -73,21 +86,23 @@ fn not_executable(job: &JobSpec) -> Option<Problem> {
         .ok()?
         .permissions()
         .mode();
-    (mode & 0o111 == 0).then(|| {
-        Problem::soft(format!(
+    (mode & 0o111 == 0).then(|| Problem {
+        severity: Severity::Refusal,
+        message: format!(
             "{}: the executable {} is not executable (mode {:04o}), so the site cannot run it (exit 126): \
              run chmod +x {}",
             job.source.display(),
             job.executable.display(),
             mode & 0o7777,
             job.executable.display()
-        ))
+        ),
     })
 }
 
 /// The job's VO against the credential's VOMS attributes: a job of VO
 /// `atlas` needs a proxy with `atlas` attributes at every site that checks
-/// VOs (`policy.vo-not-accepted`).
+/// VOs (`policy.vo-not-accepted`); a site that does not check VOs runs it,
+/// so this is a warning.
 pub fn vo_problem(job: &JobSpec, issuer: &IssuerCheck) -> Option<Problem> {
     let vo = job.vo.as_deref()?;
     if issuer.voms.iter().any(|ac| ac.vo == vo) {
@@ -99,11 +114,14 @@ pub fn vo_problem(job: &JobSpec, issuer: &IssuerCheck) -> Option<Problem> {
     } else {
         format!("VOMS attributes of {} only", carried.join(", "))
     };
-    Some(Problem::soft(format!(
-        "{}: vo = {vo:?}, but the credential carries {has}, so sites that check VOs refuse the job \
-         (policy.vo-not-accepted): make a proxy with voms-proxy-init -voms {vo}",
-        job.source.display()
-    )))
+    Some(Problem {
+        severity: Severity::Warning,
+        message: format!(
+            "{}: vo = {vo:?}, but the credential carries {has}, so sites that check VOs refuse the job \
+             (policy.vo-not-accepted): make a proxy with voms-proxy-init -voms {vo}",
+            job.source.display()
+        ),
+    })
 }
 
 /// One error carrying every problem, one per line (the CLI prints them

@@ -16,7 +16,7 @@ use jobseal_core::manifest::hex;
 use jobseal_core::time::UnixTime;
 use jobseal_issue::credential::{self, Environment, Explicit, IssuerCheck};
 use jobseal_issue::job::{DigestCache, seal_with_cache};
-use jobseal_issue::preflight::{self, Problem};
+use jobseal_issue::preflight::{self, Problem, Severity};
 use jobseal_issue::{Credential, IssueError, JobSpec, SealParams};
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
@@ -349,17 +349,14 @@ struct Ready {
 fn check(job: JobSpec, issuer: &IssuerCheck, force: bool) -> Result<Ready, Vec<String>> {
     let mut problems: Vec<Problem> = preflight::file_problems(&job);
     problems.extend(preflight::vo_problem(&job, issuer));
-    let (warn, block): (Vec<Problem>, Vec<Problem>) =
-        problems.into_iter().partition(|p| force && p.overridable);
+    let (block, warn): (Vec<Problem>, Vec<Problem>) =
+        problems.into_iter().partition(|p| p.blocks(force));
     if !block.is_empty() {
         return Err(block
             .into_iter()
-            .map(|p| {
-                if p.overridable {
-                    format!("{} (force=True seals it anyway)", p.message)
-                } else {
-                    p.message
-                }
+            .map(|p| match p.severity {
+                Severity::Refusal => format!("{} (force=True seals it anyway)", p.message),
+                _ => p.message,
             })
             .collect());
     }

@@ -209,26 +209,32 @@ def test_many_jobs_report_every_problem_and_seal_nothing(pki, job):
     with pytest.raises(jobseal.JobError) as e:
         cred.seal_many(jobs)
     problems = e.value.problems
-    assert len(problems) == 3, problems
+    assert len(problems) == 2, problems
     assert problems[0].startswith('jobs[1]: the input "missing.dat"')
     assert problems[1].startswith(f"{job / 'typo.toml'}:2:")
-    assert problems[2].startswith('jobs[3]: vo = "atlas", but the credential carries no VOMS')
-    assert "force=True" in problems[2]
-    # keep_going: the good ones sealed, a JobError in place of each other.
+    # keep_going: the good ones sealed, a JobError in place of each other;
+    # the VO the credential does not carry is a warning, as for the CLI.
     results = cred.seal_many(jobs, keep_going=True)
-    assert isinstance(results[0], jobseal.SealedJob)
-    assert [type(r) for r in results[1:]] == [jobseal.JobError] * 3
-    assert results[3].problems == [problems[2]]
-    # force: the VO job sealed with its warning.
-    forced = cred.seal("run.sh", base_dir=job, vo="atlas", force=True)
-    assert forced.vo == "atlas" and "voms-proxy-init -voms atlas" in forced.warnings[0]
+    assert [type(r) for r in results] == [
+        jobseal.SealedJob, jobseal.JobError, jobseal.JobError, jobseal.SealedJob]
+    assert results[1].problems == [problems[0]]
+    assert results[3].vo == "atlas"
+    assert results[3].warnings[0].startswith(
+        'jobs[3]: vo = "atlas", but the credential carries no VOMS attributes')
+    assert "voms-proxy-init -voms atlas" in results[3].warnings[0]
 
 
-def test_a_non_executable_executable_is_refused_as_by_the_cli(pki, job):
+def test_a_non_executable_executable_is_refused_unless_forced(pki, job):
     (job / "run.sh").chmod(0o644)
+    cred = jobseal.Credential(cert=pki.cert, key=pki.key)
     with pytest.raises(jobseal.JobError) as e:
-        jobseal.Credential(cert=pki.cert, key=pki.key).seal_file(job / "job.toml")
+        cred.seal_file(job / "job.toml")
     assert "is not executable (mode 0644)" in str(e.value)
+    assert "force=True" in str(e.value)
+    run = cli("sign", job / "job.toml", "--out", job / "x.pem", "--cert", pki.cert, "--key", pki.key)
+    assert str(e.value).replace("force=True", "--force") == cli_error(run)
+    forced = cred.seal_file(job / "job.toml", force=True)
+    assert "chmod +x" in forced.warnings[0]
 
 
 def _example(name):
