@@ -1290,7 +1290,7 @@ fn install_globus(f: &Fixture) {
 fn x509_user_cert_or_key_that_cannot_be_used_is_an_error() {
     let f = Fixture::new();
     install_globus(&f);
-    for var in ["X509_USER_CERT", "X509_USER_KEY"] {
+    for var in ["X509_USER_CERT", "X509_USER_KEY", "X509_USER_PROXY"] {
         let o = run(f
             .jobseal()
             .env(var, "/nonexistent")
