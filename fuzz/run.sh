@@ -19,6 +19,16 @@ for t in $targets; do
     policy_files) cp ../test-vectors/ca/*.namespaces ../test-vectors/ca/*.signing_policy "$corpus"/ 2>/dev/null || true ;;
     crl) for f in ../test-vectors/ca/*.r0; do cp "$f" "$corpus/$(basename "$f")"; done ;;
     names) find "$seeds" -type f -exec cp {} "$corpus"/ \; ;;
+    launch_request) # a version-1 request (spec §14.14.2): magic, argv0, 1 arg, 1 env entry,
+                    # a bundle, 1 input name, a source proxy, a target proxy
+                    python3 - "$corpus/request" <<'PY'
+import struct, sys
+b = lambda x: struct.pack(">I", len(x)) + x
+l = lambda xs: struct.pack(">I", len(xs)) + b"".join(b(x) for x in xs)
+body = b"JSL\x01" + b(b"./run.sh") + l([b"--events"]) + l([b"TZ=UTC"]) + b(open("../test-vectors/permit-intermediate-ca/bundle.pem", "rb").read()) + l([b"data/a.txt"]) + b"\x01" + b"\x01" + b(b"x509up")
+open(sys.argv[1], "wb").write(body)
+PY
+                    ;;
     job_toml) printf 'executable = "run.sh"\narguments = ["a"]\ninputs = ["d/x"]\nvalid = "2d"\n' > "$corpus/job.toml" ;;
     cose|manifest) python3 seeds_from_bundles.py "$t" "$corpus" ../test-vectors/*/bundle.pem ;;
     private_key) # (no `head` in a pipeline: under pipefail its early exit is grep's SIGPIPE)

@@ -102,54 +102,10 @@ pub fn lift_file_size_limit() {
     }
 }
 
-/// The number of threads of this process (`/proc/self/status`).
-fn thread_count() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status_line(&status, "Threads:")?.first()?.parse().ok()
-}
-
-/// While admission holds shared locks (audit log, replay store,
-/// gridmapdir), the launcher is root in all its uids, so that the pilot
-/// (otherwise its real uid) cannot stop or kill it there; `restore` gives
-/// the real uid back for the payload's lifetime, when the pilot must be able
-/// to signal it. A no-op unless privileged with another real uid.
-#[derive(Debug)]
-pub struct RootWindow {
-    caller: Option<u32>,
-}
-
-impl RootWindow {
-    pub fn open(caller: &Caller) -> Result<Self, String> {
-        let privileged = rustix::process::geteuid().is_root();
-        if !privileged || caller.uid == 0 {
-            return Ok(Self { caller: None });
-        }
-        // Per-thread calls change the whole process only when it has one.
-        if thread_count() != Some(1) {
-            return Err("the launcher is not single-threaded".into());
-        }
-        rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT)
-            .map_err(|e| format!("cannot become fully root: {e}"))?;
-        Ok(Self {
-            caller: Some(caller.uid),
-        })
-    }
-
-    pub fn restore(self) -> Result<(), String> {
-        let Some(uid) = self.caller else {
-            return Ok(());
-        };
-        if thread_count() != Some(1) {
-            return Err("the launcher is not single-threaded".into());
-        }
-        rustix::thread::set_thread_res_uid(Uid::from_raw(uid), Uid::ROOT, Uid::ROOT)
-            .map_err(|e| format!("cannot restore the real uid: {e}"))
-    }
-}
-
-/// The first argument that makes the binary the trampoline. It starts with
-/// `-`, so a pilot can never reach it: the launcher refuses every option
-/// (and the trampoline refuses any process but a root one).
+/// The first argument that makes `jobseal-launchd` the trampoline. It
+/// starts with `-`, so a pilot can never reach it through `jobseal-exec`
+/// (which refuses every option), and the trampoline refuses any process
+/// but a root one.
 pub const TRAMPOLINE: &str = "--jobseal-payload";
 
 /// The trampoline's environment: the nonce, and the payload's variables
@@ -166,8 +122,7 @@ pub struct Launch<'a> {
     pub argv0: &'a OsString,
     pub args: &'a [OsString],
     pub env: &'a [(OsString, OsString)],
-    /// Resource limits the payload gets: the setuid launcher restores the
-    /// caller's file-size limit; the launch service sets the site's.
+    /// Resource limits the payload gets: the site's `[limits]`.
     pub limits: &'a [(Resource, rustix::process::Rlimit)],
     /// The cgroup (v2, under `/sys/fs/cgroup`) the payload joins before
     /// anything of it runs: the caller's batch job.
@@ -510,6 +465,39 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
             "refusing to run a payload as root".into(),
         );
     }
+    // Nothing of root's may reach the payload but the streams, the sealed
+    // executable and the status pipe (which the exec closes): a descriptor
+    // leaked by the launcher is a refusal, not a gift to the target.
+    let mut allowed = vec![0, 1, 2];
+    allowed.extend(text(0).parse::<i32>().ok());
+    allowed.extend(status.as_ref().map(AsRawFd::as_raw_fd));
+    allowed.extend(
+        program
+            .to_str()
+            .and_then(|p| p.strip_prefix("/proc/self/fd/"))
+            .and_then(|n| n.parse::<i32>().ok()),
+    );
+    match open_descriptors() {
+        Some(open) if open.iter().all(|fd| allowed.contains(fd)) => {}
+        Some(open) => {
+            let stray: Vec<i32> = open
+                .into_iter()
+                .filter(|fd| !allowed.contains(fd))
+                .collect();
+            return report(
+                crate::EXIT_INTERNAL,
+                Reason::Internal.code(),
+                format!("descriptors {stray:?} would reach the payload"),
+            );
+        }
+        None => {
+            return report(
+                crate::EXIT_INTERNAL,
+                Reason::Internal.code(),
+                "cannot list this process's descriptors (/proc/self/fd)".into(),
+            );
+        }
+    }
     // Into the caller's batch job first: its accounting, limits and kill
     // reach everything the payload will be.
     if let Some(cgroup) = &cgroup
@@ -566,6 +554,31 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         ExecReason::NotExecutable.code(),
         format!("{}: {e}", argv0.to_string_lossy()),
     )
+}
+
+/// This process's open descriptors (without the listing's own).
+pub fn open_descriptors() -> Option<Vec<i32>> {
+    use rustix::fs::{Mode, OFlags};
+    let dir = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let own = dir.as_raw_fd();
+    let mut fds = Vec::new();
+    for entry in rustix::fs::Dir::new(dir).ok()? {
+        let entry = entry.ok()?;
+        let name = entry.file_name().to_str().ok()?;
+        if name == "." || name == ".." {
+            continue;
+        }
+        let fd: i32 = name.parse().ok()?;
+        if fd != own {
+            fds.push(fd);
+        }
+    }
+    Some(fds)
 }
 
 /// Move this process into the cgroup v2 directory `cgroup` (a path under

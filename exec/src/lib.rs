@@ -12,12 +12,13 @@ pub mod creds;
 pub mod mapping;
 pub mod payload;
 pub mod pool;
-pub mod proto;
 pub mod proxy;
 pub mod reason;
 pub mod service;
 pub mod signals;
 pub mod workdir;
+
+pub use jobseal_launch_proto as proto;
 
 use std::ffi::OsStr;
 use std::process::ExitStatus;

@@ -582,6 +582,10 @@ impl<'a> Run<'a> {
         let launch = mapped_launch(&checked.received.peer, &mapped, &checked.workdir);
         reachable(&checked.workdir.path, &mapped)
             .map_err(|m| refuse(Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m), &launch))?;
+        if let Some(cgroup) = &checked.received.peer.cgroup {
+            joinable(cgroup)
+                .map_err(|m| refuse(Fail(EXIT_INTERNAL, ExecReason::Cgroup.code(), m), &launch))?;
+        }
         let proxy = self
             .source_proxy(&checked, &identity.end_entity, &mapped)
             .map_err(|f| refuse(f, &launch))?;
@@ -956,6 +960,18 @@ fn write_into(workdir: &mut WorkDir, p: &ProxyCopy) -> Result<(), Fail> {
                 format!("{}: {e}", p.destination.display()),
             )
         })
+}
+
+/// The caller's cgroup can take the payload: its `cgroup.procs` is there
+/// (a cgroup removed meanwhile, or not a cgroup v2 directory, is not).
+fn joinable(cgroup: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(cgroup.join("cgroup.procs")) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        _ => Err(format!(
+            "the caller's cgroup {} has no cgroup.procs: the payload cannot join its batch job",
+            cgroup.display()
+        )),
+    }
 }
 
 /// Every directory from `/` down to `dir` lets the target account search

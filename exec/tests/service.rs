@@ -207,7 +207,17 @@ impl World {
     }
 
     fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_jobseal-launchd"))
+        // Started as a site starts it: nothing open but 0-2 (the test
+        // harness leaks cargo's jobserver descriptors).
+        let closes: String = leaked_descriptors()
+            .iter()
+            .map(|fd| format!("exec {fd}>&-; "))
+            .collect();
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(format!("{closes}exec \"$@\""))
+            .arg("bash")
+            .arg(env!("CARGO_BIN_EXE_jobseal-launchd"))
             .arg("--config")
             .arg(self.path("exec.toml"))
             .stdin(Stdio::null())
@@ -359,6 +369,48 @@ impl Drop for World {
             let _ = std::fs::remove_dir(cg);
         }
     }
+}
+
+/// Descriptors this process would pass on (open, not close-on-exec).
+fn leaked_descriptors() -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+            continue;
+        };
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+            .unwrap_or(0);
+        if fd > 2 && flags & 0o2_000_000 == 0 {
+            out.push(fd);
+        }
+    }
+    out
+}
+
+/// The service refuses to start with a descriptor that would reach every
+/// payload.
+#[test]
+fn the_service_refuses_to_start_with_an_inherited_descriptor() {
+    if !root_or_skip() {
+        return;
+    }
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg("exec 7</dev/null; exec \"$@\"")
+        .arg("bash")
+        .arg(env!("CARGO_BIN_EXE_jobseal-launchd"))
+        .args(["--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("descriptors [") && err.contains("7"), "{err}");
 }
 
 fn stdout(o: &Output) -> String {
@@ -836,4 +888,49 @@ fn send_with_descriptors(s: &UnixStream, bytes: &[u8], fds: &[std::os::fd::Borro
         rustix::net::SendFlags::empty(),
     )
     .unwrap();
+}
+
+#[test]
+fn sixty_four_pilots_at_once_each_job_runs_once_and_every_launch_is_recorded() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new("");
+    let distinct: Vec<PathBuf> = (0..64)
+        .map(|i| w.seal(&format!("d{i}"), "code.sh", &["0"], ""))
+        .collect();
+    let same = w.seal("same", "code.sh", &["0"], "");
+    let spawn_all = |bundles: &[&PathBuf]| -> Vec<Output> {
+        let children: Vec<Child> = bundles
+            .iter()
+            .map(|b| {
+                w.client(&w.pilot, b, &["./code.sh", "0"], &[])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect()
+    };
+    let outs = spawn_all(&distinct.iter().collect::<Vec<_>>());
+    for o in &outs {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    }
+    let outs = spawn_all(&vec![&same; 64]);
+    let ran = outs.iter().filter(|o| o.status.code() == Some(0)).count();
+    assert_eq!(ran, 1, "the same job ran {ran} times");
+    for o in outs.iter().filter(|o| o.status.code() != Some(0)) {
+        assert_refused(o, 203, "replay.job-id-used");
+    }
+    let records = w.audit();
+    assert_eq!(records.len(), 128, "every launch has its record");
+    let permits = records.iter().filter(|r| r["outcome"] == "permit").count();
+    assert_eq!(permits, 65);
+    let report = jobseal_admit::audit::verify_file(&[w.path("state/audit.jsonl")], None);
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.records, 128);
 }

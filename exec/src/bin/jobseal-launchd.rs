@@ -60,6 +60,18 @@ fn start(config_path: &std::path::Path) -> Result<(), String> {
     if !rustix::process::geteuid().is_root() || !rustix::process::getuid().is_root() {
         return Err("must run as root (it switches to the mapped accounts)".into());
     }
+    // A descriptor inherited without close-on-exec would reach every
+    // payload (the trampoline refuses to run then): refuse to start.
+    let inherited: Vec<i32> = creds::open_descriptors()
+        .ok_or("cannot list its descriptors (/proc/self/fd)")?
+        .into_iter()
+        .filter(|fd| *fd > 2)
+        .collect();
+    if !inherited.is_empty() {
+        return Err(format!(
+            "descriptors {inherited:?} were inherited without close-on-exec; start jobseal-launchd with only 0-2 open (as systemd does)"
+        ));
+    }
     // What the service makes (working directories, records) has the modes
     // it chooses, whatever umask it was started with.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));

@@ -12,6 +12,7 @@
 //! string sizes and the number of descriptors. A body that does not decode
 //! exactly (wrong magic or version, a short or overlong field, trailing
 //! bytes) is refused as a whole.
+#![forbid(unsafe_code)]
 
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
