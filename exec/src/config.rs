@@ -21,7 +21,8 @@ pub enum Mode {
     /// gLExec's "declare only": run the payload under the caller's own uid.
     #[serde(rename = "logging-only")]
     LoggingOnly,
-    /// Map the user to a local account and run the payload under it.
+    /// Retired with the setuid launcher: still parsed, so that
+    /// `jobseal-exec` can refuse it with a pointer to `service`.
     #[serde(rename = "identity-switching")]
     IdentitySwitching,
     /// `jobseal-exec` is the pilot's client of the site's launch service

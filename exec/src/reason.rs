@@ -31,6 +31,8 @@ exec_reasons! {
     /// The caller is not a whitelisted pilot account.
     CallerNotAllowed => "exec.caller-not-allowed",
     /// Inherited descriptors or a terminal (setuid identity switching).
+    /// Retired with the setuid mode: no launcher of this version gives it;
+    /// kept so that the code is never reused.
     Descriptor => "exec.descriptor",
     /// COMMAND cannot be found, read or executed.
     NotExecutable => "exec.not-executable",
@@ -43,6 +45,8 @@ exec_reasons! {
     /// The target gid is 0 or below `min_gid`.
     TargetGid => "exec.target-gid",
     /// The original executable may be changed by others (setuid mode).
+    /// Retired with the setuid mode (the client seals the bytes it reads
+    /// with the pilot's rights); kept so that the code is never reused.
     PayloadUntrusted => "exec.payload-untrusted",
     /// The working directory or an input copy.
     Workdir => "exec.workdir",

@@ -1,6 +1,7 @@
 //! gLExec's contract, replayed with the call patterns of real pilots (DIRAC,
-//! PanDA) against a really sealed bundle, in logging-only mode. Identity
-//! switching, with real accounts, is in `privileged.rs`.
+//! PanDA) against a really sealed bundle, in logging-only mode. Account
+//! mapping through the launch service, with real accounts, is in
+//! `service.rs` and `service_mapping.rs`; the setuid launcher is retired.
 //!
 //! When the tests run as root (CI), the launcher is run as `nobody` through
 //! `setpriv`: in logging-only mode it must not be privileged.
@@ -404,6 +405,67 @@ fn a_configuration_error_is_202_and_runs_nothing() {
     let o = run(&mut f.exec(Some(&b), &["./run.sh", "0"]));
     assert_eq!(o.status.code(), Some(202));
     assert!(!f.path("job/env.out").exists());
+}
+
+#[test]
+fn the_setuid_launcher_is_retired_and_says_how_to_move_over() {
+    let f = Fixture::new();
+    let b = f.seal("retired", "run.sh", &["0"]);
+    // Configured for identity switching: one line naming service mode.
+    std::fs::write(f.path("exec.toml"), "mode = \"identity-switching\"\n").unwrap();
+    let o = run(&mut f.exec(Some(&b), &["./run.sh", "0"]));
+    assert_eq!(o.status.code(), Some(202));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with("config.invalid: ") && e.contains("mode = \"service\""),
+        "{e}"
+    );
+    assert!(stdout(&o).is_empty() && !f.path("job/env.out").exists());
+    if !is_root() {
+        eprintln!("note: the setuid refusal needs root to make a setuid binary");
+        return;
+    }
+    let nosuid = rustix::fs::statvfs(f.path(""))
+        .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::NOSUID));
+    let no_new_privs = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1'));
+    if nosuid || no_new_privs {
+        eprintln!("note: setuid does not take effect here; the setuid refusal is not checked");
+        return;
+    }
+    // Installed setuid root and called by a pilot (with a configuration
+    // it could use in logging-only mode): refused before anything is read,
+    // with one line naming the fix.
+    std::fs::write(
+        f.path("exec.toml"),
+        format!(
+            "mode = \"logging-only\"\npolicy = \"{0}/policy.toml\"\nca_dir = \"{0}/ca\"\nstate_dir = \"{0}/state\"\n",
+            f.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut c = f.exec(Some(&b), &["./run.sh", "0"]);
+    let bin = f.path("jobseal-exec");
+    std::os::unix::fs::lchown(&bin, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let o = run(&mut c);
+    assert_eq!(o.status.code(), Some(202), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.starts_with("config.invalid: "), "{e}");
+    for fix in [
+        "setuid",
+        "mode = \"service\"",
+        "jobseal-launchd",
+        "chmod u-s",
+    ] {
+        assert!(e.contains(fix), "{fix} not named: {e}");
+    }
+    assert!(stdout(&o).is_empty() && !f.path("job/env.out").exists());
+    assert_eq!(f.audit_lines(), 0);
 }
 
 #[test]

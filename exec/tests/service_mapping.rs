@@ -994,9 +994,10 @@ fn nothing_the_user_signs_reaches_root_and_the_trampoline_is_out_of_reach() {
         "the signed LD_PRELOAD did not reach the payload: {}",
         stderr(&o)
     );
-    // The pilot cannot start the trampoline itself, from either binary: it
+    // The pilot cannot start the trampoline itself: jobseal-launchd's
     // refuses any process that is not root in its real and effective uid,
-    // and runs nothing (else it would try to switch, and fail with 202).
+    // and runs nothing (else it would try to switch, and fail with 202);
+    // jobseal-exec has none (the argument is an option: exec.usage).
     let ran = w.path("trampoline-ran");
     for binary in [
         env!("CARGO_BIN_EXE_jobseal-launchd"),
