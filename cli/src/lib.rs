@@ -44,10 +44,22 @@ enum Command {
     /// verify it, and show tampered jobs being denied.
     Demo(demo::DemoArgs),
     /// Seal jobs: hash, sign the manifest, issue the job-bound proxy, write the bundle.
+    #[command(
+        after_help = "voms-proxy-init's spellings work too: -pwstdin, -valid 12:00, -hours 12, -cert, -key, -proxy, -out.\n\
+                      Every job is checked before any is signed; nothing is written unless all can be sealed (or --keep-going)."
+    )]
     Sign(sign::SignArgs),
-    /// Make a plain RFC 3820 proxy (like `grid-proxy-init -rfc`).
+    /// Make a plain RFC 3820 proxy (like `grid-proxy-init -rfc`), from your
+    /// certificate (from a proxy only with --proxy).
+    #[command(
+        after_help = "voms-proxy-init's spellings work too: -pwstdin, -valid 12:00, -hours 12, -cert, -key, -proxy, -out, -path-length."
+    )]
     Proxy(sign::ProxyArgs),
     /// Show what a proxy, certificate or bundle holds (like `voms-proxy-info -all`).
+    #[command(
+        after_help = "voms-proxy-info's spellings work too: -file, -timeleft, -exists [-valid H:M | -hours H], -all.\n\
+                      Exit status: 1 if the credential has expired (with -exists: or is not valid that long, or is missing)."
+    )]
     Inspect(inspect::InspectArgs),
     /// Check a bundle against the command about to run (no side effects).
     /// Exit 0: permit; 1: deny; 2: usage error.
