@@ -177,8 +177,8 @@ struct Planned {
 }
 
 impl Planned {
-    /// Whether the job is sealed, `--force` given or not: blocking problems
-    /// are printed by the caller; overridable ones are warnings here.
+    /// Whether the job is sealed: read, and nothing blocks it (warnings do
+    /// not; refusals do unless `force`).
     fn sealable(&self, force: bool) -> bool {
         self.job.is_some() && self.problems.iter().all(|p| !p.blocks(force))
     }
@@ -300,20 +300,7 @@ fn sign(args: &SignArgs) -> Result<bool, IssueError> {
         eprintln!("jobseal: warning: {warning}");
     }
     announce(&cred, &issuer);
-    // What the credential decides: the VO each job claims.
-    for plan in plans.iter_mut().filter(|p| p.sealable(args.force)) {
-        if let Some(p) = plan
-            .job
-            .as_ref()
-            .and_then(|j| preflight::vo_problem(j, &issuer))
-        {
-            if args.jobs.len() > 1 || !p.blocks(args.force) {
-                print_problem(&p, args.force);
-            }
-            plan.problems.push(p);
-        }
-    }
-    let blocked = plans.iter().filter(|p| !p.sealable(args.force)).count();
+    let blocked = check_vos(&mut plans, &issuer, args.force);
     if blocked > 0 && !args.keep_going {
         return Err(nothing_written(&plans, blocked, args.force));
     }
@@ -326,6 +313,27 @@ fn sign(args: &SignArgs) -> Result<bool, IssueError> {
     summarize(&plans, &chosen, &outcome, args);
     Ok(outcome.iter().all(Result::is_ok) && chosen.len() == plans.len())
 }
+
+/// What the credential decides, once it is loaded: the VO each job claims
+/// (a warning when its VOMS attributes do not carry it). The number of
+/// jobs blocked.
+fn check_vos(plans: &mut [Planned], issuer: &credential::IssuerCheck, force: bool) -> usize {
+    let batch = plans.len() > 1;
+    for plan in plans.iter_mut().filter(|p| p.sealable(force)) {
+        if let Some(p) = plan
+            .job
+            .as_ref()
+            .and_then(|j| preflight::vo_problem(j, issuer))
+        {
+            if batch || !p.blocks(force) {
+                print_problem(&p, force);
+            }
+            plan.problems.push(p);
+        }
+    }
+    plans.iter().filter(|p| !p.sealable(force)).count()
+}
+
 /// A progress bar for sealing `jobs`, when standard error is a terminal:
 /// of bytes hashed when their files are large, else of jobs when there
 /// are several.
