@@ -545,6 +545,10 @@ fn child_writer() {
     let id: u64 = id.parse().unwrap();
     let opts = AuditOptions {
         max_file_bytes: 1024 * 1024,
+        // This test is about the chain, not latency: on a loaded CI machine
+        // 16 writers fsyncing each record can starve one past the default
+        // 10 s (which then fails that writer's append, closed).
+        lock_timeout: std::time::Duration::from_secs(600),
         ..AuditOptions::default()
     };
     let log = AuditLog::open(path, opts).unwrap();
@@ -576,13 +580,18 @@ fn concurrent_processes_never_fork_the_chain() {
             std::process::Command::new(&exe)
                 .args(["--exact", "child_writer", "--test-threads=1", "--quiet"])
                 .env(CHILD_ENV, format!("{id}:{}", path.display()))
-                .stdout(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a writer failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     let elapsed = start.elapsed();
     let files = audit::chain_files(&path).unwrap();
