@@ -901,6 +901,16 @@ fn check_sealed(fd: &OwnedFd) -> Result<(), Fail> {
             "the executable's memfd is not sealed against writing, growing, shrinking and resealing",
         );
     }
+    // A copy that cannot be executed would fail only after the use is
+    // spent (a memfd made with MFD_NOEXEC_SEAL, or chmod'ed before sealing).
+    let mode = rustix::fs::fstat(fd).map_or(0, |st| st.st_mode);
+    if mode & 0o100 == 0 {
+        return fail(
+            crate::EXIT_NOT_EXECUTABLE,
+            ExecReason::NotExecutable.code(),
+            "the sealed copy of the executable has no execute permission",
+        );
+    }
     Ok(())
 }
 
@@ -1120,7 +1130,14 @@ mod tests {
         let e = check_sealed(&memfd).unwrap_err();
         assert_eq!(e.1, ExecReason::PayloadUnsealed.code());
         rustix::fs::fcntl_add_seals(&memfd, crate::payload::FINAL_SEALS).unwrap();
-        check_sealed(&memfd).unwrap();
+        // Sealed, but made without execute permission.
+        rustix::fs::fchmod(&memfd, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        let e = check_sealed(&memfd).unwrap_err();
+        assert_eq!(e.1, ExecReason::NotExecutable.code());
+        let exec = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::fs::fchmod(&exec, rustix::fs::Mode::from_raw_mode(0o700)).unwrap();
+        rustix::fs::fcntl_add_seals(&exec, crate::payload::FINAL_SEALS).unwrap();
+        check_sealed(&exec).unwrap();
     }
 
     #[test]
