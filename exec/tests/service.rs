@@ -934,3 +934,72 @@ fn sixty_four_pilots_at_once_each_job_runs_once_and_every_launch_is_recorded() {
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.records, 128);
 }
+
+/// DIRAC's and PanDA's call patterns (`contract.rs`, logging-only) give
+/// the same results through the service: a wrapper around the signed
+/// executable is denied and spends nothing; the signed executable called
+/// itself runs with the whitelisted environment only.
+#[test]
+fn dirac_and_panda_call_patterns_give_the_same_results_through_the_service() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new("");
+    let bundle = w.seal("dirac", "code.sh", &["0"], "");
+    // DIRAC: glexec /bin/bash -lc '<generated wrapper>'.
+    let o = w.launch(
+        &bundle,
+        &[
+            "/bin/bash",
+            "-lc",
+            "touch /tmp/jobseal-wrapper-ran; ./code.sh 0",
+        ],
+    );
+    assert_refused(&o, 203, "payload.executable-mismatch");
+    assert!(!Path::new("/tmp/jobseal-wrapper-ran").exists());
+    // PanDA wraps the environment around the payload.
+    let o = w.launch(
+        &bundle,
+        &["/usr/bin/env", "ATHENA_CORES=8", "./code.sh", "0"],
+    );
+    assert_refused(&o, 203, "payload.executable-mismatch");
+    // Bare glexec (proxy renewal): the client's usage error.
+    let o = w.launch(&bundle, &[]);
+    assert_refused(&o, 201, "exec.usage");
+    // Both denies recorded; the use is still there.
+    let reasons: Vec<String> = w
+        .audit()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["payload.executable-mismatch", "payload.executable-mismatch"]
+    );
+    let env_bundle = w.seal("panda", "run.sh", &[], "");
+    let o = w.launch_env(
+        &env_bundle,
+        &["./run.sh"],
+        &[
+            ("TZ", "UTC"),
+            ("BASH_ENV", "/tmp/evil"),
+            ("PYTHONPATH", "/tmp"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("ATHENA_CORES=8\n") && out.contains("TZ=UTC\n"),
+        "{out}"
+    );
+    for bad in [
+        "BASH_ENV",
+        "PYTHONPATH",
+        "LD_PRELOAD",
+        "JOBSEAL_EXEC_CONFIG",
+    ] {
+        assert!(!out.contains(bad), "{bad} reached the payload: {out}");
+    }
+    let o = w.launch(&bundle, &["./code.sh", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
