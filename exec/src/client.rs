@@ -188,8 +188,9 @@ pub fn run(
             ),
         )
     })?;
-    // Signals caught from now on reach the payload once it runs.
-    let forward = stream.try_clone().and_then(forward_signals).or_else(|e| {
+    // Signals caught from now on reach the payload once it runs; they are
+    // sent only after the request, whose frames they must not split.
+    let caught = signal_hook::iterator::Signals::new(signals::FORWARDED).or_else(|e| {
         fail(
             EXIT_INTERNAL,
             Reason::Internal.code(),
@@ -197,6 +198,16 @@ pub fn run(
         )
     })?;
     let sent = proto::send_request(&mut stream, &request, &fds);
+    let forward = stream
+        .try_clone()
+        .and_then(|s| forward_signals(caught, s))
+        .or_else(|e| {
+            fail(
+                EXIT_INTERNAL,
+                Reason::Internal.code(),
+                format!("signal forwarding: {e}"),
+            )
+        })?;
     // Ours are closed: the payload's streams are the service's copies.
     drop((sealed, inputs, source_proxy));
     // A service that refuses before reading (a caller it does not serve)
@@ -265,8 +276,10 @@ impl Forwarder {
     }
 }
 
-fn forward_signals(mut stream: UnixStream) -> std::io::Result<Forwarder> {
-    let mut caught = signal_hook::iterator::Signals::new(signals::FORWARDED)?;
+fn forward_signals(
+    mut caught: signal_hook::iterator::Signals,
+    mut stream: UnixStream,
+) -> std::io::Result<Forwarder> {
     let handle = caught.handle();
     // Its own stack size: RUST_MIN_STACK in the pilot's environment must
     // not decide whether the launch can start.

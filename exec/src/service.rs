@@ -53,6 +53,13 @@ const PENDING_ALL: usize = 512;
 /// Stack of a launch's thread (verification included); set, not taken from
 /// the environment.
 const LAUNCH_STACK: usize = 4 << 20;
+/// Longest message in a reply or a record.
+const MAX_MESSAGE: usize = 4096;
+/// Longest single argument, environment entry or `argv0` (the trampoline
+/// carries the environment hex-encoded: twice this stays below the
+/// kernel's 128 KiB for one string), and all of them together.
+const MAX_EXEC_STRING: usize = 60 << 10;
+const MAX_EXEC_TOTAL: usize = 1 << 20;
 /// Largest source proxy read.
 const MAX_PROXY_BYTES: u64 = 1 << 20;
 
@@ -152,12 +159,14 @@ impl Service {
 
     /// One launch, from the first byte to the payload's exit.
     fn connection(&self, mut stream: UnixStream) {
+        // A client that never reads cannot hold this thread for ever.
+        let _ = stream.set_write_timeout(Some(REQUEST_TIME));
         let reply = match self.launch(&mut stream) {
             Ok(exit) => Reply::Exited { exit },
             Err(Fail(exit, reason, message)) => Reply::Refused {
                 exit,
                 reason: reason.into(),
-                message,
+                message: short_message(&message),
             },
         };
         let _ = proto::send(&mut stream, &reply.encode());
@@ -202,6 +211,10 @@ impl Service {
         })?;
         let fds = Descriptors::sort(&request, fds)
             .map_err(|e| Fail(EXIT_CLIENT, ExecReason::Request.code(), e.0))?;
+        // Protocol-level refusals, before any credential is looked at: not
+        // recorded (a pilot could fill the site's log with them).
+        check_exec_strings(&request)?;
+        check_sealed(&fds.executable)?;
         Ok(Received { peer, request, fds })
     }
 
@@ -458,7 +471,7 @@ impl<'a> Run<'a> {
             ..self.context.clone()
         };
         let mut record = AuditRecord::refusal(&base, f.1, &context);
-        record.message.clone_from(&f.2);
+        record.message = short_message(&f.2);
         // The refusal stands whether or not it is logged.
         let _ = record_outside(Some(&self.policy), &self.dirs, record);
         f
@@ -491,9 +504,8 @@ impl<'a> Run<'a> {
         Fail(EXIT_DENIED, decision.code(), decision.message)
     }
 
-    fn check(&self, received: Received) -> Result<Checked, Fail> {
+    fn check(&self, mut received: Received) -> Result<Checked, Fail> {
         let launch = source_launch(&received.peer);
-        check_sealed(&received.fds.executable).map_err(|f| self.refuse(f, None, &launch))?;
         let bundle = &received.request.bundle;
         let credential = self
             .admission
@@ -544,7 +556,10 @@ impl<'a> Run<'a> {
                     &launch,
                 )
             })?;
-        workdir.copy_from(&inputs, given).map_err(|m| {
+        let copied = workdir.copy_from(&inputs, given);
+        // The pilot's descriptors are not held for the payload's lifetime.
+        received.fds.inputs.clear();
+        copied.map_err(|m| {
             self.refuse(
                 Fail(EXIT_CLIENT, ExecReason::Workdir.code(), m),
                 None,
@@ -564,7 +579,7 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn prepare(&self, checked: Checked) -> Result<Prepared, Fail> {
+    fn prepare(&self, mut checked: Checked) -> Result<Prepared, Fail> {
         let launch = source_launch(&checked.received.peer);
         let Some(identity) = checked.decision.identity.clone() else {
             return Err(self.refuse(
@@ -589,6 +604,7 @@ impl<'a> Run<'a> {
         let proxy = self
             .source_proxy(&checked, &identity.end_entity, &mapped)
             .map_err(|f| refuse(f, &launch))?;
+        checked.received.fds.source_proxy = None;
         let env = payload_env(
             &checked.received.request,
             &self.service.config,
@@ -638,9 +654,33 @@ impl<'a> Run<'a> {
             &default_tmp,
         )
         .map_err(client)?;
+        // Only into the working directory, before the hand-over: the
+        // service never writes as the target (a thread of the root daemon
+        // with the target's ids could be signalled or limited by the
+        // target's processes), and a file in the shared /tmp could be
+        // blocked by anyone after the use is spent.
         if destination.parent() != Some(checked.workdir.path.as_path()) {
-            check_proxy_destination(&destination, mapped.account.uid).map_err(client)?;
+            return Err(client(format!(
+                "GLEXEC_TARGET_PROXY {}: the launch service writes the proxy copy into the job's working directory only (unset it, or name a file there)",
+                destination.display()
+            )));
         }
+        let name = destination
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if checked
+            .received
+            .request
+            .inputs
+            .iter()
+            .any(|i| Path::new(i).components().next() == Path::new(name).components().next())
+        {
+            return Err(client(format!(
+                "GLEXEC_TARGET_PROXY {name}: an input of the job has that name"
+            )));
+        }
+        let _ = mapped;
         Ok(Some(ProxyCopy { bytes, destination }))
     }
 
@@ -667,11 +707,17 @@ impl<'a> Run<'a> {
                     || prepared.mapped.key.1 == crate::mapping::primary_fqan(i))
         });
         if !same {
-            return fail(
-                EXIT_INTERNAL,
-                Reason::Internal.code(),
-                "the admitted identity is not the one that was mapped",
-            );
+            // Reachable without a bug: an attribute certificate that expired
+            // between the check and the admission changes the primary FQAN.
+            return Err(self.refuse(
+                Fail(
+                    EXIT_INTERNAL,
+                    Reason::Internal.code(),
+                    "the admitted identity is not the one that was mapped".into(),
+                ),
+                Some(&decision),
+                &mapped_launch(&checked.received.peer, &prepared.mapped, &checked.workdir),
+            ));
         }
         Ok(Admitted { prepared, decision })
     }
@@ -689,27 +735,12 @@ impl<'a> Run<'a> {
         let after = |f: Fail| self.refuse(f, Some(&decision), &launch);
         let mut workdir = checked.workdir;
         let account = &mapped.account;
-        let mut later = None;
         if let Some(p) = proxy {
-            if p.destination.parent() == Some(workdir.path.as_path()) {
-                write_into(&mut workdir, &p).map_err(after)?;
-            } else {
-                later = Some(p);
-            }
+            write_into(&mut workdir, &p).map_err(after)?;
         }
         workdir
             .hand_over(account.uid, account.gid)
             .map_err(|m| after(Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m)))?;
-        if let Some(p) = later {
-            let as_target = creds::Caller {
-                uid: account.uid,
-                gid: account.gid,
-                groups: mapped.groups.clone(),
-            };
-            creds::as_caller(&as_target, || proxy::write_here(&p.destination, &p.bytes))
-                .and_then(|r| r)
-                .map_err(|m| after(Fail(EXIT_INTERNAL, ExecReason::Proxy.code(), m)))?;
-        }
         let received = checked.received;
         let target = Target {
             uid: account.uid,
@@ -721,7 +752,7 @@ impl<'a> Run<'a> {
             .map_err(after)?;
         // A failure of the trampoline (the exec, the cgroup) comes after
         // the use was spent: recorded with its code (§14.14.4).
-        let outcome = supervise(stream, child, pipe, &received.peer).map_err(after)?;
+        let outcome = supervise(stream, child, pipe, target.uid).map_err(after)?;
         if outcome.client_gone {
             let _ = after(Fail(
                 outcome.exit,
@@ -799,26 +830,46 @@ fn supervise(
     stream: &mut UnixStream,
     mut child: std::process::Child,
     pipe: StatusPipe,
-    peer: &Peer,
+    target_uid: u32,
 ) -> Result<Outcome, Fail> {
     let internal = |m: String| Fail(EXIT_INTERNAL, Reason::Internal.code(), m);
     let pid = rustix::process::Pid::from_child(&child);
-    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-        .map_err(|e| internal(format!("pidfd of the payload: {e}")))?;
+    // Without its pidfd or the client's connection the payload cannot be
+    // supervised: it is ended, not left running unwatched.
+    let watched = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| format!("pidfd of the payload: {e}"))
+        .and_then(|pidfd| {
+            let reader = stream.try_clone().map_err(|e| format!("connection: {e}"))?;
+            Ok((pidfd, reader))
+        });
+    let (pidfd, mut reader) = match watched {
+        Ok(w) => w,
+        Err(m) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(internal(format!("{m}; the payload was killed")));
+        }
+    };
     let pidfd = Arc::new(pidfd);
     let gone = Arc::new(AtomicBool::new(false));
     let reaped = Arc::new(Mutex::new(false));
     let _ = proto::send(stream, &Reply::Started { pid: child.id() }.encode());
-    let mut reader = stream
-        .try_clone()
-        .map_err(|e| internal(format!("connection: {e}")))?;
     let _ = reader.set_read_timeout(None);
     {
         let (pidfd, gone, reaped) = (Arc::clone(&pidfd), Arc::clone(&gone), Arc::clone(&reaped));
         let _ = std::thread::Builder::new()
             .name("jobseal-client".into())
             .stack_size(256 << 10)
-            .spawn(move || forward_until_closed(&mut reader, pid, &pidfd, &gone, &reaped));
+            .spawn(move || {
+                let watch = Watch {
+                    pid,
+                    target_uid,
+                    pidfd: &pidfd,
+                    gone: &gone,
+                    reaped: &reaped,
+                };
+                forward_until_closed(&mut reader, &watch);
+            });
     }
     // Exited, not yet reaped: the pid and its group stay ours until then.
     let _ = rustix::process::waitid(
@@ -829,7 +880,6 @@ fn supervise(
     let status = child
         .wait()
         .map_err(|e| internal(format!("the payload's status: {e}")))?;
-    let _ = peer;
     if let Some((code, reason, message)) = pipe.failure() {
         let reason = match reason.as_str() {
             r if r == ExecReason::NotExecutable.code() => ExecReason::NotExecutable.code(),
@@ -844,22 +894,37 @@ fn supervise(
     })
 }
 
+/// What the client's thread watches.
+#[derive(Clone, Copy)]
+struct Watch<'a> {
+    pid: rustix::process::Pid,
+    target_uid: u32,
+    pidfd: &'a OwnedFd,
+    gone: &'a AtomicBool,
+    reaped: &'a Mutex<bool>,
+}
+
 /// The client's messages: signals to forward; its end kills the payload's
 /// process group, unless the payload was already reaped.
-fn forward_until_closed(
-    reader: &mut UnixStream,
-    pid: rustix::process::Pid,
-    pidfd: &OwnedFd,
-    gone: &AtomicBool,
-    reaped: &Mutex<bool>,
-) {
+fn forward_until_closed(reader: &mut UnixStream, watch: &Watch<'_>) {
+    let Watch {
+        pid,
+        target_uid,
+        pidfd,
+        gone,
+        reaped,
+    } = *watch;
     loop {
         let message = proto::receive(reader, proto::MAX_MESSAGE_BYTES)
             .ok()
             .and_then(|b| ClientMessage::decode(&b).ok());
         match message {
             Some(ClientMessage::Signal(s)) => {
+                // Only while the payload is still the target's alone: a
+                // payload that ran a setuid program is not the pilot's to
+                // signal through the service.
                 if signals::FORWARDED.contains(&i32::from(s))
+                    && signals::runs_only_as(pid, target_uid)
                     && let Some(signal) = rustix::process::Signal::from_named_raw(i32::from(s))
                 {
                     let _ = rustix::process::pidfd_send_signal(pidfd, signal);
@@ -877,6 +942,52 @@ fn forward_until_closed(
             }
         }
     }
+}
+
+/// What the trampoline and the exec take, checked before anything is
+/// spent: no NUL byte (the kernel's strings end at one), no string or total
+/// beyond what one exec carries.
+fn check_exec_strings(request: &Request) -> Result<(), Fail> {
+    let refuse = |m: String| Fail(EXIT_CLIENT, ExecReason::Request.code(), m);
+    let strings = std::iter::once(&request.argv0)
+        .chain(&request.args)
+        .chain(&request.env)
+        .chain(&request.target_proxy);
+    let mut total = 0usize;
+    for s in strings {
+        if s.contains(&0) {
+            return Err(refuse(
+                "a NUL byte in the command line, the environment or GLEXEC_TARGET_PROXY".into(),
+            ));
+        }
+        if s.len() > MAX_EXEC_STRING {
+            return Err(refuse(format!(
+                "an argument or environment entry of {} bytes (at most {MAX_EXEC_STRING})",
+                s.len()
+            )));
+        }
+        total += s.len();
+    }
+    if total > MAX_EXEC_TOTAL {
+        return Err(refuse(format!(
+            "{total} bytes of command line and environment (at most {MAX_EXEC_TOTAL})"
+        )));
+    }
+    Ok(())
+}
+
+/// A message as a client and a record carry it: one line, at most 4 KiB
+/// (a client-sent name can be 256 KiB).
+fn short_message(message: &str) -> String {
+    let line = crate::one_line(message);
+    if line.len() <= MAX_MESSAGE {
+        return line;
+    }
+    let mut end = MAX_MESSAGE;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", line.get(..end).unwrap_or_default())
 }
 
 fn fd_path(fd: &OwnedFd) -> PathBuf {
@@ -903,12 +1014,13 @@ fn check_sealed(fd: &OwnedFd) -> Result<(), Fail> {
     }
     // A copy that cannot be executed would fail only after the use is
     // spent (a memfd made with MFD_NOEXEC_SEAL, or chmod'ed before sealing).
+    // The target is neither the memfd's owner nor of its group.
     let mode = rustix::fs::fstat(fd).map_or(0, |st| st.st_mode);
-    if mode & 0o100 == 0 {
+    if mode & 0o005 != 0o005 {
         return fail(
             crate::EXIT_NOT_EXECUTABLE,
             ExecReason::NotExecutable.code(),
-            "the sealed copy of the executable has no execute permission",
+            "the sealed copy of the executable is not readable and executable by others (mode o+rx)",
         );
     }
     Ok(())
@@ -934,20 +1046,6 @@ fn read_all_at(fd: &OwnedFd, max: u64) -> std::io::Result<Vec<u8>> {
         if offset > max {
             return Err(std::io::Error::other(format!("larger than {max} bytes")));
         }
-    }
-}
-
-/// A proxy copy outside the working directory (`/tmp/x509up_u<uid>`): it
-/// must not exist, or be the target's own regular file.
-fn check_proxy_destination(path: &Path, uid: u32) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-        Ok(m) if m.file_type().is_file() && m.uid() == uid => Ok(()),
-        Ok(_) => Err(format!(
-            "{}: exists and is not the target account's own file",
-            path.display()
-        )),
     }
 }
 
@@ -1135,7 +1233,7 @@ mod tests {
         let e = check_sealed(&memfd).unwrap_err();
         assert_eq!(e.1, ExecReason::NotExecutable.code());
         let exec = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
-        rustix::fs::fchmod(&exec, rustix::fs::Mode::from_raw_mode(0o700)).unwrap();
+        rustix::fs::fchmod(&exec, rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
         rustix::fs::fcntl_add_seals(&exec, crate::payload::FINAL_SEALS).unwrap();
         check_sealed(&exec).unwrap();
     }

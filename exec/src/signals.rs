@@ -30,7 +30,7 @@ enum Target {
 
 /// Whether all of `pid`'s uids (real, effective, saved, filesystem) are
 /// `uid`, or it is the trampoline still switching (all 0).
-fn runs_only_as(pid: Pid, uid: u32) -> bool {
+pub fn runs_only_as(pid: Pid, uid: u32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", pid.as_raw_nonzero()))
     else {
         return false;

@@ -736,6 +736,16 @@ fn the_pilot_cannot_limit_the_service_and_an_unreachable_work_root_spends_nothin
     assert!(!stdout(&o).contains("nofile=16"), "{}", stdout(&o));
 }
 
+/// A sealed memfd copy of `path`, as the client makes it.
+fn sealed_copy(path: &Path) -> std::os::fd::OwnedFd {
+    let fd = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+    let mut f = std::fs::File::from(fd.try_clone().unwrap());
+    f.write_all(&std::fs::read(path).unwrap()).unwrap();
+    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
+    rustix::fs::fcntl_add_seals(&fd, jobseal_exec::payload::FINAL_SEALS).unwrap();
+    fd
+}
+
 /// What a hand-written client sends.
 fn raw_request(bundle: &[u8]) -> Request {
     Request {
@@ -801,6 +811,30 @@ fn protocol_abuse_is_refused_while_a_good_pilot_launches() {
         }
         r => panic!("{r:?}"),
     }
+    // A NUL byte in argv0 (it would fail the exec after the use is spent):
+    // refused before anything is looked at.
+    let mut s = connect_as(&w.pilot, &w.socket());
+    let memfd = sealed_copy(&w.path("pilot/job/run.sh"));
+    let fds = [
+        devnull.as_fd(),
+        devnull.as_fd(),
+        devnull.as_fd(),
+        memfd.as_fd(),
+    ];
+    let mut nul = raw_request(&bytes);
+    nul.argv0 = b"./run.sh\0evil".to_vec();
+    proto::send_request(&mut s, &nul, &fds).unwrap();
+    match reply(&mut s) {
+        Reply::Refused {
+            exit,
+            reason,
+            message,
+        } => {
+            assert_eq!((exit, reason.as_str()), (201, "exec.request"));
+            assert!(message.contains("NUL"), "{message}");
+        }
+        r => panic!("{r:?}"),
+    }
     // Garbage, an oversized frame, too few descriptors.
     for junk in [
         b"GET / HTTP/1.0\r\n\r\n".to_vec(),
@@ -822,8 +856,9 @@ fn protocol_abuse_is_refused_while_a_good_pilot_launches() {
         .count();
     let many: Vec<_> = (0..250).map(|_| devnull.as_fd()).collect();
     let mut s = connect_as(&w.pilot, &w.socket());
+    // The first byte of a frame, with the descriptors: the service refuses
+    // at once (it may have closed before any further byte could be sent).
     send_with_descriptors(&s, &[0], &many);
-    s.write_all(&[0, 0, 9]).unwrap();
     match reply(&mut s) {
         Reply::Refused {
             exit,
