@@ -548,7 +548,7 @@ fn child_writer() {
         // This test is about the chain, not latency: on a loaded CI machine
         // 16 writers fsyncing each record can starve one past the default
         // 10 s (which then fails that writer's append, closed).
-        lock_timeout: std::time::Duration::from_secs(600),
+        lock_timeout: Duration::from_secs(600),
         ..AuditOptions::default()
     };
     let log = AuditLog::open(path, opts).unwrap();
