@@ -141,9 +141,10 @@ fn exec_command() -> Command {
              under the local account the verified user maps to, in a fresh working directory \
              holding the verified inputs, inside the pilot's batch cgroup. In logging-only \
              mode (as shipped) it admits the job itself and runs the payload under the \
-             caller's uid, with a replay database and audit log the caller owns. Installed \
-             setuid root with mode = \"identity-switching\" (deprecated) it maps and \
-             switches itself. It never falls back to running the payload anyway.",
+             caller's uid, with a replay database and audit log the caller owns. The setuid \
+             identity-switching launcher is retired: installed setuid root, or with \
+             mode = \"identity-switching\", it exits 202 and runs nothing. It never falls \
+             back to running the payload anyway.",
         )
         .disable_help_flag(true)
         .disable_version_flag(true)
@@ -165,10 +166,10 @@ fn exec_command() -> Command {
 const EXEC_SECTIONS: &str = r#".SH ENVIRONMENT
 .TP
 \fBGLEXEC_CLIENT_CERT\fR
-The job's bundle: a regular file, not reached through a final symbolic link. In logging-only and identity-switching mode it must also be owned by the caller and writable by nobody else.
+The job's bundle: a regular file, not reached through a final symbolic link. In logging-only mode it must also be owned by the caller and writable by nobody else.
 .TP
 \fBGLEXEC_SOURCE_PROXY\fR, \fBGLEXEC_TARGET_PROXY\fR
-A proxy to copy for the payload (written as the target user, mode 0600), and where. Through the launch service (and in identity-switching mode) the destination is a file name in the payload's working directory or exactly /tmp/x509up_u<target uid> [x509up in the working directory], and the source must be the admitted user's proxy; the service also requires a valid proxy chain to a trusted CA holding exactly its own private key. In logging-only mode the destination is any absolute path [/tmp/x509up_u<uid>].
+A proxy to copy for the payload (mode 0600), and where. Through the launch service the copy goes into the payload's working directory only, under a plain name that is not an input's [x509up], and the source must be a valid proxy chain of the admitted user to a trusted CA, holding exactly its own private key. In logging-only mode the destination is any absolute path [/tmp/x509up_u<uid>].
 .TP
 \fBJOBSEAL_EXEC_CONFIG\fR
 Another configuration file; honoured only when jobseal-exec is not privileged (logging-only mode, and the client of service mode).
@@ -186,22 +187,23 @@ The launch service's socket (service mode; the configuration's socket).
 The site policy (see \fBjobseal-admit\fR(1)).
 .TP
 \fB/var/lib/jobseal\fR, \fB/var/log/jobseal\fR
-The replay database and the audit log of the launch service and of a privileged launcher.
+The replay database and the audit log of the launch service.
 .TP
 \fB/var/lib/jobseal/work\fR
-The default work root of the launch service and of identity-switching mode (mode 0711, root-owned).
+The default work root of the launch service (mode 0711, root-owned).
 .SH EXIT STATUS
 The payload's own status when it ran (128+\fIs\fR if signal \fIs\fR killed it); 201 client error (usage, credential, proxy, request, unsealed executable); 202 internal or configuration error (service unavailable or busy, working directory, cgroup); 203 authorisation error (denied, caller not allowed, not mapped); 204 the payload itself returned 201 to 204; 126 the command could not be executed. Every exit other than the payload's writes one line \fIreason.code: message\fR on stderr.
 .SH LAUNCH SERVICE
-To run payloads under the users' mapped accounts, set mode = "service", users = [...] and a mapping in /etc/jobseal/exec.toml, then start the service: systemctl enable --now jobseal-launchd (see \fBjobseal-launchd\fR(8)). jobseal-exec stays mode 0755 and becomes the service's client; a setuid jobseal-exec in service mode exits 202 and runs nothing. If the service cannot be reached the client exits 202 (exec.service-unavailable): it never falls back to another mode.
-.SH SETUID INSTALLATION (DEPRECATED)
-The identity-switching mode of a setuid-root jobseal-exec is deprecated: use the launch service above. To leave it, set mode = "service", start jobseal-launchd, and remove the setuid bit (dpkg-statoverride --remove /usr/sbin/jobseal-exec; chmod 0755 /usr/sbin/jobseal-exec). It is still made with
+To run payloads under the users' mapped accounts, set mode = "service", users = [...] and a mapping in /etc/jobseal/exec.toml, then start the service: systemctl enable --now jobseal-launchd (see \fBjobseal-launchd\fR(8)). jobseal-exec stays mode 0755 and becomes the service's client; a setuid jobseal-exec exits 202 and runs nothing. If the service cannot be reached the client exits 202 (exec.service-unavailable): it never falls back to another mode.
+.SH SETUID INSTALLATION (RETIRED)
+The identity-switching mode of a setuid-root jobseal-exec is retired: a jobseal-exec installed setuid root, or configured with mode = "identity-switching", exits 202 (config.invalid) with one line naming the fix, and runs nothing; run by root it refuses every mode. To move over, set mode = "service", start jobseal-launchd, and remove the setuid bit:
 .PP
 .nf
-    dpkg-statoverride --update --add root root 4755 /usr/sbin/jobseal-exec
+    dpkg-statoverride --remove /usr/sbin/jobseal-exec
+    chmod 0755 /usr/sbin/jobseal-exec
 .fi
 .PP
-(on EL: chmod 4755 /usr/sbin/jobseal-exec from configuration management) and mode = "identity-switching". A privileged launcher configured for logging-only mode exits 202 and runs nothing.
+(on EL: chmod 0755 /usr/sbin/jobseal-exec, and drop the rule of your configuration management). Mapping, pools, policy and directories stay as they are.
 .SH SEE ALSO
 \fBjobseal-launchd\fR(8), \fBjobseal\fR(1), \fBjobseal-admit\fR(1), /usr/share/doc/jobseal-exec/jobseal-exec.md, spec/jobseal.md section 14.
 "#;
@@ -274,7 +276,7 @@ The package installs jobseal-launchd.service, not enabled. Enable and start it w
 .PP
 It runs as root with RuntimeDirectory=jobseal (0755), NoNewPrivileges=yes, ProtectSystem=full (the gridmapdir /etc/grid-security/gridmapdir kept writable), PrivateTmp=no, Restart=on-failure and LimitNOFILE=65536. Payloads are its children and inherit these settings; change them with systemctl edit jobseal-launchd. There is no socket activation. Stopping or restarting the service ends the supervision of the payloads it runs: restart it when the node is drained.
 .SH EXIT STATUS
-It runs until it is stopped. 1: it could not start (not root, an invalid configuration, a socket it cannot bind), with one line on stderr; 2: a usage error.
+It runs until it is stopped. 1: it could not start (not root, descriptors other than 0-2 inherited, an invalid configuration, a socket it cannot bind), with one line on stderr; 2: a usage error. Start it with descriptors 0-2 only, as systemd does.
 .SH FILES
 .TP
 \fB/etc/jobseal/exec.toml\fR
