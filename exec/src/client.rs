@@ -10,7 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,13 @@ fn read_bundle(path: &Path) -> Result<Vec<u8>, Fail> {
         )
     };
     let file = open_regular(path, true).map_err(refuse)?;
+    // gLExec's rule (§14.2): the caller's own file, writable by nobody else.
+    let meta = file.metadata().map_err(refuse)?;
+    if meta.uid() != rustix::process::getuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return Err(refuse(std::io::Error::other(
+            "not the caller's own file, or writable by group or others",
+        )));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_BUNDLE_BYTES)
         .read_to_end(&mut bytes)
@@ -229,19 +236,26 @@ pub fn run(
 
 /// Wait for the service's verdict and, if the payload runs, its exit.
 fn replies(stream: &mut UnixStream) -> Result<u8, Fail> {
+    let mut started = None;
     loop {
         let body = match proto::receive(stream, proto::MAX_MESSAGE_BYTES) {
             Ok(b) => b,
             Err(e) => {
+                let what = match started {
+                    Some(pid) => format!(
+                        "the launch service ended while the payload ran (pid {pid}): its end is unknown"
+                    ),
+                    None => "the launch service ended the launch without a result".into(),
+                };
                 return fail(
                     EXIT_INTERNAL,
                     ExecReason::ServiceUnavailable.code(),
-                    format!("the launch service ended the launch without a result ({e:?})"),
+                    format!("{what} ({e:?})"),
                 );
             }
         };
         match Reply::decode(&body) {
-            Ok(Reply::Started { .. }) => {}
+            Ok(Reply::Started { pid }) => started = Some(pid),
             Ok(Reply::Exited { exit }) => return Ok(exit),
             Ok(Reply::Refused {
                 exit,

@@ -501,9 +501,18 @@ fn a_replay_a_tampered_call_and_an_unlisted_caller_run_nothing() {
     // Other arguments: denied, the use is kept.
     let o = w.launch(&bundle, &["./run.sh", "2"]);
     assert_refused(&o, 203, "payload.arguments-mismatch");
-    // A caller not in `users` (the target account itself).
+    // A caller not in `users` (the target account itself, with its own
+    // copy of the bundle: the client takes only the caller's own file).
     let o = w
         .client(&w.target, &bundle, &["./run.sh", "1"], &[])
+        .output()
+        .unwrap();
+    assert_refused(&o, 201, "exec.credential");
+    let theirs = w.path("theirs.bundle.pem");
+    std::fs::copy(&bundle, &theirs).unwrap();
+    std::os::unix::fs::lchown(&theirs, Some(w.target.uid), Some(w.target.gid)).unwrap();
+    let o = w
+        .client(&w.target, &theirs, &["./run.sh", "1"], &[])
         .output()
         .unwrap();
     assert_refused(&o, 203, "exec.caller-not-allowed");

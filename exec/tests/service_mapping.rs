@@ -844,7 +844,14 @@ fn each_built_in_control_denies_what_it_should_and_spends_nothing() {
     // A caller not on the whitelist: refused before anything is read, and
     // not recorded (anyone could flood the site's log).
     let b = w.seal("c0", 0, &[], "");
+    // (The target's own copy of the bundle: the client takes only the
+    // caller's own file, 201 exec.credential otherwise.)
+    let theirs = w.path("theirs.bundle.pem");
+    std::fs::copy(&b, &theirs).unwrap();
+    std::os::unix::fs::lchown(&theirs, Some(w.target.uid), Some(w.target.gid)).unwrap();
     let o = w.launch_full(&w.target, &b, &["./run.sh"], &[], "");
+    assert_refused(&o, 201, "exec.credential");
+    let o = w.launch_full(&w.target, &theirs, &["./run.sh"], &[], "");
     assert_refused(&o, 203, "exec.caller-not-allowed");
     assert!(w.audit().is_empty(), "{:?}", w.audit());
     // Mapped to root, below min_uid, below min_gid, to no account, to
