@@ -680,7 +680,6 @@ impl<'a> Run<'a> {
                 "GLEXEC_TARGET_PROXY {name}: an input of the job has that name"
             )));
         }
-        let _ = mapped;
         Ok(Some(ProxyCopy { bytes, destination }))
     }
 
