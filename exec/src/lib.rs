@@ -20,7 +20,8 @@ pub mod workdir;
 
 pub use jobseal_launch_proto as proto;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
 use std::process::ExitStatus;
 
 /// gLExec's exit codes.
@@ -70,6 +71,45 @@ pub fn exit_code(status: ExitStatus) -> u8 {
         (None, Some(s)) => u8::try_from(128 + s).unwrap_or(EXIT_INTERNAL),
         (None, None) => EXIT_INTERNAL,
     }
+}
+
+/// The payload's environment (§14.7), built from nothing: the names of
+/// `inherited` that [`passes`] lets through, the fixed `PATH`, what the user
+/// signed, then the account's own `HOME`, `USER`, `LOGNAME`, and
+/// `JOBSEAL_WORKDIR` and `X509_USER_PROXY` where given.
+pub fn payload_env(
+    inherited: &[(OsString, OsString)],
+    whitelist: &[String],
+    signed: &[(String, String)],
+    account: &account::Account,
+    workdir: Option<&Path>,
+    proxy: Option<&Path>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = inherited
+        .iter()
+        .filter(|(k, _)| passes(k, whitelist))
+        .cloned()
+        .collect();
+    set_var(&mut env, "PATH", SAFE_PATH.into());
+    for (k, v) in signed {
+        set_var(&mut env, k, v.into());
+    }
+    set_var(&mut env, "HOME", account.home.clone().into());
+    set_var(&mut env, "USER", account.name.clone().into());
+    set_var(&mut env, "LOGNAME", account.name.clone().into());
+    if let Some(w) = workdir {
+        set_var(&mut env, "JOBSEAL_WORKDIR", w.into());
+    }
+    if let Some(p) = proxy {
+        set_var(&mut env, "X509_USER_PROXY", p.into());
+    }
+    env
+}
+
+/// Set `name` in `env`, replacing any earlier value.
+pub fn set_var(env: &mut Vec<(OsString, OsString)>, name: &str, value: OsString) {
+    env.retain(|(n, _)| n != name);
+    env.push((name.into(), value));
 }
 
 /// What gLExec passes: `TZ`, `X509_USER_PROXY`, `GLEXEC_*` and the site's

@@ -29,7 +29,7 @@ use jobseal_exec::reason::ExecReason;
 use jobseal_exec::workdir::{self, WorkDir};
 use jobseal_exec::{
     EXIT_CLIENT, EXIT_DENIED, EXIT_INTERNAL, EXIT_NOT_EXECUTABLE, Fail, MAX_BUNDLE_BYTES,
-    SAFE_PATH, exit_code, fail, one_line, passes, peek_manifest, signals,
+    SAFE_PATH, exit_code, fail, one_line, payload_env, peek_manifest, set_var, signals,
 };
 use jobseal_policy::Policy;
 use jobseal_verify::Reason;
@@ -391,27 +391,19 @@ fn run() -> Result<u8, Fail> {
         return fail(EXIT_DENIED, decision.code(), decision.message);
     }
 
-    // The payload's environment (§14.7): the caller's whitelisted names,
-    // the fixed PATH, then what the user signed, then the caller's own.
-    let mut payload_env: Vec<(OsString, OsString)> = env
-        .iter()
-        .filter(|(k, _)| passes(k, &config.env_whitelist))
-        .cloned()
-        .collect();
-    let mut set = |k: &str, v: OsString| {
-        payload_env.retain(|(n, _)| n != k);
-        payload_env.push((k.into(), v));
-    };
-    set("PATH", SAFE_PATH.into());
-    for (k, v) in decision.job.iter().flat_map(|j| j.environment.iter()) {
-        set(k, v.into());
-    }
-    set("HOME", account.home.clone().into());
-    set("USER", account.name.clone().into());
-    set("LOGNAME", account.name.clone().into());
-    if let Some(w) = &workdir {
-        set("JOBSEAL_WORKDIR", w.path.clone().into_os_string());
-    }
+    // The payload's environment (§14.7).
+    let signed = decision
+        .job
+        .as_ref()
+        .map_or(&[][..], |j| &j.environment[..]);
+    let mut payload_env = payload_env(
+        &env,
+        &config.env_whitelist,
+        signed,
+        &account,
+        workdir.as_ref().map(|w| w.path.as_path()),
+        None,
+    );
     // The proxy copy (§14.8): the caller's own file, written where the
     // caller says (all of it is the caller's to write anyway).
     let mut proxy_copy: Option<(PathBuf, Vec<u8>)> = None;
@@ -434,7 +426,11 @@ fn run() -> Result<u8, Fail> {
                 return fail(EXIT_INTERNAL, ExecReason::Proxy.code(), m);
             }
         };
-        set("X509_USER_PROXY", destination.clone().into_os_string());
+        set_var(
+            &mut payload_env,
+            "X509_USER_PROXY",
+            destination.clone().into_os_string(),
+        );
         proxy_copy = Some((destination, bytes));
     }
     if let Some(w) = &mut workdir {

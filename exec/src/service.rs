@@ -40,8 +40,7 @@ use crate::proxy::{self, ProxyError};
 use crate::reason::ExecReason;
 use crate::workdir::{Input, WorkDir};
 use crate::{
-    EXIT_CLIENT, EXIT_DENIED, EXIT_INTERNAL, Fail, SAFE_PATH, exit_code, fail, passes,
-    peek_manifest, signals,
+    EXIT_CLIENT, EXIT_DENIED, EXIT_INTERNAL, Fail, exit_code, fail, peek_manifest, signals,
 };
 use jobseal_verify::Reason;
 
@@ -294,7 +293,13 @@ impl Peer {
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
             .map_err(|e| internal(format!("pidfd of the caller: {e}")))?;
         let raw_pid = u32::try_from(pid.as_raw_nonzero().get()).unwrap_or_default();
-        let cgroup = caller_cgroup(raw_pid);
+        let cgroup = caller_cgroup(raw_pid).map_err(|m| {
+            Fail(
+                EXIT_INTERNAL,
+                ExecReason::Cgroup.code(),
+                format!("the caller's batch job cannot be known: {m}"),
+            )
+        })?;
         if exited(&pidfd) {
             return fail(
                 EXIT_CLIENT,
@@ -324,32 +329,50 @@ fn exited(pidfd: &OwnedFd) -> bool {
 
 /// The cgroup v2 directory of `pid` (`0::/path` in `/proc/PID/cgroup`),
 /// under the unified hierarchy's mount point (`/sys/fs/cgroup`, or
-/// `/sys/fs/cgroup/unified` on hybrid hosts); `None` without cgroup v2.
-fn caller_cgroup(pid: u32) -> Option<PathBuf> {
-    let mount = cgroup2_mount()?;
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let relative = Path::new(path).strip_prefix("/").ok()?;
-    if relative
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return None;
-    }
-    Some(mount.join(relative))
+/// `/sys/fs/cgroup/unified` on hybrid hosts); `None` only without cgroup
+/// v2. With cgroup v2, a caller whose cgroup cannot be known is an error,
+/// never a payload placed outside the batch job.
+fn caller_cgroup(pid: u32) -> Result<Option<PathBuf>, String> {
+    let Some(mount) = cgroup2_mount()? else {
+        return Ok(None);
+    };
+    let file = format!("/proc/{pid}/cgroup");
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
+    cgroup_under(&mount, &text)
+        .map(Some)
+        .map_err(|m| format!("{file}: {m}"))
+}
+
+/// The directory under `mount` of the `0::/path` line of a
+/// `/proc/PID/cgroup` text.
+fn cgroup_under(mount: &Path, text: &str) -> Result<PathBuf, String> {
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or("no cgroup v2 line")?;
+    let relative = Path::new(path)
+        .strip_prefix("/")
+        .ok()
+        .filter(|r| {
+            r.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+        .ok_or_else(|| format!("cgroup {path:?} is not a plain absolute path"))?;
+    Ok(mount.join(relative))
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/proc/self/mountinfo`).
-fn cgroup2_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
+fn cgroup2_mount() -> Result<Option<PathBuf>, String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    Ok(info.lines().find_map(|line| {
         let (fields, rest) = line.split_once(" - ")?;
         if rest.split(' ').next()? != "cgroup2" {
             return None;
         }
         // Mount points with spaces are octal-escaped; the cgroup mount has none.
         fields.split(' ').nth(4).map(PathBuf::from)
-    })
+    }))
 }
 
 /// The request and its descriptors.
@@ -1109,9 +1132,9 @@ fn reachable(dir: &Path, mapped: &Mapped) -> Result<(), String> {
     Ok(())
 }
 
-/// The payload's environment (§14.7), built from nothing: the client's
-/// whitelisted names (never its `X509_USER_PROXY`), the fixed `PATH`, what
-/// the user signed, then the target's own.
+/// The payload's environment (§14.7): the client's variables as the
+/// shared rules take them, except its `X509_USER_PROXY` (the payload's is
+/// only ever the service's copy).
 fn payload_env(
     request: &Request,
     config: &ExecConfig,
@@ -1120,7 +1143,7 @@ fn payload_env(
     workdir: &Path,
     proxy: Option<&Path>,
 ) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = request
+    let inherited: Vec<(OsString, OsString)> = request
         .env
         .iter()
         .filter_map(|pair| {
@@ -1131,24 +1154,20 @@ fn payload_env(
                 OsString::from_vec(v.get(1..).unwrap_or_default().to_vec()),
             ))
         })
-        .filter(|(k, _)| k != "X509_USER_PROXY" && passes(k, &config.env_whitelist))
+        .filter(|(k, _)| k != "X509_USER_PROXY")
         .collect();
-    let mut set = |k: &str, v: OsString| {
-        env.retain(|(n, _)| n != k);
-        env.push((k.into(), v));
-    };
-    set("PATH", SAFE_PATH.into());
-    for (k, v) in decision.job.iter().flat_map(|j| j.environment.iter()) {
-        set(k, v.into());
-    }
-    set("HOME", account.home.clone().into());
-    set("USER", account.name.clone().into());
-    set("LOGNAME", account.name.clone().into());
-    set("JOBSEAL_WORKDIR", workdir.as_os_str().to_owned());
-    if let Some(p) = proxy {
-        set("X509_USER_PROXY", p.as_os_str().to_owned());
-    }
-    env
+    let signed = decision
+        .job
+        .as_ref()
+        .map_or(&[][..], |j| &j.environment[..]);
+    crate::payload_env(
+        &inherited,
+        &config.env_whitelist,
+        signed,
+        account,
+        Some(workdir),
+        proxy,
+    )
 }
 
 fn load_policy(config: &ExecConfig) -> Result<Policy, Fail> {
@@ -1235,6 +1254,19 @@ mod tests {
         rustix::fs::fchmod(&exec, rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
         rustix::fs::fcntl_add_seals(&exec, crate::payload::FINAL_SEALS).unwrap();
         check_sealed(&exec).unwrap();
+    }
+
+    #[test]
+    fn a_caller_whose_cgroup_cannot_be_known_is_an_error() {
+        let m = Path::new("/sys/fs/cgroup");
+        assert_eq!(
+            cgroup_under(m, "1:cpu:/x\n0::/batch/job7\n").unwrap(),
+            m.join("batch/job7")
+        );
+        assert_eq!(cgroup_under(m, "0::/\n").unwrap(), m.join(""));
+        assert!(cgroup_under(m, "1:cpu:/x\n").is_err());
+        assert!(cgroup_under(m, "0::/a/../b\n").is_err());
+        assert!(cgroup_under(m, "0::relative\n").is_err());
     }
 
     #[test]
