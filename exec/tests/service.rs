@@ -30,58 +30,16 @@ use jobseal_issue::keys::KeyDer;
 use jobseal_issue::throwaway;
 use jobseal_issue::{JobSpec, SealParams, seal};
 
+mod common;
+use common::{Account, assert_refused, launchd, sh, stderr, stdout, useradd};
+
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const USER: &str = "CN=Jane Doe,O=jobseal";
 const USER_SLASH: &str = "/O=jobseal/CN=Jane Doe";
 
 fn root_or_skip() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run the launch service tests as root"
-    );
-    eprintln!("SKIPPED the launch service tests: they need root (useradd, a root service)");
-    false
-}
-
-fn sh(cmd: &mut Command) -> Output {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-#[derive(Clone, Debug)]
-struct Account {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-fn useradd(name: &str) -> Account {
-    sh(Command::new("useradd")
-        .args([
-            "--no-create-home",
-            "--user-group",
-            "--shell",
-            "/usr/sbin/nologin",
-        ])
-        .arg(name));
-    let id = |flag: &str| -> u32 {
-        let o = sh(Command::new("id").arg(flag).arg(name));
-        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-    };
-    Account {
-        name: name.into(),
-        uid: id("-u"),
-        gid: id("-g"),
-    }
+    common::root_or_skip("launch service tests")
 }
 
 /// Accounts, a CA, a user, the pilot's job directory, the configuration
@@ -207,17 +165,8 @@ impl World {
     }
 
     fn start(&mut self) {
-        // Started as a site starts it: nothing open but 0-2 (the test
-        // harness leaks cargo's jobserver descriptors).
-        let closes: String = leaked_descriptors()
-            .iter()
-            .map(|fd| format!("exec {fd}>&-; "))
-            .collect();
-        let child = Command::new("bash")
-            .arg("-c")
-            .arg(format!("{closes}exec \"$@\""))
-            .arg("bash")
-            .arg(env!("CARGO_BIN_EXE_jobseal-launchd"))
+        // Started as a site starts it: nothing open but 0-2.
+        let child = launchd()
             .arg("--config")
             .arg(self.path("exec.toml"))
             .stdin(Stdio::null())
@@ -371,28 +320,6 @@ impl Drop for World {
     }
 }
 
-/// Descriptors this process would pass on (open, not close-on-exec).
-fn leaked_descriptors() -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        let Ok(fd) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
-            continue;
-        };
-        let flags = info
-            .lines()
-            .find_map(|l| l.strip_prefix("flags:"))
-            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
-            .unwrap_or(0);
-        if fd > 2 && flags & 0o2_000_000 == 0 {
-            out.push(fd);
-        }
-    }
-    out
-}
-
 /// The service refuses to start with a descriptor that would reach every
 /// payload.
 #[test]
@@ -411,29 +338,6 @@ fn the_service_refuses_to_start_with_an_inherited_descriptor() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("descriptors [") && err.contains("7"), "{err}");
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_refused(o: &Output, code: i32, reason: &str) {
-    assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
-    // The last line: the pilot's own LD_PRELOAD makes ld.so complain
-    // about the client before it.
-    let err = stderr(o);
-    assert!(
-        err.lines()
-            .last()
-            .unwrap_or("")
-            .starts_with(&format!("{reason}: ")),
-        "expected {reason}: {err}"
-    );
-    assert!(stdout(o).is_empty(), "something ran: {}", stdout(o));
 }
 
 fn last_record(w: &World) -> serde_json::Value {
@@ -888,12 +792,10 @@ fn protocol_abuse_is_refused_while_a_good_pilot_launches() {
         fds_after <= fds_before,
         "{fds_before} -> {fds_after} descriptors"
     );
-    // 500 idle connections, and one half-sent request, held open while a
-    // good pilot launches.
+    // 500 connections of another local account held open, and one
+    // half-sent request of the pilot's, while a good pilot launches.
     let other = useradd(&format!("jso{:04x}", std::process::id() % 0x10000));
-    let idle: Vec<UnixStream> = (0..500)
-        .filter_map(|_| std::panic::catch_unwind(|| connect_as(&other, &w.socket())).ok())
-        .collect();
+    let idle: Vec<UnixStream> = (0..500).map(|_| connect_as(&other, &w.socket())).collect();
     let mut half = connect_as(&w.pilot, &w.socket());
     half.write_all(&[0, 0, 1]).unwrap();
     let t = Instant::now();
@@ -915,7 +817,15 @@ fn protocol_abuse_is_refused_while_a_good_pilot_launches() {
         }
         r => panic!("{r:?}"),
     }
-    drop(idle);
+    // Each of the 500 was refused, none left waiting.
+    for mut s in idle {
+        match reply(&mut s) {
+            Reply::Refused { exit, reason, .. } => {
+                assert_eq!((exit, reason.as_str()), (203, "exec.caller-not-allowed"));
+            }
+            r => panic!("{r:?}"),
+        }
+    }
     let _ = Command::new("userdel").args(["-f", &other.name]).output();
 }
 

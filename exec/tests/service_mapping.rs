@@ -33,6 +33,9 @@ use jobseal_issue::keys::KeyDer;
 use jobseal_issue::throwaway;
 use jobseal_issue::{JobSpec, SealParams, seal};
 
+mod common;
+use common::{Account, assert_refused, groupadd, last_line, launchd, sh, stderr, stdout, useradd};
+
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const USERS: [&str; 3] = [
@@ -42,83 +45,13 @@ const USERS: [&str; 3] = [
 ];
 
 fn root_or_skip() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run the launch service mapping tests as root"
-    );
-    eprintln!("SKIPPED the launch service mapping tests: they need root (useradd, a root service)");
-    false
+    common::root_or_skip("launch service mapping tests")
 }
 
 fn slash_dn(rfc: &str) -> String {
     let mut parts: Vec<&str> = rfc.split(',').collect();
     parts.reverse();
     format!("/{}", parts.join("/"))
-}
-
-/// Run `cmd`, retrying a few times: another test binary may hold the lock
-/// of `/etc/passwd` for a moment (useradd exits 10 then).
-fn sh(cmd: &mut Command) -> Output {
-    let mut tries = 0;
-    loop {
-        let o = cmd.output().unwrap();
-        if o.status.success() {
-            return o;
-        }
-        tries += 1;
-        assert!(
-            tries < 20 && o.status.code() == Some(10),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Account {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-fn useradd(name: &str) -> Account {
-    sh(Command::new("useradd")
-        .args([
-            "--no-create-home",
-            "--user-group",
-            "--shell",
-            "/usr/sbin/nologin",
-        ])
-        .arg(name));
-    let id = |flag: &str| -> u32 {
-        let o = sh(Command::new("id").arg(flag).arg(name));
-        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-    };
-    Account {
-        name: name.into(),
-        uid: id("-u"),
-        gid: id("-g"),
-    }
-}
-
-fn groupadd(name: &str, system: bool) -> u32 {
-    let mut c = Command::new("groupadd");
-    if system {
-        c.arg("--system");
-    }
-    sh(c.arg(name));
-    let o = sh(Command::new("getent").args(["group", name]));
-    String::from_utf8_lossy(&o.stdout)
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// Accounts, groups, a CA, three users, the gridmapdir, the pilot's job
@@ -434,71 +367,6 @@ impl Drop for World {
         }
         let _ = std::fs::remove_file(format!("/tmp/x509up_u{}", self.target.uid));
     }
-}
-
-/// `jobseal-launchd`, started as systemd starts it: with no descriptor
-/// but 0-2 (this test process would pass on cargo's jobserver pipes).
-fn launchd() -> Command {
-    let closes: String = leaked_descriptors()
-        .iter()
-        .map(|fd| format!("exec {fd}>&-; "))
-        .collect();
-    let mut c = Command::new("bash");
-    c.arg("-c")
-        .arg(format!("{closes}exec \"$@\""))
-        .arg("bash")
-        .arg(env!("CARGO_BIN_EXE_jobseal-launchd"));
-    c
-}
-
-/// Descriptors this process would pass on (open, not close-on-exec).
-fn leaked_descriptors() -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        let Ok(fd) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if fd <= 2 {
-            continue;
-        }
-        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
-            continue;
-        };
-        let flags = info
-            .lines()
-            .find_map(|l| l.strip_prefix("flags:"))
-            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
-            .unwrap_or(0);
-        if flags & 0o2_000_000 == 0 {
-            out.push(fd);
-        }
-    }
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The last line of stderr: the pilot's own `LD_PRELOAD` makes ld.so
-/// complain about the client (and `setpriv`) before it.
-fn last_line(o: &Output) -> String {
-    stderr(o).lines().last().unwrap_or("").to_string()
-}
-
-/// The refusal line the client prints, and that nothing ran.
-fn assert_refused(o: &Output, code: i32, reason: &str) {
-    assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
-    assert!(
-        last_line(o).starts_with(&format!("{reason}: ")),
-        "expected {reason}: {}",
-        stderr(o)
-    );
-    assert!(stdout(o).is_empty(), "something ran: {}", stdout(o));
 }
 
 /// `setpriv` arguments that run what follows as the pilot.
