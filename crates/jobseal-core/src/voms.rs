@@ -658,6 +658,91 @@ fn parse_generic(t: &Tlv<'_>) -> Result<Vec<GenericAttribute>, AcError> {
     Ok(out)
 }
 
+/// The fields of a certificate that an AC holder's `baseCertificateID`
+/// names, as encoded.
+struct HolderFields<'a> {
+    subject: &'a [u8],
+    issuer: &'a [u8],
+    /// The serial number's INTEGER contents.
+    serial: &'a [u8],
+    /// `issuerUniqueID` ([1] IMPLICIT BIT STRING) contents, if present.
+    issuer_uid: Option<&'a [u8]>,
+}
+
+impl<'a> HolderFields<'a> {
+    fn of(cert: &'a [u8]) -> Option<Self> {
+        let raw = tlv::RawCert::split(cert)?;
+        let tbs = tlv::read_all(raw.tbs)?;
+        let mut fields = tlv::children(tbs.value)?.into_iter().peekable();
+        if fields.peek().map(|t| t.tag) == Some(0xa0) {
+            fields.next(); // version
+        }
+        let serial = fields.next().filter(|s| s.tag == INTEGER)?.value;
+        // signature, issuer, validity, subject, subjectPublicKeyInfo
+        let issuer_uid = fields.nth(5).filter(|t| t.tag == 0x81).map(|t| t.value);
+        Some(Self {
+            subject: raw.subject,
+            issuer: raw.issuer,
+            serial,
+            issuer_uid,
+        })
+    }
+}
+
+/// Check (j) of `spec/jobseal.md` §6.3a: `ac` was issued to the end-entity
+/// certificate `eec` (DER). Its holder is a `baseCertificateID` alone,
+/// naming exactly one directoryName, equal to the EEC's subject (what VOMS
+/// servers, `voms-proxy-fake` and the Java clients write) or to its issuer
+/// (RFC 5755, and what the Debian VOMS server writes), with the EEC's serial
+/// number and issuerUID. Shared by the verifier and by the issuer, which
+/// refuses to seal an AC no site would accept. The error says why, in words.
+pub fn check_holder(ac: &AttributeCertificate, eec: &[u8]) -> Result<(), String> {
+    let base = match (&ac.holder.base_certificate_id, ac.holder.other_forms) {
+        (Some(b), false) => b,
+        _ => return Err("its holder is not a baseCertificateID alone".into()),
+    };
+    let [holder_name] = base.names.as_slice() else {
+        return Err("its holder does not name exactly one directoryName".into());
+    };
+    if base.other_names != 0 {
+        return Err("its holder names other than a directoryName".into());
+    }
+    let cert = HolderFields::of(eec).ok_or("the end-entity certificate cannot be read")?;
+    let eec_dn = || name::to_slash_string(cert.subject);
+    if !name::same(holder_name, cert.subject) && !name::same(holder_name, cert.issuer) {
+        return Err(format!(
+            "it was issued to {}, not to {} or its CA",
+            name::to_slash_string(holder_name),
+            eec_dn()
+        ));
+    }
+    if cert.serial != base.serial.as_slice() {
+        return Err(format!(
+            "it was issued to serial number {} of {}, not to {}'s {}",
+            crate::manifest::hex(&base.serial),
+            name::to_slash_string(holder_name),
+            eec_dn(),
+            crate::manifest::hex(cert.serial)
+        ));
+    }
+    if cert.issuer_uid != base.issuer_uid.as_deref() {
+        return Err("its holder issuerUID differs from the EEC's".into());
+    }
+    Ok(())
+}
+
+/// The value of a VOMS extension (1.3.6.1.4.1.8005.100.100.5) carrying
+/// `acs`, each one AC's DER: a SEQUENCE holding one SEQUENCE OF AC, the form
+/// `voms-proxy-init` writes.
+pub fn encode_ac_seq(acs: &[&[u8]]) -> Vec<u8> {
+    let body: Vec<u8> = acs.concat();
+    let mut inner = tlv::header(SEQUENCE, body.len());
+    inner.extend_from_slice(&body);
+    let mut outer = tlv::header(SEQUENCE, inner.len());
+    outer.extend_from_slice(&inner);
+    outer
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,

@@ -101,6 +101,7 @@ fn credential(user_key: SigningKey, user_spki: Vec<u8>) -> (Credential, IssuerCh
         source: Source::Proxy(PathBuf::from("bench")),
         key: user_key,
         chain: vec![cert, ca.cert],
+        voms_ac: None,
     };
     let check = credential::check_issuer(&cred, NOW).unwrap();
     (cred, check)

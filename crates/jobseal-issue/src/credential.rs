@@ -213,6 +213,9 @@ pub struct Credential {
     pub key: SigningKey,
     /// DER certificates: the key's certificate first, then its issuers.
     pub chain: Vec<Vec<u8>>,
+    /// A VOMS attribute certificate (DER) that every job-bound proxy sealed
+    /// with this credential carries ([`Credential::with_voms_ac`]).
+    pub voms_ac: Option<Vec<u8>>,
 }
 
 /// Asks for a passphrase; receives the prompt.
@@ -299,7 +302,12 @@ impl Credential {
                 "{source}: the private key does not match the certificate"
             )));
         }
-        Ok(Self { source, key, chain })
+        Ok(Self {
+            source,
+            key,
+            chain,
+            voms_ac: None,
+        })
     }
 
     /// Load from in-memory DER parts (tests and embedders).
@@ -309,8 +317,82 @@ impl Credential {
         chain: Vec<Vec<u8>>,
     ) -> Result<Self, IssueError> {
         let key = SigningKey::from_key_der(key)?;
-        Ok(Self { source, key, chain })
+        Ok(Self {
+            source,
+            key,
+            chain,
+            voms_ac: None,
+        })
     }
+
+    /// Put `ac`, the DER of one VOMS attribute certificate as a VOMS server
+    /// returns it, into every job-bound proxy sealed with this credential,
+    /// in the VOMS extension (1.3.6.1.4.1.8005.100.100.5) `voms-proxy-init`
+    /// writes. The AC must name this credential's certificate as its holder,
+    /// so the credential must be the user's certificate, not a proxy.
+    /// Refused ([`IssueError::Credential`]) here: an AC that does not read
+    /// as a VOMS AC, a credential that is a proxy, an AC whose holder is
+    /// another certificate. [`check_issuer`] then refuses an AC that has
+    /// expired or has not started, and caps the jobs' validity at its end.
+    pub fn with_voms_ac(mut self, ac: Vec<u8>) -> Result<Self, IssueError> {
+        check_leaf_ac(&self, &ac)?;
+        self.voms_ac = Some(ac);
+        Ok(self)
+    }
+}
+
+/// What the AC in the job-bound proxy says, once its holder is known to be
+/// the credential's certificate and that certificate is not a proxy: the
+/// site checks the holder against the end-entity certificate (§6.3a j).
+pub(crate) fn check_leaf_ac(cred: &Credential, ac: &[u8]) -> Result<VomsAc, IssueError> {
+    let cert = cred
+        .chain
+        .first()
+        .ok_or_else(|| refuse(format!("{}: no certificate found", cred.source)))?;
+    if is_proxy_certificate(cert) {
+        return Err(refuse(format!(
+            "{}: a proxy cannot seal with VOMS attributes fetched for your certificate \
+             (the attribute certificate names your certificate as its holder): \
+             sign with your certificate and key (--cert/--key), not a proxy",
+            cred.source
+        )));
+    }
+    let strict = voms::parse_ac(ac).map_err(|e| {
+        let why = match e {
+            voms::AcError::Malformed(m) | voms::AcError::Limits(m) => m,
+        };
+        refuse(format!(
+            "the VOMS attribute certificate cannot be used: {why}"
+        ))
+    })?;
+    voms::check_holder(&strict, cert).map_err(|m| {
+        refuse(format!(
+            "the VOMS attribute certificate of VO {} is not for {}: {m}",
+            strict.vo, cred.source
+        ))
+    })?;
+    voms::read_ac_lenient(ac).ok_or_else(|| refuse("the VOMS attribute certificate cannot be read"))
+}
+
+/// Whether `cert` (DER) is a proxy: RFC 3820 or GT3-draft ProxyCertInfo, or
+/// a legacy Globus proxy's name. A certificate that does not parse counts as
+/// one (it cannot be shown not to be).
+fn is_proxy_certificate(cert: &[u8]) -> bool {
+    let Ok(parsed) = Certificate::from_der(cert) else {
+        return true;
+    };
+    let has = |id| {
+        parsed
+            .tbs_certificate()
+            .extensions()
+            .is_some_and(|exts| exts.iter().any(|e| e.extn_id == id))
+    };
+    let legacy = tlv::RawCert::split(cert).is_none_or(|raw| {
+        name::split_last_cn(raw.subject).is_some_and(|(parent, cn)| {
+            (cn == "proxy" || cn == "limited proxy") && name::same(&parent, raw.issuer)
+        })
+    });
+    has(oid::PROXY_CERT_INFO) || has(oid::PROXY_CERT_INFO_GT3) || legacy
 }
 
 /// The subjectPublicKey bits of an SPKI element.
@@ -344,6 +426,37 @@ fn refuse(msg: impl Into<String>) -> IssueError {
     IssueError::Credential(msg.into())
 }
 
+/// The AC the job-bound proxy will carry ([`Credential::with_voms_ac`]):
+/// checked again (a credential's fields are public), refused if it has not
+/// started yet, and added to `acs` so that its end caps the jobs' validity.
+/// An AC cannot join one carried by a proxy: the credential is then a proxy.
+fn check_ac_sources(
+    cred: &Credential,
+    acs: &mut Vec<VomsAc>,
+    now: UnixTime,
+) -> Result<(), IssueError> {
+    let Some(der) = &cred.voms_ac else {
+        return Ok(());
+    };
+    let ac = check_leaf_ac(cred, der)?;
+    if ac.not_after <= now {
+        return Err(refuse(format!(
+            "the VOMS attributes of VO {} fetched for your certificate expired at {}: fetch them again",
+            ac.vo,
+            ac.not_after.to_rfc3339()
+        )));
+    }
+    if ac.not_before > now.plus(300) {
+        return Err(refuse(format!(
+            "the VOMS attributes of VO {} are not valid before {}: check the clock",
+            ac.vo,
+            ac.not_before.to_rfc3339()
+        )));
+    }
+    acs.push(ac);
+    Ok(())
+}
+
 /// Check that `cred` can issue one more proxy level now.
 pub fn check_issuer(cred: &Credential, now: UnixTime) -> Result<IssuerCheck, IssueError> {
     let mut expires = UnixTime(u64::MAX);
@@ -351,6 +464,7 @@ pub fn check_issuer(cred: &Credential, now: UnixTime) -> Result<IssuerCheck, Iss
     let mut voms_acs = Vec::new();
     let mut end_entity = None;
     let mut issuer_is_proxy = false;
+    let mut ac_bearing = 0usize;
     for (depth, der) in cred.chain.iter().enumerate() {
         let cert = Certificate::from_der(der).map_err(|e| {
             refuse(format!(
@@ -428,6 +542,7 @@ pub fn check_issuer(cred: &Credential, now: UnixTime) -> Result<IssuerCheck, Iss
                 }
                 if let Some(acs) = voms::from_certificate(&cert) {
                     voms_acs.extend(acs);
+                    ac_bearing += 1;
                 }
                 true
             }
@@ -471,6 +586,16 @@ pub fn check_issuer(cred: &Credential, now: UnixTime) -> Result<IssuerCheck, Iss
             break; // CA certificates above the user's do not limit the user
         }
     }
+    // Sites take attributes from one certificate of the chain only (§6.3a).
+    if ac_bearing > 1 {
+        return Err(refuse(format!(
+            "{}: {ac_bearing} proxies of the chain carry VOMS attributes, and sites deny a chain \
+             with more than one (chain.voms-two-sources): make a fresh proxy from your certificate \
+             (voms-proxy-init -voms VO)",
+            cred.source
+        )));
+    }
+    check_ac_sources(cred, &mut voms_acs, now)?;
     for ac in &voms_acs {
         if ac.not_after <= now {
             return Err(refuse(format!(

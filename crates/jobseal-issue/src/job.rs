@@ -8,7 +8,7 @@ use der::Encode;
 use jobseal_core::bundle::Bundle;
 use jobseal_core::manifest::{FileDigest, Manifest, check_input_name};
 use jobseal_core::time::{UnixTime, format_duration, parse_duration};
-use jobseal_core::{bound_key, cose, limits, sha256};
+use jobseal_core::{bound_key, cose, limits, oid, sha256};
 
 use crate::IssueError;
 use crate::credential::{Credential, IssuerCheck};
@@ -650,7 +650,7 @@ fn seal_payload(
         .chain
         .first()
         .ok_or_else(|| IssueError::Credential("the credential has no certificate".into()))?;
-    let template = CertTemplate::proxy(
+    let mut template = CertTemplate::proxy(
         issuer_cert,
         spki,
         serial,
@@ -660,6 +660,15 @@ fn seal_payload(
             manifest_sha256: digest,
         },
     )?;
+    if let Some(ac) = &cred.voms_ac {
+        // Checked again here: a credential's fields are public, and a leaf
+        // AC under a proxy or for another holder is one no site accepts.
+        crate::credential::check_leaf_ac(cred, ac)?;
+        let value = jobseal_core::voms::encode_ac_seq(&[ac]);
+        template
+            .extensions
+            .push(crate::proxy::extension(oid::VOMS_AC_SEQ, false, &value)?);
+    }
     let leaf = template.sign(&cred.key)?;
     let mut certificates = Vec::with_capacity(cred.chain.len() + 1);
     certificates.push(leaf);

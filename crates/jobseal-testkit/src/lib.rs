@@ -6,6 +6,7 @@
 //! fixed, so generating twice gives the same bytes (CI diffs them).
 #![forbid(unsafe_code)]
 
+pub mod ac;
 pub mod crl;
 pub mod peers;
 mod vectors;

@@ -406,6 +406,7 @@ fn bundle_with_inputs(n: usize) -> Vec<u8> {
         source: Source::Proxy(PathBuf::from("bench")),
         key: user.key,
         chain: vec![user.cert, ca.cert],
+        voms_ac: None,
     };
     let inputs = (0..n)
         .map(|i| FileDigest {

@@ -469,7 +469,8 @@ fn verify(r: &ReadAc, eec: &ParsedCert, ctx: &VomsContext<'_>) -> Result<(), Vom
         fail(code, e.message)
     })?;
     // (j) It was issued to this chain's EEC.
-    check_holder(ac, eec).map_err(|m| fail(VomsCode::HolderMismatch, format!("{what}: {m}")))?;
+    ac_reader::check_holder(ac, &eec.der)
+        .map_err(|m| fail(VomsCode::HolderMismatch, format!("{what}: {m}")))?;
     // (k) Validity, with the skew on notBefore only (ACs are not back-dated).
     let at = ctx.opts.at;
     if at > ac.not_after {
@@ -503,61 +504,6 @@ fn key_id_matches(key_id: &[u8], aa: &ParsedCert) -> bool {
     sig::public_key(aa.spki()).is_some_and(|k| {
         ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, k.bits).as_ref() == key_id
     })
-}
-
-/// VOMS practice (and voms-proxy-fake's): `baseCertificateID` names the EEC
-/// by its subject, or (RFC 5755) its issuer, with the EEC's serial number.
-fn check_holder(ac: &AttributeCertificate, eec: &ParsedCert) -> Result<(), String> {
-    let eec_dn = || eec.subject_dn();
-    let base = match (&ac.holder.base_certificate_id, ac.holder.other_forms) {
-        (Some(b), false) => b,
-        _ => return Err("its holder is not a baseCertificateID alone".into()),
-    };
-    let [holder_name] = base.names.as_slice() else {
-        return Err("its holder does not name exactly one directoryName".into());
-    };
-    if base.other_names != 0 {
-        return Err("its holder names other than a directoryName".into());
-    }
-    if !name::same(holder_name, eec.subject()) && !name::same(holder_name, eec.issuer()) {
-        return Err(format!(
-            "it was issued to {}, not to {eec_dn} or its CA",
-            name::to_slash_string(holder_name),
-            eec_dn = eec_dn()
-        ));
-    }
-    let fields = tbs_fields(eec).ok_or("the EEC cannot be read")?;
-    if fields.serial != base.serial.as_slice() {
-        return Err(format!(
-            "it was issued to serial number {} of {}, not to {eec_dn}'s {}",
-            jobseal_core::manifest::hex(&base.serial),
-            name::to_slash_string(holder_name),
-            jobseal_core::manifest::hex(fields.serial),
-            eec_dn = eec_dn()
-        ));
-    }
-    if fields.issuer_uid != base.issuer_uid.as_deref() {
-        return Err("its holder issuerUID differs from the EEC's".into());
-    }
-    Ok(())
-}
-
-struct TbsFields<'a> {
-    serial: &'a [u8],
-    issuer_uid: Option<&'a [u8]>,
-}
-
-/// The serial number and issuerUniqueID of a certificate, as encoded.
-fn tbs_fields(c: &ParsedCert) -> Option<TbsFields<'_>> {
-    let tbs = tlv::read_all(c.tbs())?;
-    let mut fields = tlv::children(tbs.value)?.into_iter().peekable();
-    if fields.peek().map(|t| t.tag) == Some(0xa0) {
-        fields.next(); // version
-    }
-    let serial = fields.next().filter(|s| s.tag == 0x02)?.value;
-    // signature, issuer, validity, subject, subjectPublicKeyInfo
-    let issuer_uid = fields.nth(5).filter(|t| t.tag == 0x81).map(|t| t.value);
-    Some(TbsFields { serial, issuer_uid })
 }
 
 /// The descriptions of `<voms_dir>/<vo>/<host>.lsc`: each a list of DNs in
