@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 
 use jobseal_core::{Error, Reason};
 use jobseal_policy::Policy;
-use jobseal_verify::{Config, Decision, Invocation, UnixTime, Verifier};
+use jobseal_verify::{Config, Decision, Invocation, UnixTime};
+
+/// Steps 1–6 without side effects. It lives in `jobseal-policy`, so that a
+/// check-only caller (the LCMAPS plugin) links neither SQLite nor rustls;
+/// re-exported here, where admission uses it.
+pub use jobseal_policy::Checker;
 
 use crate::audit::{AuditLog, AuditOptions, AuditRecord, RecordContext, ReplayNote, SyslogOptions};
 use crate::replay::{RedisStore, ReplayKey, ReplayStore, SqliteStore};
@@ -64,50 +69,6 @@ impl Dirs {
 /// File names inside the directories.
 pub const REPLAY_DB: &str = "replay.sqlite";
 pub const AUDIT_LOG: &str = "audit.jsonl";
-
-/// Steps 1–6 (the verifier, then the site policy), side-effect free: what
-/// a relying party that records nothing uses (`jobseal verify` with a
-/// policy, the C and Python bindings' `check`, the LCMAPS plugin).
-#[derive(Debug)]
-pub struct Checker {
-    verifier: Verifier,
-    policy: Policy,
-}
-
-impl Checker {
-    /// A verifier over `config` as `policy` configures it.
-    pub fn new(config: Config, policy: Policy) -> Result<Self, Error> {
-        let verifier = Verifier::new(policy.configure(config))?;
-        Ok(Self { verifier, policy })
-    }
-
-    /// The site policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    /// Steps 1–6 at `at`.
-    pub fn check_at(&self, bundle: &[u8], invocation: &Invocation, at: UnixTime) -> Decision {
-        self.apply_policy(self.verifier.check(bundle, invocation, at))
-    }
-
-    /// Steps 1–4 and 6 at `at`: the credential without its payload
-    /// ([`Verifier::check_credential`]). The payload check (step 5) is left
-    /// to whoever runs the job.
-    pub fn check_credential_at(&self, bundle: &[u8], at: UnixTime) -> Decision {
-        self.apply_policy(self.verifier.check_credential(bundle, at))
-    }
-
-    /// Step 6.
-    fn apply_policy(&self, decision: Decision) -> Decision {
-        if decision.is_permit()
-            && let Err(e) = self.policy.evaluate(&decision)
-        {
-            return decision.denied_by(e);
-        }
-        decision
-    }
-}
 
 /// A verifier with its site policy, replay store and audit log.
 pub struct Admission {
@@ -192,7 +153,7 @@ impl Admission {
     /// unreadable bundle): a deny stays a deny, and leaves a trace.
     pub fn record(&self, decision: Decision, context: &RecordContext) -> Decision {
         let mut record = AuditRecord::from_decision(&decision, context);
-        record.replay = replay_note(&self.checker.policy);
+        record.replay = replay_note(self.checker.policy());
         match self.audit.append(record) {
             Ok(_) => decision,
             Err(e) => decision.denied_by(e),
@@ -232,7 +193,7 @@ impl Admission {
         if decision.is_permit() {
             let used = match (&decision.identity, &decision.job) {
                 (Some(identity), Some(job)) => ReplayKey::for_job(identity, job).and_then(|key| {
-                    let max_uses = self.checker.policy.allowed_uses(job.allowed_uses);
+                    let max_uses = self.checker.policy().allowed_uses(job.allowed_uses);
                     self.replay.record_use(&key, max_uses, job.not_after, now)
                 }),
                 _ => Err(Error::new(
@@ -250,13 +211,13 @@ impl Admission {
         // Step 8: no execution without a trace.
         let mut context = context.clone();
         if context.site.is_none() {
-            context.site = self.checker.policy.site.clone();
+            context.site = self.checker.policy().site.clone();
         }
         context
             .secret_names
-            .extend(self.checker.policy.audit.secret_env.iter().cloned());
+            .extend(self.checker.policy().audit.secret_env.iter().cloned());
         let mut record = AuditRecord::from_decision(&decision, &context);
-        record.replay = replay_note(&self.checker.policy);
+        record.replay = replay_note(self.checker.policy());
         match self.audit.append(record) {
             Ok(_) => decision,
             Err(e) => {
@@ -274,7 +235,7 @@ impl Admission {
                     e.message
                 );
                 let mut unrecorded = AuditRecord::from_decision(&decision, &context);
-                unrecorded.replay = replay_note(&self.checker.policy);
+                unrecorded.replay = replay_note(self.checker.policy());
                 self.audit.report_unrecorded(&unrecorded, &message);
                 decision.denied_by(Error::new(e.reason, message))
             }

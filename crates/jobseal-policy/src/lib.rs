@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ban;
+mod check;
 mod load;
 pub mod pattern;
 pub mod settings;
@@ -24,6 +25,7 @@ use jobseal_verify::sig::AlgorithmPolicy;
 use jobseal_verify::{Config, CrlPolicy, Decision, InputPolicy, NamespacePolicy};
 
 pub use ban::BanList;
+pub use check::Checker;
 pub use load::MAX_POLICY_BYTES;
 pub use pattern::FqanPattern;
 pub use settings::{AuditSettings, ReplaySettings, ReplayStore};
