@@ -92,6 +92,9 @@ reasons! {
     ProxyPathLength => "proxy.path-length",
     /// A limited or independent proxy sits in the chain of a job-bound proxy.
     ProxyPolicyRefused => "proxy.policy-refused",
+    /// More than one certificate of the chain carries VOMS attribute
+    /// certificates: attributes come from one source only.
+    ChainVomsTwoSources => "chain.voms-two-sources",
     // Step 3: binding
     /// The leaf carries no JobBinding extension.
     BindingMissing => "binding.missing",
@@ -155,6 +158,9 @@ reasons! {
     PolicyFqanNotAccepted => "policy.fqan-not-accepted",
     /// The job-bound proxy or the manifest is valid for longer than the site allows.
     PolicyLifetimeExceeded => "policy.lifetime-exceeded",
+    /// The job-bound proxy was issued by a proxy and the site accepts only
+    /// jobs sealed with the user's end-entity certificate.
+    PolicyIssuerNotEndEntity => "policy.issuer-not-end-entity",
     // Step 7: replay
     /// The job has already been admitted as many times as it may be.
     ReplayJobIdUsed => "replay.job-id-used",

@@ -28,7 +28,7 @@ pub use ban::BanList;
 pub use check::Checker;
 pub use load::MAX_POLICY_BYTES;
 pub use pattern::FqanPattern;
-pub use settings::{AuditSettings, ReplaySettings, ReplayStore};
+pub use settings::{AuditSettings, IssuerRule, ReplaySettings, ReplayStore};
 
 /// Where the policy is read from when nothing else is given.
 pub const DEFAULT_PATH: &str = "/etc/jobseal/policy.toml";
@@ -55,6 +55,9 @@ pub struct Policy {
     pub bans: BanList,
     /// Ban files, re-read when they change.
     pub ban_files: Vec<PathBuf>,
+    /// Who may have issued the job-bound proxy ([`IssuerRule::Any`]: the
+    /// user's certificate or a full proxy of it).
+    pub issuer: IssuerRule,
     /// Longest usable job-bound proxy, in seconds (`None`: no limit).
     pub max_proxy_lifetime: Option<u64>,
     /// Longest manifest validity, in seconds (`None`: no limit).
@@ -87,6 +90,7 @@ impl Default for Policy {
             fqans: None,
             bans: BanList::default(),
             ban_files: Vec::new(),
+            issuer: IssuerRule::Any,
             max_proxy_lifetime: Some(DEFAULT_MAX_LIFETIME),
             max_manifest_lifetime: Some(DEFAULT_MAX_LIFETIME),
             clock_skew: verifier.clock_skew,
@@ -145,7 +149,8 @@ impl Policy {
     /// Step 6 (§13.4) on a decision of steps 1–5. A deny decision stays a
     /// deny with its own reason. On a permit the checks run in this order,
     /// the first failing one deciding: bans (subject, CA, FQAN, digest, job
-    /// id), site, VO, FQAN acceptance, proxy lifetime, manifest lifetime.
+    /// id), site, VO, FQAN acceptance, proxy lifetime, manifest lifetime,
+    /// the job-bound proxy's issuer.
     pub fn evaluate(&self, decision: &Decision) -> Result<(), Error> {
         if !decision.is_permit() {
             let reason = decision.reason.unwrap_or(Reason::Internal);
@@ -302,6 +307,19 @@ impl Policy {
                     "the manifest is valid for {}, longer than the {} this site allows",
                     format_duration(manifest),
                     format_duration(max)
+                ),
+            );
+        }
+
+        // 6f. Issuer: sealed by the user's own key, not under a proxy that
+        // a service or an intruder may hold.
+        if self.issuer == IssuerRule::EndEntity && !id.issued_by_end_entity {
+            return deny(
+                Reason::PolicyIssuerNotEndEntity,
+                format!(
+                    "the job was sealed under the proxy {}, and this site accepts only jobs sealed \
+                     with the user's certificate (jobseal sign --cert/--key)",
+                    id.issuer
                 ),
             );
         }

@@ -15,8 +15,8 @@ use toml::Spanned;
 use crate::ban::{BanList, check_dn, check_hex};
 use crate::pattern::{FqanPattern, check_vo};
 use crate::settings::{
-    AuditSettings, DEFAULT_MAX_USES, DEFAULT_SYSLOG_SOCKET, RawAudit, RawReplay, ReplaySettings,
-    ReplayStore,
+    AuditSettings, DEFAULT_MAX_USES, DEFAULT_SYSLOG_SOCKET, IssuerRule, RawAudit, RawReplay,
+    ReplaySettings, ReplayStore,
 };
 use crate::{MAX_CLOCK_SKEW, Policy};
 
@@ -148,6 +148,8 @@ struct RawPolicy {
     fqans: Option<Entries>,
     #[serde(default)]
     ban: RawBan,
+    #[serde(default)]
+    issuer: IssuerRule,
     #[serde(default, deserialize_with = "lifetime")]
     max_proxy_lifetime: Option<u64>,
     #[serde(default, deserialize_with = "lifetime")]
@@ -305,6 +307,7 @@ impl Policy {
             fqans,
             bans,
             ban_files: raw.ban.files.into_iter().map(resolve).collect(),
+            issuer: raw.issuer,
             max_proxy_lifetime: raw.max_proxy_lifetime.or(defaults.max_proxy_lifetime),
             max_manifest_lifetime: raw.max_manifest_lifetime.or(defaults.max_manifest_lifetime),
             clock_skew: raw.clock_skew.unwrap_or(defaults.clock_skew),

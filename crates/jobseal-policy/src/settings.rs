@@ -5,6 +5,20 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+/// Who may have issued the job-bound proxy (`spec/jobseal.md` §13.2
+/// `issuer`, §13.4 6f).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssuerRule {
+    /// The user's certificate or any full proxy of it (what §3.3 allows).
+    #[default]
+    Any,
+    /// The user's end-entity certificate only: a job sealed under a proxy
+    /// is denied, so a service holding a user's full proxy cannot seal
+    /// jobs this site runs.
+    EndEntity,
+}
+
 /// Where uses of a job are recorded (`spec/jobseal.md` §13.2 `[replay]`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use jobseal_policy::{Policy, ReplayStore};
+use jobseal_policy::{IssuerRule, Policy, ReplayStore};
 use jobseal_verify::{
     Config, CrlPolicy, Decision, InputPolicy, Invocation, Reason, UnixTime, Verifier,
 };
@@ -117,6 +117,75 @@ fn the_built_in_policy_keeps_every_vector_decision() {
     }
 }
 
+/// The site-policy vectors of `test-vectors/policy-vectors.json` (issue
+/// 16: `issuer = "end-entity"`): each gives its expected decision, and each
+/// deny is one its bundle's vector would permit under the built-in policy.
+#[test]
+fn every_policy_vector_gives_its_expected_decision() {
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(vectors().join("policy-vectors.json")).unwrap(),
+    )
+    .unwrap();
+    let all = doc["vectors"].as_array().unwrap();
+    assert!(all.len() >= 5, "only {} policy vectors", all.len());
+    for v in all {
+        let (name, vector) = (v["name"].as_str().unwrap(), v["vector"].as_str().unwrap());
+        let p = policy(v["policy"].as_str().unwrap());
+        let d = decide_with(vector, &p);
+        assert!(
+            d.is_permit(),
+            "{name}: {vector} gave {} ({})",
+            d.code(),
+            d.message
+        );
+        let got = p.evaluate(&d);
+        let want = v["expected"].as_str().unwrap();
+        assert_eq!(code(got.clone()), want, "{name}: {got:?}");
+        assert!(name.starts_with(if want == "permit" { "permit-" } else { "deny-" }));
+        // Exactly one thing wrong: without the issuer rule, admitted.
+        let mut any = p.clone();
+        any.issuer = IssuerRule::Any;
+        assert_eq!(code(any.evaluate(&d)), "permit", "{name}");
+    }
+}
+
+#[test]
+fn the_issuer_rule_is_any_by_default_and_reads_end_entity() {
+    assert_eq!(Policy::default().issuer, IssuerRule::Any);
+    assert_eq!(policy("").issuer, IssuerRule::Any);
+    assert_eq!(policy("issuer = \"any\"\n").issuer, IssuerRule::Any);
+    assert_eq!(
+        policy("issuer = \"end-entity\"\n").issuer,
+        IssuerRule::EndEntity
+    );
+    // The decision carries what the rule needs.
+    assert!(
+        decide("permit-direct-from-user-certificate")
+            .identity
+            .unwrap()
+            .issued_by_end_entity
+    );
+    for via_proxy in ["permit-via-user-proxy", "permit-via-two-proxies"] {
+        assert!(!decide(via_proxy).identity.unwrap().issued_by_end_entity);
+    }
+    // Checked last (6f): a banned user sealing under a proxy is reported as
+    // banned.
+    let d = decide("permit-via-user-proxy");
+    let subject = &d.identity.as_ref().unwrap().end_entity;
+    let p = policy(&format!(
+        "issuer = \"end-entity\"\n[ban]\nsubjects = [{subject:?}]\n"
+    ));
+    assert_eq!(code(p.evaluate(&d)), "policy.banned-subject");
+    let m = policy("issuer = \"end-entity\"\n")
+        .evaluate(&d)
+        .unwrap_err()
+        .message;
+    assert!(
+        m.contains("sealed under the proxy") && m.contains("--cert/--key"),
+        "{m}"
+    );
+}
+
 /// Every kind of policy error, with the line and column of the culprit.
 #[test]
 fn policy_errors_name_file_line_and_column() {
@@ -161,6 +230,9 @@ fn policy_errors_name_file_line_and_column() {
         ),
         ("[replay]\nmax_uses = 0\n", "2:12"),
         ("vos = [\"at las\"]\n", "1:8"),
+        // an issuer rule that does not exist (issue 16)
+        ("issuer = \"proxy\"\n", "1:10"),
+        ("issuer = true\n", "1:10"),
         // not TOML at all
         ("site = \n", "1:8"),
     ];

@@ -11,4 +11,6 @@ pub mod crl;
 pub mod peers;
 mod vectors;
 
-pub use vectors::{Expected, ExpectedVoms, Fixture, VECTOR_TIME, Vector, generate, write_dir};
+pub use vectors::{
+    Expected, ExpectedVoms, Fixture, PolicyVector, VECTOR_TIME, Vector, generate, write_dir,
+};

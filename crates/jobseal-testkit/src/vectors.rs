@@ -60,6 +60,20 @@ pub struct Vector {
     pub expected_voms: Option<Vec<ExpectedVoms>>,
 }
 
+/// A site-policy vector (step 6, `spec/jobseal.md` §13): the bundle of the
+/// vector `vector`, checked as that vector says, then the policy `policy`
+/// applied to the decision.
+#[derive(Clone, Debug)]
+pub struct PolicyVector {
+    pub name: String,
+    pub description: String,
+    /// The name of the (permit) vector whose bundle and job are checked.
+    pub vector: String,
+    /// The policy file's text (TOML).
+    pub policy: String,
+    pub expected: Expected,
+}
+
 /// The trust anchors and the vectors.
 #[derive(Debug)]
 pub struct Fixture {
@@ -71,6 +85,8 @@ pub struct Fixture {
     /// Files of the vomsdir: (path relative to it, contents).
     pub voms_files: Vec<(String, String)>,
     pub vectors: Vec<Vector>,
+    /// Site-policy vectors over some of `vectors`' bundles.
+    pub policy_vectors: Vec<PolicyVector>,
 }
 
 const EXE: &[u8] = b"#!/bin/sh\necho \"analysing $2 events\"\n";
@@ -1384,6 +1400,18 @@ pub fn generate() -> Result<Fixture, IssueError> {
             expected_voms: Some(expected_voms),
         });
     }
+    for (name, description, bundle, reason) in voms.denies {
+        v.push(Vector {
+            name,
+            description,
+            bundle,
+            executable: Some(EXE.to_vec()),
+            arguments: args(),
+            inputs: vec![(INPUT_NAME.into(), INPUT.to_vec())],
+            expected: Deny(reason),
+            expected_voms: None,
+        });
+    }
 
     v.extend(spec_points::generate(&pki)?);
     let mut trusted_cas = vec![pki.ca.cert.clone(), ca0.cert.clone()];
@@ -1393,7 +1421,60 @@ pub fn generate() -> Result<Fixture, IssueError> {
         ca_files: status.files,
         voms_files: voms.lsc,
         vectors: v,
+        policy_vectors: policy_vectors(),
     })
+}
+
+/// Issue 16: `issuer = "end-entity"` (§13.4 6f) on jobs sealed by the user
+/// certificate and under proxies; the default accepts both.
+fn policy_vectors() -> Vec<PolicyVector> {
+    const END_ENTITY: &str = "issuer = \"end-entity\"\n";
+    const END_ENTITY_VO: &str = "issuer = \"end-entity\"\nvos = [\"testvo\"]\n";
+    let pv = |name: &str, description: &str, vector: &str, policy: &str, expected| PolicyVector {
+        name: name.into(),
+        description: description.into(),
+        vector: vector.into(),
+        policy: policy.into(),
+        expected,
+    };
+    use Expected::{Deny, Permit};
+    vec![
+        pv(
+            "permit-policy-issuer-any-via-user-proxy",
+            "the built-in policy (issuer = \"any\") admits a job sealed under a proxy of the user",
+            "permit-via-user-proxy",
+            "",
+            Permit,
+        ),
+        pv(
+            "permit-policy-issuer-end-entity-direct",
+            "issuer = \"end-entity\": a job sealed with the user certificate is admitted",
+            "permit-direct-from-user-certificate",
+            END_ENTITY,
+            Permit,
+        ),
+        pv(
+            "deny-policy-issuer-end-entity-via-user-proxy",
+            "issuer = \"end-entity\": a job sealed under a proxy of the user is refused",
+            "permit-via-user-proxy",
+            END_ENTITY,
+            Deny(Reason::PolicyIssuerNotEndEntity),
+        ),
+        pv(
+            "permit-policy-issuer-end-entity-voms-in-job-bound-proxy",
+            "issuer = \"end-entity\" and vos = [\"testvo\"]: the user certificate sealed the job and the job-bound proxy carries a verified AC of testvo",
+            "permit-voms-in-job-bound-proxy",
+            END_ENTITY_VO,
+            Permit,
+        ),
+        pv(
+            "deny-policy-issuer-end-entity-via-voms-proxy",
+            "issuer = \"end-entity\" and vos = [\"testvo\"]: a job sealed under a VOMS proxy with a verified AC of testvo is refused for its issuer alone",
+            "permit-voms-verified",
+            END_ENTITY_VO,
+            Deny(Reason::PolicyIssuerNotEndEntity),
+        ),
+    ]
 }
 
 type BindingEdit = fn(&mut JobBinding) -> Result<(), IssueError>;
@@ -1497,6 +1578,7 @@ pub fn write_dir(fixture: &Fixture, dir: &Path) -> std::io::Result<()> {
             );
         }
     }
+    write_policy_vectors(fixture, dir)?;
     let doc = json!({
         "format": "jobseal test vectors, version 1",
         "generator": "cargo run -p jobseal-testkit --bin gen-vectors -- test-vectors",
@@ -1507,4 +1589,29 @@ pub fn write_dir(fixture: &Fixture, dir: &Path) -> std::io::Result<()> {
     });
     let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)? + "\n";
     std::fs::write(dir.join("vectors.json"), text)
+}
+
+/// `policy-vectors.json`: the site-policy vectors (step 6), each naming the
+/// vector of `vectors.json` whose bundle it checks.
+fn write_policy_vectors(fixture: &Fixture, dir: &Path) -> std::io::Result<()> {
+    let index: Vec<serde_json::Value> = fixture
+        .policy_vectors
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "description": p.description,
+                "vector": p.vector,
+                "policy": p.policy,
+                "expected": p.expected.code(),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "format": "jobseal site-policy vectors, version 1",
+        "generator": "cargo run -p jobseal-testkit --bin gen-vectors -- test-vectors",
+        "vectors": index,
+    });
+    let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)? + "\n";
+    std::fs::write(dir.join("policy-vectors.json"), text)
 }

@@ -55,6 +55,10 @@ pub struct Identity {
     pub subject: String,
     /// The job-bound proxy's issuer.
     pub issuer: String,
+    /// Whether the job-bound proxy was issued directly by the end-entity
+    /// certificate (the user's own key signed the job), not by a proxy:
+    /// what site policy `issuer = "end-entity"` requires (§13.4 6a).
+    pub issued_by_end_entity: bool,
     /// The trust anchor.
     pub ca: String,
     /// Every CA of the path, from the end entity's issuer up to the trust

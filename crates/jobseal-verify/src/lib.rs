@@ -187,7 +187,12 @@ impl Verifier {
             mut identity,
             end_entity,
         } = path::validate(&parsed.certs, &trust, &opts)?;
-        // 2, VOMS: untrusted ACs lose their attributes; they never deny.
+        // 2, VOMS: one source of attributes per chain (the one VOMS rule
+        // that denies); untrusted ACs lose their attributes, never deny.
+        if let Err(e) = voms::check_sources(&parsed.certs, end_entity) {
+            partial.identity = Some(identity);
+            return Err(e);
+        }
         identity.voms = voms::check_chain(
             &parsed.certs,
             end_entity,

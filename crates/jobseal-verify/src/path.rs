@@ -698,6 +698,8 @@ fn identity(
                 Some(next) if next.subject() == leaf.issuer() => next.subject_dn(),
                 _ => leaf.issuer_dn_str().to_string(),
             },
+            // The leaf is path[0]: its issuer is the EEC when that is path[1].
+            issued_by_end_entity: end_entity == 1,
             ca,
             cas,
             serials: path

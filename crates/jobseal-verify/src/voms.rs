@@ -138,6 +138,32 @@ pub struct VomsContext<'a> {
     pub opts: &'a PathOptions,
 }
 
+/// Step 2's one rule on VOMS ACs that denies (§6.3a): attributes come
+/// from one certificate of the chain. A proxy carrying the VOMS extension
+/// (whatever it holds) is an AC source; two sources, such as a VOMS proxy
+/// and a job-bound proxy with an AC of its own, would let whoever holds the
+/// proxy add attributes the user's own AC request did not give
+/// (`chain.voms-two-sources`).
+pub fn check_sources(certs: &[ParsedCert], end_entity: usize) -> Result<(), Error> {
+    let proxies = certs.get(..end_entity).unwrap_or_default();
+    let sources: Vec<&ParsedCert> = proxies
+        .iter()
+        .filter(|c| c.extensions_with(oid::VOMS_AC_SEQ).next().is_some())
+        .collect();
+    match sources.as_slice() {
+        [first, second, ..] => Err(Error::new(
+            Reason::ChainVomsTwoSources,
+            format!(
+                "{} certificates of the chain carry VOMS attributes ({} and {}); attributes may come from one only",
+                sources.len(),
+                second.subject_dn(),
+                first.subject_dn()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Check the ACs of every proxy of a validated chain (leaf first, the EEC at
 /// `end_entity`), from the proxy below the EEC down to the leaf.
 pub fn check_chain(

@@ -21,7 +21,7 @@ use jobseal_issue::proxy::{CertTemplate, ProxyKind, extension};
 use jobseal_issue::throwaway::{self, Party};
 use jobseal_issue::{IssueError, JobSpec, SealParams, seal};
 use jobseal_testkit::ac::{AcSpec, aa, ac_seq};
-use jobseal_verify::{Config, Decision, Invocation, Verifier};
+use jobseal_verify::{Config, Decision, Invocation, Reason, Verifier};
 
 const NOW: UnixTime = UnixTime(1_767_225_600);
 const DAY: u64 = 86_400;
@@ -214,6 +214,7 @@ fn an_ac_sealed_by_the_user_certificate_is_carried_by_the_leaf_and_verified() {
     let d = w.verify(sealed.bundle.to_pem().as_bytes());
     assert!(d.is_permit(), "{}: {}", d.code(), d.message);
     assert_eq!(fqans(&d), ["/testvo", "/testvo/prod/Role=pilot"]);
+    assert!(d.identity.unwrap().issued_by_end_entity);
 }
 
 /// The Debian VOMS server names the user's CA and serial in the holder
@@ -326,4 +327,39 @@ fn two_ac_bearing_certificates_are_denied_and_refused() {
     let d = w.verify(w.seal(&cred, "1h").unwrap().bundle.to_pem().as_bytes());
     assert!(d.is_permit(), "{}: {}", d.code(), d.message);
     assert_eq!(fqans(&d).len(), 2);
+    assert!(!d.identity.unwrap().issued_by_end_entity);
+}
+
+/// The verifier's side of the same rule, on a bundle the issuer would not
+/// make: a VOMS proxy's AC and another in the job-bound proxy.
+#[test]
+fn a_verifier_denies_a_voms_proxy_and_an_ac_in_the_leaf() {
+    let w = World::new();
+    let p = w.proxy(&w.user, 10, &[w.ac()]);
+    let chain = vec![p.cert.clone(), w.user.cert.clone()];
+    let sealed = w.seal(&w.cred(&p, chain), "1h").unwrap();
+    let mut bundle = sealed.bundle.clone();
+    // Re-issue the leaf with an AC of its own, signed by the proxy's key.
+    let raw = tlv::RawCert::split(&bundle.certificates[0]).unwrap();
+    let digest = sealed.manifest_sha256;
+    let mut t = CertTemplate::proxy(
+        &p.cert,
+        raw.spki.to_vec(),
+        99,
+        NOW.minus(300),
+        NOW.plus(3600),
+        &ProxyKind::JobBound {
+            manifest_sha256: digest,
+        },
+    )
+    .unwrap();
+    t.extensions
+        .push(extension(oid::VOMS_AC_SEQ, false, &ac_seq(&[w.ac()])).unwrap());
+    bundle.certificates[0] = t.sign(&p.key).unwrap();
+    let d = w.verify(bundle.to_pem().as_bytes());
+    assert_eq!(d.reason, Some(Reason::ChainVomsTwoSources), "{}", d.message);
+    // The same bundle without the leaf's AC verifies: the AC is the one
+    // thing wrong.
+    let d = w.verify(sealed.bundle.to_pem().as_bytes());
+    assert!(d.is_permit(), "{}: {}", d.code(), d.message);
 }

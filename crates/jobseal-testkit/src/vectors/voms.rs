@@ -68,6 +68,9 @@ pub(super) struct Voms {
     pub vectors: Vec<(String, String, Vec<u8>, Vec<ExpectedVoms>)>,
     /// Files of the vomsdir: (path relative to it, contents).
     pub lsc: Vec<(String, String)>,
+    /// (name, description, bundle, reason): the bundles the one VOMS rule
+    /// that denies refuses (§6.3a, `chain.voms-two-sources`).
+    pub denies: Vec<(String, String, Vec<u8>, Reason)>,
 }
 
 const O: &str = "O=jobseal test vectors";
@@ -117,6 +120,7 @@ pub(super) fn generate(pki: &Pki, sub_ca: &Party) -> Result<Voms, IssueError> {
     let mut out = Voms {
         vectors: Vec::new(),
         lsc: Vec::new(),
+        denies: Vec::new(),
     };
     let root_dn = slash(&subject_of(&pki.ca.cert));
     let aa1 = aa(&pki.ca, 91, AA_HOST)?;
@@ -358,5 +362,92 @@ pub(super) fn generate(pki: &Pki, sub_ca: &Party) -> Result<Voms, IssueError> {
             untrusted("voms.not-yet-valid"),
         )?;
     }
+    in_job_bound_proxy(pki, &good, &aa1, &trusted, &mut out)?;
     Ok(out)
+}
+
+/// A bundle whose job-bound proxy, issued by `issuer`, carries these ACs.
+fn leaf_bundle_with(issuer: Issuer<'_>, acs: &[Vec<u8>]) -> Result<Vec<u8>, IssueError> {
+    let value = ac_seq(acs);
+    let mut b = Build::new(issuer);
+    b.edit_leaf = Box::new(move |tpl| {
+        tpl.extensions
+            .push(extension(oid::VOMS_AC_SEQ, false, &value)?);
+        Ok(())
+    });
+    b.bundle()
+}
+
+/// Issue 16: the AC in the job-bound proxy that the user's certificate
+/// issues (what `jobseal sign --voms` makes), checked as in a VOMS proxy;
+/// and an AC in both a VOMS proxy and the job-bound proxy, denied.
+fn in_job_bound_proxy(
+    pki: &Pki,
+    good: &AcSpec,
+    aa1: &Party,
+    trusted: &[ExpectedVoms],
+    out: &mut Voms,
+) -> Result<(), IssueError> {
+    let user = || Issuer {
+        key: &pki.user.key,
+        chain: vec![pki.user.cert.clone()],
+    };
+    let mut add = |name: &str, description: &str, ac: &AcSpec, expected: Vec<ExpectedVoms>| {
+        let bundle = leaf_bundle_with(user(), &[ac.sign(&aa1.key)?])?;
+        out.vectors
+            .push((name.into(), description.into(), bundle, expected));
+        Ok::<(), IssueError>(())
+    };
+    add(
+        "permit-voms-in-job-bound-proxy",
+        "no proxy: the job-bound proxy, issued by the user certificate, carries the AC (holder the user's subject and serial): verified",
+        good,
+        trusted.to_vec(),
+    )?;
+    let mut s = good.clone();
+    s.holder_name = subject_of(&pki.ca.cert);
+    add(
+        "permit-voms-in-job-bound-proxy-holder-names-eec-issuer",
+        "the AC in the job-bound proxy names the user certificate by its issuer and serial, as the Debian VOMS server writes it: verified",
+        &s,
+        trusted.to_vec(),
+    )?;
+    let mut s = good.clone();
+    s.holder_serial = vec![0x03];
+    add(
+        "permit-voms-in-job-bound-proxy-holder-mismatch",
+        "the AC in the job-bound proxy was issued to serial number 3 of the user's name, not to the user certificate (serial 2): untrusted, as in a VOMS proxy, and the job still permitted without attributes",
+        &s,
+        vec![ExpectedVoms::untrusted(VO, "voms.holder-mismatch")],
+    )?;
+    // A VOMS proxy (the AC of permit-voms-verified) issues a job-bound
+    // proxy that carries the same valid AC: the one thing wrong is the
+    // second source.
+    let ac = good.sign(&aa1.key)?;
+    let value = ac_seq(std::slice::from_ref(&ac));
+    let voms_proxy = proxy_of(
+        &pki.user.cert,
+        &pki.user.key,
+        90,
+        &ProxyKind::InheritAll { path_len: None },
+        |tpl| {
+            tpl.extensions
+                .push(extension(oid::VOMS_AC_SEQ, false, &value)?);
+            Ok(())
+        },
+    )?;
+    let bundle = leaf_bundle_with(
+        Issuer {
+            key: &voms_proxy.key,
+            chain: vec![voms_proxy.cert.clone(), pki.user.cert.clone()],
+        },
+        &[ac],
+    )?;
+    out.denies.push((
+        "deny-chain-voms-two-sources".into(),
+        "the VOMS proxy of permit-voms-verified issues a job-bound proxy that carries a valid AC too: two sources of attributes".into(),
+        bundle,
+        Reason::ChainVomsTwoSources,
+    ));
+    Ok(())
 }
