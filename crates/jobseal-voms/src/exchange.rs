@@ -1,0 +1,181 @@
+//! One exchange with a VOMS server over the legacy protocol: TCP, TLS with
+//! the user's certificate, the message `0` (GSI's delegation flag, which
+//! the server reads and drops), the request document, then the answer up
+//! to the end of the stream. Every wait is bounded by the deadline, every
+//! read by [`MAX_ANSWER`].
+
+use std::io::{self, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::ClientConnection;
+use rustls::client::ClientConfig;
+use rustls::pki_types::ServerName;
+
+use crate::answer::MAX_ANSWER;
+use crate::vomses::Server;
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// No TCP connection (refused, unreachable, unknown host).
+    Connect(String),
+    /// The deadline passed during `stage`.
+    Timeout(&'static str),
+    /// The TLS handshake or record layer failed.
+    Tls(String),
+    /// The connection broke after the handshake, or the answer was too large.
+    Io(String),
+}
+
+/// Run one exchange; the raw answer.
+pub(crate) fn run(
+    server: &Server,
+    config: Arc<ClientConfig>,
+    request: &str,
+    connect_timeout: Duration,
+    deadline: Instant,
+) -> Result<Vec<u8>, Failure> {
+    let mut sock = connect(server, connect_timeout, deadline)?;
+    let name = ServerName::try_from(server.host.clone())
+        .map_err(|_| Failure::Connect(format!("{} is not a host name", server.host)))?;
+    let mut conn = ClientConnection::new(config, name).map_err(|e| Failure::Tls(e.to_string()))?;
+    handshake(&mut conn, &mut sock, deadline)?;
+    // Two records: the server peeks at the first to tell GSI's "0" from an
+    // HTTP request.
+    for message in [&b"0"[..], request.as_bytes()] {
+        conn.writer()
+            .write_all(message)
+            .map_err(|e| Failure::Io(e.to_string()))?;
+        flush(&mut conn, &mut sock, deadline, "sending the request")?;
+    }
+    receive(&mut conn, &mut sock, deadline)
+}
+
+fn remaining(deadline: Instant, stage: &'static str) -> Result<Duration, Failure> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or(Failure::Timeout(stage))
+}
+
+fn connect(server: &Server, limit: Duration, deadline: Instant) -> Result<TcpStream, Failure> {
+    let addrs: Vec<SocketAddr> = (server.host.as_str(), server.port)
+        .to_socket_addrs()
+        .map_err(|e| Failure::Connect(format!("cannot resolve {}: {e}", server.host)))?
+        .take(16)
+        .collect();
+    let mut last = format!("{} has no address", server.host);
+    for addr in addrs {
+        let wait = remaining(deadline, "connecting")?.min(limit);
+        match TcpStream::connect_timeout(&addr, wait) {
+            Ok(s) => return Ok(s),
+            Err(e) if is_timeout(&e) => last = format!("no answer from {addr} within {wait:?}"),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(Failure::Connect(last))
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn io_failure(e: io::Error, stage: &'static str) -> Failure {
+    if is_timeout(&e) {
+        return Failure::Timeout(stage);
+    }
+    // rustls reports its own errors (alerts, a refused certificate) as
+    // InvalidData.
+    match e.kind() {
+        io::ErrorKind::InvalidData => Failure::Tls(e.to_string()),
+        _ => Failure::Io(format!("{stage}: {e}")),
+    }
+}
+
+fn flush(
+    conn: &mut ClientConnection,
+    sock: &mut TcpStream,
+    deadline: Instant,
+    stage: &'static str,
+) -> Result<(), Failure> {
+    while conn.wants_write() {
+        let wait = remaining(deadline, stage)?;
+        sock.set_write_timeout(Some(wait))
+            .map_err(|e| io_failure(e, stage))?;
+        conn.write_tls(sock).map_err(|e| io_failure(e, stage))?;
+    }
+    Ok(())
+}
+
+/// Read TLS bytes once; `false` at the end of the stream.
+fn pump(
+    conn: &mut ClientConnection,
+    sock: &mut TcpStream,
+    deadline: Instant,
+    stage: &'static str,
+) -> Result<bool, Failure> {
+    let wait = remaining(deadline, stage)?;
+    sock.set_read_timeout(Some(wait))
+        .map_err(|e| io_failure(e, stage))?;
+    let n = conn.read_tls(sock).map_err(|e| io_failure(e, stage))?;
+    conn.process_new_packets()
+        .map_err(|e| Failure::Tls(e.to_string()))?;
+    Ok(n > 0)
+}
+
+fn handshake(
+    conn: &mut ClientConnection,
+    sock: &mut TcpStream,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    const STAGE: &str = "the TLS handshake";
+    while conn.is_handshaking() {
+        flush(conn, sock, deadline, STAGE)?;
+        if conn.is_handshaking() && !pump(conn, sock, deadline, STAGE)? {
+            return Err(Failure::Tls(
+                "the server closed the connection during the handshake".into(),
+            ));
+        }
+    }
+    flush(conn, sock, deadline, STAGE)
+}
+
+/// The answer: everything up to the end of the stream. The server closes
+/// after answering, with or without close_notify; a cut answer fails to
+/// parse or its AC fails its signature check.
+fn receive(
+    conn: &mut ClientConnection,
+    sock: &mut TcpStream,
+    deadline: Instant,
+) -> Result<Vec<u8>, Failure> {
+    const STAGE: &str = "waiting for the answer";
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let mut eof = false;
+    loop {
+        match conn.reader().read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => {
+                if out.len() + n > MAX_ANSWER {
+                    return Err(Failure::Io(format!(
+                        "the answer is larger than {MAX_ANSWER} bytes"
+                    )));
+                }
+                out.extend_from_slice(buf.get(..n).unwrap_or_default());
+            }
+            // Data read with the end of the stream is drained first.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && eof => return Ok(out),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                flush(conn, sock, deadline, STAGE)?;
+                eof = !pump(conn, sock, deadline, STAGE)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(out),
+            Err(e) => return Err(io_failure(e, STAGE)),
+        }
+    }
+}
