@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use jobseal_admit::admit::{Admission, Dirs, record_setup_failure};
 use jobseal_admit::audit::RecordContext;
+use jobseal_admit::{AdmissionHost, StateDirs};
 use jobseal_policy::Policy;
-use jobseal_verify::{Config, Decision, Invocation, UnixTime};
+use jobseal_verify::{Config, Invocation, UnixTime};
 
 use crate::verify::{EXIT_DENY, env_dir, one_line};
 
@@ -52,17 +52,6 @@ fn load_policy(flag: &Option<PathBuf>) -> Result<Policy, jobseal_core::Error> {
     }
 }
 
-fn dirs(flag: &Option<PathBuf>) -> Result<Dirs, jobseal_core::Error> {
-    use std::os::unix::fs::MetadataExt;
-    if let Some(d) = flag {
-        return Ok(Dirs::under(d));
-    }
-    let uid = std::fs::metadata("/proc/self").ok().map(|m| m.uid());
-    let xdg = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from);
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    Dirs::for_user(uid, xdg.as_deref(), home.as_deref())
-}
-
 pub fn run(args: &AdmitArgs) -> ExitCode {
     let Some((exe, rest)) = args.command.split_first() else {
         eprintln!("jobseal: give the command to admit after --");
@@ -100,37 +89,26 @@ pub fn run(args: &AdmitArgs) -> ExitCode {
     };
     // A policy or setup failure is a deny like any other (there is no
     // admission without policy, replay store and audit log), and is recorded
-    // where it still can be.
-    let dirs = match dirs(&args.state_dir) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("{}: {}", e.reason.code(), one_line(&e.message));
-            return ExitCode::from(EXIT_DENY);
-        }
+    // where it still can be. An explicit --state-dir wins over the policy's
+    // directories.
+    let state = match &args.state_dir {
+        Some(dir) => StateDirs::named(dir),
+        None => StateDirs::process_default(),
     };
-    let policy = load_policy(&args.policy).map(|mut p| {
-        // An explicit --state-dir wins over the policy's directories.
-        if args.state_dir.is_some() {
-            p.state_dir = None;
-            p.log_dir = None;
-        }
-        p
-    });
-    let decision = match policy
-        .clone()
-        .and_then(|p| Admission::open(config, p, &dirs))
-    {
+    if let Err(e) = state.dirs() {
+        eprintln!("{}: {}", e.reason.code(), one_line(&e.message));
+        return ExitCode::from(EXIT_DENY);
+    }
+    let policy = load_policy(&args.policy);
+    let decision = match AdmissionHost::new_or_record(config, policy, state, &context) {
         // The verifier's reader: regular files only, without blocking, at
         // most 32 MiB; a refusal is recorded like any deny.
-        Ok(admission) => match jobseal_verify::read_bundle_file(&args.bundle) {
-            Ok(bundle) => admission.admit(&bundle, &invocation, &context),
-            Err(e) => admission.record(Decision::from_error(e), &context),
-        },
-        Err(e) => {
-            let d = Decision::from_error(e);
-            record_setup_failure(policy.as_ref().ok(), &dirs, &d, &context);
-            d
-        }
+        Ok(host) => host.admit_read(
+            || jobseal_verify::read_bundle_file(&args.bundle),
+            &invocation,
+            &context,
+        ),
+        Err(deny) => *deny,
     };
     crate::verify::finish(&decision, args.json, UnixTime::now(), "admitted")
 }

@@ -18,8 +18,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use jobseal_admit::admit::{Admission, Dirs, record_outside, record_setup_failure};
+use jobseal_admit::admit::{Dirs, record_outside};
 use jobseal_admit::audit::{AuditRecord, Launch, RecordContext};
+use jobseal_admit::{AdmissionHost, StateDirs};
 use jobseal_exec::account::{self, Account};
 use jobseal_exec::config::{self, ExecConfig, Mode};
 use jobseal_exec::creds::Caller;
@@ -210,14 +211,15 @@ fn run() -> Result<u8, Fail> {
     }
     // Logging-only mode: the pilot's own launcher, under its own uid.
     let caller = Caller::current();
-    let dirs = match &config.state_dir {
-        Some(d) => Dirs::under(d),
-        None => {
-            let xdg = env_var(&env, "XDG_STATE_HOME").map(PathBuf::from);
-            let home = env_var(&env, "HOME").map(PathBuf::from);
-            Dirs::for_user(Some(caller.uid), xdg.as_deref(), home.as_deref())
-                .or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))?
-        }
+    // The configured directory where the policy names none; else the
+    // host's default for this process (the pilot's own).
+    let state = match &config.state_dir {
+        Some(d) => StateDirs::fallback(Dirs::under(d)),
+        None => StateDirs::process_default(),
+    };
+    let dirs = match state.dirs() {
+        Ok(d) => d.clone(),
+        Err(e) => return fail(EXIT_INTERNAL, e.reason.code(), e.message.clone()),
     };
     let policy = load_policy(&config)?;
     let context = RecordContext {
@@ -295,20 +297,17 @@ fn run() -> Result<u8, Fail> {
             .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_VOMS_DIR)),
         ..Config::default()
     };
-    let admission = match Admission::open(verifier_config, policy.clone(), &dirs) {
-        Ok(a) => a,
-        Err(e) => {
-            let decision = jobseal_verify::Decision::from_error(e);
-            record_setup_failure(Some(&policy), &dirs, &decision, &context);
-            return fail(EXIT_INTERNAL, decision.code(), decision.message);
-        }
-    };
+    // A failure is recorded (the policy is known) and is gLExec's 202.
+    let set_up_failed = |d: Box<jobseal_verify::Decision>| Fail(EXIT_INTERNAL, d.code(), d.message);
+    let host = AdmissionHost::new_or_record(verifier_config, Ok(policy.clone()), state, &context)
+        .map_err(set_up_failed)?;
+    let admission = host.open(&context).map_err(set_up_failed)?;
 
     // The fresh working directory (if `work_root` is set), with copies of
     // the inputs for admission to hash (the job's own directory otherwise).
     // Made only for a job whose credential and manifest check out (steps
     // 1–4 and policy), so nothing is copied for a forged manifest.
-    let credential_ok = admission
+    let credential_ok = host
         .checker()
         .check_credential_at(&bundle, jobseal_verify::UnixTime::now())
         .is_permit();
@@ -387,6 +386,7 @@ fn run() -> Result<u8, Fail> {
     let decision = admission.admit(&bundle, &invocation, &admitted_context);
     // The replay store and audit log stay out of the payload's reach.
     drop(admission);
+    drop(host);
     if !decision.is_permit() {
         return fail(EXIT_DENIED, decision.code(), decision.message);
     }

@@ -29,14 +29,11 @@ use std::ffi::{CStr, CString, OsStr, OsString, c_char, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
-use jobseal_admit::admit::{Admission, Checker, Dirs, record_setup_failure};
 use jobseal_admit::audit::RecordContext;
-use jobseal_core::{Error, Reason};
-use jobseal_policy::Policy;
-use jobseal_verify::{Config, Decision, Invocation, UnixTime};
+use jobseal_admit::{AdmissionHost, HostPaths};
+use jobseal_core::Error;
+use jobseal_verify::{Decision, Invocation, UnixTime};
 
 /// Status of a call. `JOBSEAL_OK` means the call did what it says (for the
 /// deciding functions: a decision was made, which may be a deny). Any other
@@ -71,50 +68,11 @@ pub const JOBSEAL_NOW: i64 = -1;
 /// `jobseal_verifier_new`, freed by `jobseal_verifier_free`. Thread-safe:
 /// one verifier may be used by any number of threads at once. Not across
 /// `fork`: admission opened in one process denies in another.
+#[derive(Debug)]
 pub struct JobsealVerifier {
-    checker: Checker,
-    config: Config,
-    /// The policy admission opens with (directories cleared when the caller
-    /// named a state directory, which wins as `--state-dir` does).
-    admission_policy: Policy,
-    dirs: Result<Dirs, Error>,
-    admission: Mutex<Option<Arc<Admission>>>,
-    /// The process that opened `admission` (0: not opened): its replay
-    /// database (SQLite) and audit log must not be used from a child.
-    opened_in: AtomicU32,
-}
-
-impl std::fmt::Debug for JobsealVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobsealVerifier")
-            .field("checker", &self.checker)
-            .field("dirs", &self.dirs)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Admissions opened by a parent process and dropped in a child after
-/// `fork`: kept, never closed (closing the parent's SQLite connection from
-/// the child could checkpoint and remove the parent's journal).
-static ORPHANED: Mutex<Vec<Arc<Admission>>> = Mutex::new(Vec::new());
-
-impl Drop for JobsealVerifier {
-    fn drop(&mut self) {
-        let opened_in = *self.opened_in.get_mut();
-        if opened_in == 0 || opened_in == std::process::id() {
-            return;
-        }
-        let slot = self
-            .admission
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(a) = slot.take() {
-            match ORPHANED.try_lock() {
-                Ok(mut kept) => kept.push(a),
-                Err(_) => std::mem::forget(a),
-            }
-        }
-    }
+    /// The checker, and admission opened on first use, guarded across
+    /// `fork` (its directories chosen when the verifier is built).
+    host: AdmissionHost,
 }
 
 /// A decision. Made by `jobseal_check`, `jobseal_check_credential` or
@@ -299,145 +257,19 @@ unsafe fn put_decision(out: *mut *mut JobsealDecision, d: &Decision) {
     unsafe { put(out, boxed) }
 }
 
-/// The real, effective and saved ids of the `Uid:` or `Gid:` line (`key`)
-/// of `/proc/self/status`.
-fn status_ids(status: &str, key: &str) -> Option<[u32; 3]> {
-    let [real, effective, saved, _] = jobseal_core::procstatus::ids(status, key)?;
-    Some([real, effective, saved])
-}
-
-/// The process's effective uid (from `/proc/self/status`: the owner of
-/// `/proc/self` is root in a process that is not dumpable), and whether it
-/// runs setuid or setgid (its real, effective and saved ids differ). `None`
-/// if `/proc` cannot be read.
-fn process_ids() -> Option<(u32, bool)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status_ids(&status, "Uid:")?;
-    let gid = status_ids(&status, "Gid:")?;
-    let differ = |ids: [u32; 3]| ids.iter().any(|&i| i != ids[0]);
-    Some((uid[1], differ(uid) || differ(gid)))
-}
-
-/// The state directories when the caller names none, as `jobseal admit`
-/// chooses them: `/var/lib/jobseal` and `/var/log/jobseal` for root, else
-/// `$XDG_STATE_HOME/jobseal` or `~/.local/state/jobseal`. The environment
-/// is read here, once, when the verifier is built; a setuid or setgid
-/// process (whose environment is its caller's) takes nothing from it.
-fn default_dirs() -> Result<Dirs, Error> {
-    let Some((uid, privileged)) = process_ids() else {
-        return Err(Error::new(
-            Reason::ConfigInvalid,
-            "no state directory: /proc/self/status cannot be read (is the process setuid?), \
-             so none is taken from the environment; pass state_dir",
-        ));
-    };
-    if privileged && uid != 0 {
-        return Err(Error::new(
-            Reason::ConfigInvalid,
-            "no state directory: a setuid or setgid process takes none from the environment \
-             (HOME, XDG_STATE_HOME); pass state_dir",
-        ));
-    }
-    let xdg = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from);
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    Dirs::for_user(Some(uid), xdg.as_deref(), home.as_deref())
-}
-
-/// `path` made absolute against the current directory now: a host that
-/// changes directory later (into a job's) must not change the CA
-/// directory, the VOMS directory or the state directory, which admission
-/// opens on its first use.
-fn absolute(path: PathBuf) -> Result<PathBuf, Error> {
-    std::path::absolute(&path).map_err(|e| {
-        Error::new(
-            Reason::ConfigInvalid,
-            format!("cannot make the path {:?} absolute: {e}", path.display()),
-        )
-    })
-}
-
-fn build_verifier(
-    ca_dir: Option<PathBuf>,
-    voms_dir: Option<PathBuf>,
-    policy_file: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-) -> Result<JobsealVerifier, Error> {
-    let ca_dir = ca_dir.map(absolute).transpose()?;
-    let voms_dir = voms_dir.map(absolute).transpose()?;
-    let policy_file = policy_file.map(absolute).transpose()?;
-    let state_dir = state_dir.map(absolute).transpose()?;
-    let policy = match &policy_file {
-        Some(path) => Policy::load(path)?,
-        None => Policy::load_default()?,
-    };
-    let config = Config {
-        ca_dir: ca_dir.unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_CA_DIR)),
-        voms_dir: voms_dir.unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_VOMS_DIR)),
-        ..Config::default()
-    };
-    let mut admission_policy = policy.clone();
-    let dirs = match &state_dir {
-        Some(dir) => {
-            // An explicit state directory wins over the policy's, as
-            // `jobseal admit --state-dir` does.
-            admission_policy.state_dir = None;
-            admission_policy.log_dir = None;
-            Ok(Dirs::under(dir))
-        }
-        None => default_dirs(),
-    };
-    let checker = Checker::new(config.clone(), policy)?;
+/// A verifier from the paths given (`None`: the system default), each made
+/// absolute now; the state directory named, else the process default
+/// (read here, once: `AdmissionHost`'s rule, which takes nothing from the
+/// environment of a setuid or setgid process).
+fn build_verifier(paths: HostPaths) -> Result<JobsealVerifier, Error> {
+    let paths = paths.absolute()?;
+    let state = paths.state_dirs();
     Ok(JobsealVerifier {
-        checker,
-        config,
-        admission_policy,
-        dirs,
-        admission: Mutex::new(None),
-        opened_in: AtomicU32::new(0),
+        host: AdmissionHost::load(&paths, state)?,
     })
-}
-
-/// The deny of an admission used in another process than the one that
-/// opened it.
-fn across_fork(opened_in: u32, pid: u32) -> Error {
-    Error::new(
-        Reason::Internal,
-        format!(
-            "used across fork: this verifier's admission (replay database, audit log) was \
-             opened in process {opened_in}, not in this process {pid}; build a new verifier \
-             after fork"
-        ),
-    )
 }
 
 impl JobsealVerifier {
-    /// Admission, opened on first use and kept; an error is returned (and
-    /// tried again next time) if it cannot be opened, or if it was opened
-    /// in another process (before a `fork`).
-    fn admission(&self, dirs: &Dirs, pid: u32) -> Result<Arc<Admission>, Error> {
-        // A poisoned lock only means a panic elsewhere while it was held;
-        // the Option it guards is always whole.
-        let mut slot = self
-            .admission
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(a) = slot.as_ref() {
-            let opened_in = self.opened_in.load(Ordering::Acquire);
-            if opened_in != pid {
-                return Err(across_fork(opened_in, pid));
-            }
-            return Ok(Arc::clone(a));
-        }
-        let a = Arc::new(Admission::open(
-            self.config.clone(),
-            self.admission_policy.clone(),
-            dirs,
-        )?);
-        self.opened_in.store(pid, Ordering::Release);
-        *slot = Some(Arc::clone(&a));
-        Ok(a)
-    }
-
     /// Steps 1–8, now. A failure to set admission up is a deny with its
     /// reason, recorded where it still can be (fail closed).
     fn admit(&self, bundle: &[u8], invocation: &Invocation) -> Decision {
@@ -452,29 +284,7 @@ impl JobsealVerifier {
             ),
             ..RecordContext::default()
         };
-        let dirs = match &self.dirs {
-            Ok(d) => d,
-            // No state directory at all: nowhere to record; deny.
-            Err(e) => return Decision::from_error(e.clone()),
-        };
-        // After a fork, the child must not take the lock (another thread of
-        // the parent may have held it at the fork) nor touch the parent's
-        // open replay database: deny at once, recorded by path.
-        let pid = std::process::id();
-        let opened_in = self.opened_in.load(Ordering::Acquire);
-        if opened_in != 0 && opened_in != pid {
-            let d = Decision::from_error(across_fork(opened_in, pid));
-            record_setup_failure(Some(&self.admission_policy), dirs, &d, &context);
-            return d;
-        }
-        match self.admission(dirs, pid) {
-            Ok(admission) => admission.admit(bundle, invocation, &context),
-            Err(e) => {
-                let d = Decision::from_error(e);
-                record_setup_failure(Some(&self.admission_policy), dirs, &d, &context);
-                d
-            }
-        }
+        self.host.admit(bundle, invocation, &context)
     }
 }
 
@@ -570,7 +380,13 @@ pub unsafe extern "C" fn jobseal_verifier_new(
                 opt_path_arg(state_dir),
             )
         };
-        match build_verifier(ca, voms, policy, state) {
+        let paths = HostPaths {
+            ca_dir: ca,
+            voms_dir: voms,
+            policy,
+            state_dir: state,
+        };
+        match build_verifier(paths) {
             Ok(v) => {
                 let raw = Box::into_raw(Box::new(v));
                 // SAFETY: checked above.
@@ -670,7 +486,7 @@ pub unsafe extern "C" fn jobseal_check(
         let (bundle, invocation) =
             unsafe { invocation_args(bundle, bundle_len, executable, argv, argc, job_dir) }?;
         let at = time_arg(at)?;
-        let d = v.checker.check_at(bundle, &invocation, at);
+        let d = v.host.checker().check_at(bundle, &invocation, at);
         // SAFETY: checked above.
         unsafe { put_decision(out, &d) };
         Ok(())
@@ -739,7 +555,7 @@ pub unsafe extern "C" fn jobseal_check_credential(
         // SAFETY: NULL or bundle_len readable bytes (the contract).
         let bundle = unsafe { bytes_arg(bundle, bundle_len) }?;
         let at = time_arg(at)?;
-        let d = v.checker.check_credential_at(bundle, at);
+        let d = v.host.checker().check_credential_at(bundle, at);
         // SAFETY: checked above.
         unsafe { put_decision(out, &d) };
         Ok(())
@@ -1085,31 +901,6 @@ mod tests {
         assert_eq!(time_arg(5).unwrap(), UnixTime(5));
         assert!(time_arg(JOBSEAL_NOW).unwrap().0 > 1_700_000_000);
         assert_eq!(time_arg(-2), Err(JobsealStatus::JobsealErrInvalidArgument));
-    }
-
-    #[test]
-    fn ids_come_from_proc_self_status() {
-        let status = "Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\n";
-        assert_eq!(status_ids(status, "Uid:"), Some([1000, 0, 0]));
-        assert_eq!(status_ids(status, "Gid:"), Some([100, 100, 100]));
-        assert_eq!(status_ids("Uid:\t1\n", "Uid:"), None);
-        assert_eq!(status_ids("Uid:\tx\t1\t1\n", "Uid:"), None);
-        let (uid, _) = process_ids().unwrap();
-        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
-        // This test process is dumpable: both agree.
-        assert_eq!(uid, owner);
-    }
-
-    #[test]
-    fn relative_paths_are_made_absolute() {
-        let cwd = std::env::current_dir().unwrap();
-        assert_eq!(absolute(PathBuf::from("certs")).unwrap(), cwd.join("certs"));
-        assert_eq!(
-            absolute(PathBuf::from("/etc")).unwrap(),
-            PathBuf::from("/etc")
-        );
-        let e = absolute(PathBuf::new()).unwrap_err();
-        assert_eq!(e.reason, Reason::ConfigInvalid);
     }
 
     #[test]

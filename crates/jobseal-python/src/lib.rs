@@ -1,9 +1,9 @@
 //! Python bindings of jobseal: the `jobseal._jobseal` extension module of
 //! the `jobseal` wheel (`docs/python.md`).
 //!
-//! A [`PyVerifier`] holds one [`Checker`] (steps 1–6, built once: a
-//! long-lived pilot pays for reading the CA directory and the policy once)
-//! and opens [`Admission`] (steps 7–8) on its first `admit`. Every check
+//! A [`PyVerifier`] holds one [`AdmissionHost`]: its checker (steps 1–6,
+//! built once: a long-lived pilot pays for reading the CA directory and the
+//! policy once), and admission (steps 7–8), opened on its first `admit`. Every check
 //! runs with the GIL released, so threads verify in parallel. Only misuse
 //! raises (a wrong type, a verifier that cannot be built); a deny is a
 //! [`PyDecision`] like a permit, whatever its reason.
@@ -16,16 +16,13 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 mod seal;
 
-use jobseal_admit::admit::{Admission, Checker, Dirs, record_setup_failure};
 use jobseal_admit::audit::RecordContext;
+use jobseal_admit::{AdmissionHost, HostPaths};
 use jobseal_core::{Error, Reason};
-use jobseal_policy::Policy;
-use jobseal_verify::{Config, Decision, Invocation, UnixTime};
+use jobseal_verify::{Decision, Invocation, UnixTime};
 use pyo3::BoundObject;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -358,222 +355,32 @@ fn verification_time(at: Option<&Bound<'_, PyAny>>) -> PyResult<UnixTime> {
     )))
 }
 
-/// `path` made absolute against the current directory now: a pilot that
-/// changes directory later (into a job's) must not change its CA
-/// directory, policy or state directory (read again when admission opens).
-fn absolute(path: PathBuf) -> Result<PathBuf, Error> {
-    std::path::absolute(&path).map_err(|e| {
-        Error::new(
-            Reason::ConfigInvalid,
-            format!("cannot make the path {:?} absolute: {e}", path.display()),
-        )
-    })
-}
-
-/// The real, effective and saved ids of the `Uid:` or `Gid:` line (`key`)
-/// of `/proc/self/status`.
-fn status_ids(status: &str, key: &str) -> Option<[u32; 3]> {
-    let [real, effective, saved, _] = jobseal_core::procstatus::ids(status, key)?;
-    Some([real, effective, saved])
-}
-
-/// The process's uids and gids (real, effective, saved) from
-/// `/proc/self/status`, without unsafe code. (The owner of `/proc/self` is
-/// not the effective uid: it is root in a process that is not dumpable.)
-fn process_ids() -> Option<([u32; 3], [u32; 3])> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    Some((status_ids(&status, "Uid:")?, status_ids(&status, "Gid:")?))
-}
-
-/// Why this process must not take settings from its environment (it runs
-/// setuid or setgid: its environment is its caller's), or `None`.
-fn privileged() -> Option<String> {
-    let Some((uid, gid)) = process_ids() else {
-        return Some("its uids and gids cannot be read from /proc/self/status".into());
-    };
-    let differ = |ids: [u32; 3]| ids.iter().any(|&i| i != ids[0]);
-    (differ(uid) || differ(gid)).then(|| {
-        format!(
-            "it runs setuid or setgid (uids {}/{}/{}, gids {}/{}/{}: real/effective/saved)",
-            uid[0], uid[1], uid[2], gid[0], gid[1], gid[2]
-        )
-    })
-}
-
-/// Where admission keeps state and logs when no `state_dir` is given, as
-/// `jobseal admit` chooses: `/var/lib/jobseal` and `/var/log/jobseal` for
-/// root, else `$XDG_STATE_HOME/jobseal` or `~/.local/state/jobseal`. Read
-/// once, when the verifier is built (attached to the interpreter: Python's
-/// `os.environ` writes call `putenv` under the GIL); a setuid or setgid
-/// process takes nothing from the environment.
-fn default_dirs() -> Result<Dirs, Error> {
-    let uid = process_ids().map(|(uid, _)| uid[1]);
-    if uid != Some(0)
-        && let Some(why) = privileged()
-    {
-        return Err(Error::new(
-            Reason::ConfigInvalid,
-            format!(
-                "no state directory: {why}, so none is taken from HOME or XDG_STATE_HOME; pass state_dir"
-            ),
-        ));
-    }
-    let xdg = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from);
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    Dirs::for_user(uid, xdg.as_deref(), home.as_deref())
-}
-
-/// The deny of an admission used in another process than the one that
-/// opened it.
-fn across_fork(opened_in: u32, pid: u32) -> Error {
-    Error::new(
-        Reason::Internal,
-        format!(
-            "used across fork: this verifier's admission (replay database, audit log) was \
-             opened in process {opened_in}, not in this process {pid}; build a new Verifier \
-             after fork"
-        ),
-    )
-}
-
 /// Verifies and admits jobs; build one per process and share it.
 #[pyclass(frozen, module = "jobseal", name = "Verifier")]
 struct PyVerifier {
-    checker: Checker,
-    config: Config,
-    policy_path: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    /// Where admission keeps its state: `state_dir`, else the default,
-    /// chosen when the verifier was built.
-    dirs: Result<Dirs, Error>,
-    /// Opened on the first `admit`; a failure is retried on the next.
-    admission: Mutex<Option<Arc<Admission>>>,
-    /// The process that opened `admission` (0: not opened): its SQLite
-    /// replay database and audit log are not for a child after `fork`.
-    opened_in: AtomicU32,
-}
-
-/// Admissions opened by a parent process and dropped in a child after
-/// `fork`: kept, never closed (closing the parent's SQLite connection from
-/// the child could checkpoint and remove the parent's journal).
-static ORPHANED: Mutex<Vec<Arc<Admission>>> = Mutex::new(Vec::new());
-
-impl Drop for PyVerifier {
-    fn drop(&mut self) {
-        let opened_in = *self.opened_in.get_mut();
-        if opened_in == 0 || opened_in == std::process::id() {
-            return;
-        }
-        let slot = self
-            .admission
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(a) = slot.take() {
-            match ORPHANED.try_lock() {
-                Ok(mut kept) => kept.push(a),
-                Err(_) => std::mem::forget(a),
-            }
-        }
-    }
+    /// The paths given, made absolute (the policy's and the state
+    /// directory's are shown by `repr`).
+    paths: HostPaths,
+    /// The checker and admission, opened on the first `admit`; its
+    /// directories chosen when the verifier was built; not across `fork`.
+    host: AdmissionHost,
 }
 
 impl PyVerifier {
-    /// Build a verifier from explicit settings (`None`: the system paths).
-    fn build(
-        py: Python<'_>,
-        ca_dir: Option<PathBuf>,
-        voms_dir: Option<PathBuf>,
-        policy: Option<PathBuf>,
-        state_dir: Option<PathBuf>,
-    ) -> PyResult<Self> {
-        let made_absolute = (|| -> Result<_, Error> {
-            Ok((
-                absolute(ca_dir.unwrap_or_else(|| jobseal_verify::DEFAULT_CA_DIR.into()))?,
-                absolute(voms_dir.unwrap_or_else(|| jobseal_verify::DEFAULT_VOMS_DIR.into()))?,
-                policy.map(absolute).transpose()?,
-                state_dir.map(absolute).transpose()?,
-            ))
-        })();
-        let (ca_dir, voms_dir, policy_path, state_dir) =
-            made_absolute.map_err(|e| config_error(py, &e))?;
-        let config = Config {
-            ca_dir,
-            voms_dir,
-            ..Config::default()
-        };
-        let dirs = match &state_dir {
-            Some(d) => Ok(Dirs::under(d)),
-            None => default_dirs(),
-        };
-        let built = py.detach(|| {
-            // The given file, else /etc/jobseal/policy.toml if it exists,
-            // else the built-in policy.
-            let policy = match &policy_path {
-                Some(p) => Policy::load(p)?,
-                None => Policy::load_default()?,
-            };
-            Checker::new(config.clone(), policy)
-        });
-        let checker = built.map_err(|e| config_error(py, &e))?;
-        Ok(Self {
-            checker,
-            config,
-            policy_path,
-            state_dir,
-            dirs,
-            admission: Mutex::new(None),
-            opened_in: AtomicU32::new(0),
-        })
-    }
-
-    /// The admission, opened now if it is not yet; a failure to open it is
-    /// a deny, recorded where it still can be (as `jobseal admit` does).
-    /// In another process than the one that opened it (after `fork`), a
-    /// deny.
-    fn admission(&self, context: &RecordContext) -> Result<Arc<Admission>, Box<Decision>> {
-        let dirs = self
-            .dirs
-            .as_ref()
-            .map_err(|e| Box::new(Decision::from_error(e.clone())))?;
-        let policy = || {
-            let mut policy = self.checker.policy().clone();
-            if self.state_dir.is_some() {
-                // An explicit state_dir wins over the policy's directories.
-                policy.state_dir = None;
-                policy.log_dir = None;
-            }
-            policy
-        };
-        // After a fork the child must not take the lock (a thread of the
-        // parent may have held it) nor use the parent's replay database.
-        let pid = std::process::id();
-        let opened_in = self.opened_in.load(Ordering::Acquire);
-        if opened_in != 0 && opened_in != pid {
-            let d = Decision::from_error(across_fork(opened_in, pid));
-            record_setup_failure(Some(&policy()), dirs, &d, context);
-            return Err(Box::new(d));
-        }
-        let mut slot = self
-            .admission
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(a) = slot.as_ref() {
-            return Ok(Arc::clone(a));
-        }
-        let policy = policy();
-        match Admission::open(self.config.clone(), policy.clone(), dirs) {
-            Ok(a) => {
-                let a = Arc::new(a);
-                self.opened_in.store(pid, Ordering::Release);
-                *slot = Some(Arc::clone(&a));
-                Ok(a)
-            }
-            Err(e) => {
-                let d = Decision::from_error(e);
-                record_setup_failure(Some(&policy), dirs, &d, context);
-                Err(Box::new(d))
-            }
-        }
+    /// Build a verifier from explicit settings (`None`: the system paths),
+    /// each made absolute now: a pilot that changes directory later (into
+    /// a job's) keeps them.
+    fn build(py: Python<'_>, paths: HostPaths) -> PyResult<Self> {
+        let paths = paths.absolute().map_err(|e| config_error(py, &e))?;
+        // The default directories, read attached: Python's `os.environ`
+        // writes call `putenv` under the GIL.
+        let state = paths.state_dirs();
+        // The policy: the given file, else /etc/jobseal/policy.toml if it
+        // exists, else the built-in policy.
+        let host = py
+            .detach(|| AdmissionHost::load(&paths, state))
+            .map_err(|e| config_error(py, &e))?;
+        Ok(Self { paths, host })
     }
 }
 
@@ -591,7 +398,13 @@ impl PyVerifier {
         policy: Option<PathBuf>,
         state_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
-        Self::build(py, ca_dir, voms_dir, policy, state_dir)
+        let paths = HostPaths {
+            ca_dir,
+            voms_dir,
+            policy,
+            state_dir,
+        };
+        Self::build(py, paths)
     }
 
     /// As `Verifier(...)`, but what is not given comes from the
@@ -608,7 +421,7 @@ impl PyVerifier {
         policy: Option<PathBuf>,
         state_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
-        if let Some(why) = privileged() {
+        if let Some(why) = jobseal_admit::this_environment_untrusted() {
             return Err(config_error(
                 py,
                 &Error::new(
@@ -625,13 +438,13 @@ impl PyVerifier {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        Self::build(
-            py,
-            ca_dir.or_else(|| env("X509_CERT_DIR")),
-            voms_dir.or_else(|| env("X509_VOMS_DIR")),
-            policy.or_else(|| env("JOBSEAL_POLICY")),
+        let paths = HostPaths {
+            ca_dir: ca_dir.or_else(|| env("X509_CERT_DIR")),
+            voms_dir: voms_dir.or_else(|| env("X509_VOMS_DIR")),
+            policy: policy.or_else(|| env("JOBSEAL_POLICY")),
             state_dir,
-        )
+        };
+        Self::build(py, paths)
     }
 
     /// Steps 1–6 (chain, binding, manifest, payload, site policy) at `at`
@@ -650,7 +463,7 @@ impl PyVerifier {
         let at = verification_time(at)?;
         Ok(py.detach(|| {
             let decision = match bundle.read() {
-                Ok(b) => self.checker.check_at(&b, &invocation, at),
+                Ok(b) => self.host.checker().check_at(&b, &invocation, at),
                 Err(e) => Decision::from_error(e),
             };
             PyDecision::new(&decision)
@@ -671,7 +484,7 @@ impl PyVerifier {
         let at = verification_time(at)?;
         Ok(py.detach(|| {
             let decision = match bundle.read() {
-                Ok(b) => self.checker.check_credential_at(&b, at),
+                Ok(b) => self.host.checker().check_credential_at(&b, at),
                 Err(e) => Decision::from_error(e),
             };
             PyDecision::new(&decision)
@@ -708,13 +521,9 @@ impl PyVerifier {
             ..RecordContext::default()
         };
         Ok(py.detach(|| {
-            let decision = match self.admission(&context) {
-                Ok(admission) => match bundle.read() {
-                    Ok(b) => admission.admit(&b, &invocation, &context),
-                    Err(e) => admission.record(Decision::from_error(e), &context),
-                },
-                Err(deny) => *deny,
-            };
+            let decision = self
+                .host
+                .admit_read(|| bundle.read(), &invocation, &context);
             PyDecision::new(&decision)
         }))
     }
@@ -722,35 +531,35 @@ impl PyVerifier {
     /// The CA directory in use.
     #[getter]
     fn ca_dir(&self) -> PathBuf {
-        self.config.ca_dir.clone()
+        self.host.config().ca_dir.clone()
     }
 
     /// The VOMS directory in use.
     #[getter]
     fn voms_dir(&self) -> PathBuf {
-        self.config.voms_dir.clone()
+        self.host.config().voms_dir.clone()
     }
 
     /// The policy file read (`None`: the built-in policy).
     #[getter]
     fn policy(&self) -> Option<PathBuf> {
-        self.checker.policy().source.clone()
+        self.host.policy().source.clone()
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
         let shown = |p: Option<&Path>| py_repr(py, p.map(|p| p.display().to_string()).as_ref());
         format!(
             "Verifier(ca_dir={}, voms_dir={}, policy={}, state_dir={})",
-            shown(Some(&self.config.ca_dir)),
-            shown(Some(&self.config.voms_dir)),
+            shown(Some(&self.host.config().ca_dir)),
+            shown(Some(&self.host.config().voms_dir)),
             shown(
-                self.checker
+                self.host
                     .policy()
                     .source
                     .as_deref()
-                    .or(self.policy_path.as_deref())
+                    .or(self.paths.policy.as_deref())
             ),
-            shown(self.state_dir.as_deref()),
+            shown(self.paths.state_dir.as_deref()),
         )
     }
 }
