@@ -151,6 +151,8 @@ fn build(dir: &Path) -> Built {
         // The plugin exports the LCMAPS interface only: the C API and Rust
         // inside it stay private, whatever else the process loads.
         "-Wl,--exclude-libs,ALL".into(),
+        // And holds only what it runs: no SQLite, no rustls (admission's).
+        "-Wl,--gc-sections".into(),
     ];
     args.extend(NATIVE_STATIC_LIBS.iter().map(|s| s.to_string()));
     cc(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -213,6 +215,100 @@ fn exported(so: &Path) -> Vec<String> {
         .lines()
         .filter_map(|l| l.split_whitespace().nth(2).map(String::from))
         .collect()
+}
+
+/// The README's command that builds the plugin, its `\\` continuations
+/// folded, split into words (it has no quoting).
+fn readme_plugin_command() -> Vec<String> {
+    let readme = std::fs::read_to_string(crate_dir().join("../../README.md")).unwrap();
+    let mut lines = readme.lines().map(str::trim);
+    let first = lines
+        .find(|l| l.starts_with("cc -shared") && l.contains("lcmaps_jobseal.so"))
+        .expect("README.md has no `cc -shared ... lcmaps_jobseal.so` command");
+    let mut command = String::new();
+    let mut line = first;
+    while let Some(folded) = line.strip_suffix('\\') {
+        command.push_str(folded);
+        line = lines
+            .next()
+            .expect("README.md: a continuation with no next line");
+    }
+    command.push_str(line);
+    command.split_whitespace().map(String::from).collect()
+}
+
+/// Build the plugin with the README's command, here: into `out`, against
+/// the static library of this build, with `--gc-sections` or without.
+fn build_as_the_readme_does(out: &Path, gc_sections: bool) -> PathBuf {
+    let lib = lib_dir().join("libjobseal_ffi.a");
+    let words = readme_plugin_command();
+    assert!(
+        words.iter().any(|w| w == "-Wl,--gc-sections"),
+        "the README's plugin build has no -Wl,--gc-sections: {words:?}"
+    );
+    let args: Vec<String> = words[1..]
+        .iter()
+        .filter(|w| gc_sections || *w != "-Wl,--gc-sections")
+        .map(|w| match w.as_str() {
+            "lcmaps_jobseal.so" => out.display().to_string(),
+            "target/release/libjobseal_ffi.a" => lib.display().to_string(),
+            _ => w.clone(),
+        })
+        .collect();
+    let o = run(Command::new(&words[0])
+        .args(&args)
+        .current_dir(crate_dir().join("../..")));
+    assert!(
+        o.status.success(),
+        "{words:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out.to_path_buf()
+}
+
+/// The symbols of `so` (all of them: it is not stripped) that mention
+/// SQLite or rustls.
+fn storage_symbols(so: &Path) -> Vec<String> {
+    let o = run(Command::new("nm").arg(so));
+    assert!(o.status.success(), "nm {} failed", so.display());
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("sqlite3") || l.contains("rustls")
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// The plugin only checks (steps 1–4 and 6): built as the README says, it
+/// links no SQLite (the replay store) and no rustls (the Redis store's
+/// TLS), which only admission uses. Without `--gc-sections` the same
+/// build holds both: the check can see them.
+#[test]
+fn the_plugin_links_neither_sqlite_nor_rustls() {
+    if !require(&[
+        ("/usr/include/lcmaps/lcmaps_modules.h", "liblcmaps-dev"),
+        ("nm", "binutils"),
+        ("cc", "gcc"),
+    ]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin = build_as_the_readme_does(&tmp.path().join("lcmaps_jobseal.so"), true);
+    let found = storage_symbols(&plugin);
+    assert!(
+        found.is_empty(),
+        "the plugin holds SQLite or rustls code ({} symbols), e.g.:\n{}",
+        found.len(),
+        found[..found.len().min(10)].join("\n")
+    );
+    let whole = build_as_the_readme_does(&tmp.path().join("whole.so"), false);
+    assert!(
+        !storage_symbols(&whole).is_empty(),
+        "without --gc-sections the plugin should hold SQLite and rustls: nm finds none"
+    );
 }
 
 #[derive(Clone)]
