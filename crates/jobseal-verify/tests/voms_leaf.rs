@@ -318,6 +318,24 @@ fn two_ac_bearing_certificates_are_denied_and_refused() {
     let chain = vec![p2.cert.clone(), p1.cert.clone(), w.user.cert.clone()];
     let m = refusal(w.seal(&w.cred(&p2, chain.clone()), "1h"));
     assert!(m.contains("chain.voms-two-sources"), "{m}");
+    // Sealed anyway (seal_manifest does not check the issuer): denied.
+    let user = w.user_cred();
+    let params = SealParams {
+        now: NOW,
+        job_id: [8; 16],
+        serial: 98,
+    };
+    let (manifest, _) = jobseal_issue::job::build_manifest(
+        &w.job("1h"),
+        &check_issuer(&user, NOW).unwrap(),
+        &params,
+    )
+    .unwrap();
+    let (bundle, _) =
+        jobseal_issue::job::seal_manifest(&w.cred(&p2, chain), &manifest, 98).unwrap();
+    let d = w.verify(bundle.to_pem().as_bytes());
+    assert_eq!(d.reason, Some(Reason::ChainVomsTwoSources), "{}", d.message);
+    assert_eq!(d.identity.unwrap().end_entity, "/O=jobseal/CN=Jane Doe");
     // One AC-bearing proxy is fine.
     let one = w.proxy(&p1, 12, &[]);
     let cred = w.cred(
