@@ -122,19 +122,52 @@ impl Service {
             Err(_) => {}
         }
         let listener = UnixListener::bind(&path).map_err(|e| format!("{shown}: {e}"))?;
+        self.own_socket(&path)?;
+        Ok(listener)
+    }
+
+    /// Take over the socket systemd bound for `jobseal-launchd.socket`
+    /// (socket activation). It must be the configured `socket`; its group
+    /// and mode then become the configured ones, as [`Self::listen`] sets
+    /// them, so that the configuration stays the one place that says who
+    /// may connect.
+    pub fn adopt(&self, listener: UnixListener) -> Result<UnixListener, String> {
+        let path = self.socket();
+        let address = listener
+            .local_addr()
+            .map_err(|e| format!("the socket passed by systemd: {e}"))?;
+        let Some(bound) = address.as_pathname() else {
+            return Err(
+                "the socket passed by systemd has no path (ListenStream= must name a file)".into(),
+            );
+        };
+        if bound != path {
+            return Err(format!(
+                "systemd passed the socket {}, but `socket` in the configuration is {}: make ListenStream= in jobseal-launchd.socket and `socket` agree",
+                bound.display(),
+                path.display()
+            ));
+        }
+        self.own_socket(&path)?;
+        Ok(listener)
+    }
+
+    /// Root's socket, with the configured group and mode.
+    fn own_socket(&self, path: &Path) -> Result<(), String> {
+        let shown = path.display();
         let gid = match &self.config.socket_group {
             None => None,
             Some(g) => Some(
                 account::group_id(g).ok_or_else(|| format!("socket_group {g}: no such group"))?,
             ),
         };
-        std::os::unix::fs::chown(&path, Some(0), gid).map_err(|e| format!("{shown}: {e}"))?;
+        std::os::unix::fs::chown(path, Some(0), Some(gid.unwrap_or(0)))
+            .map_err(|e| format!("{shown}: {e}"))?;
         std::fs::set_permissions(
-            &path,
+            path,
             std::fs::Permissions::from_mode(self.config.socket_mode()?),
         )
-        .map_err(|e| format!("{shown}: {e}"))?;
-        Ok(listener)
+        .map_err(|e| format!("{shown}: {e}"))
     }
 
     /// Accept connections for ever, one thread each.

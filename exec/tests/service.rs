@@ -31,7 +31,7 @@ use jobseal_issue::throwaway;
 use jobseal_issue::{JobSpec, SealParams, seal};
 
 mod common;
-use common::{Account, assert_refused, launchd, sh, stderr, stdout, useradd};
+use common::{Account, assert_refused, launchd_via, sh, socket_activate, stderr, stdout, useradd};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -56,6 +56,13 @@ struct World {
 
 impl World {
     fn new(extra_config: &str) -> Self {
+        let mut w = Self::unstarted(extra_config);
+        w.start();
+        w
+    }
+
+    /// [`World::new`], the service not yet started.
+    fn unstarted(extra_config: &str) -> Self {
         let lock = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         let tag = format!("{:04x}", std::process::id() % 0x10000);
         let dir = tempfile::tempdir().unwrap();
@@ -91,7 +98,7 @@ impl World {
             vec![u.cert.clone()],
         )
         .unwrap();
-        let mut w = Self {
+        let w = Self {
             dir,
             pilot,
             target,
@@ -130,7 +137,6 @@ impl World {
             .arg(format!("{}:{}", w.pilot.uid, w.pilot.gid))
             .arg(w.path("pilot")));
         w.configure(extra_config);
-        w.start();
         w
     }
 
@@ -165,8 +171,13 @@ impl World {
     }
 
     fn start(&mut self) {
-        // Started as a site starts it: nothing open but 0-2.
-        let child = launchd()
+        self.start_by(&[]);
+    }
+
+    /// Started as a site starts it, nothing open but 0-2, exec'ed by
+    /// `wrapper` if any.
+    fn start_by(&mut self, wrapper: &[&std::ffi::OsStr]) {
+        let child = launchd_via(wrapper)
             .arg("--config")
             .arg(self.path("exec.toml"))
             .stdin(Stdio::null())
@@ -338,6 +349,68 @@ fn the_service_refuses_to_start_with_an_inherited_descriptor() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("descriptors [") && err.contains("7"), "{err}");
+}
+
+/// Socket activation (`jobseal-launchd.socket`): the service takes the
+/// socket systemd bound only if it is the configured one, gives it the
+/// configured mode, and launches through it; two sockets stop it too.
+#[test]
+fn a_socket_activated_service_takes_the_configured_socket_only() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(activate) = socket_activate() else {
+        return;
+    };
+    let mut w = World::unstarted("");
+    std::fs::create_dir(w.path("run")).unwrap();
+    let config = w.path("exec.toml");
+    let refused = |sockets: &[PathBuf]| {
+        let mut wrapper = vec![activate.as_os_str()];
+        for s in sockets {
+            wrapper.extend([std::ffi::OsStr::new("-l"), s.as_os_str()]);
+        }
+        let child = launchd_via(&wrapper)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Started, as by systemd, at the first connection.
+        let t = Instant::now();
+        while UnixStream::connect(&sockets[0]).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(10), "no socket bound");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let err = refused(&[w.path("run/other.sock")]);
+    assert!(
+        err.contains("make ListenStream= in jobseal-launchd.socket and `socket` agree"),
+        "{err}"
+    );
+    let err = refused(&[w.socket(), w.path("run/second.sock")]);
+    assert!(err.contains("must have exactly one ListenStream="), "{err}");
+
+    w.start_by(&[activate.as_os_str(), "-l".as_ref(), w.socket().as_os_str()]);
+    // Bound by systemd-socket-activate under this test's umask (0755):
+    // the service gives it the configured mode (default 0666).
+    let t = Instant::now();
+    while std::fs::metadata(w.socket()).unwrap().permissions().mode() & 0o7777 != 0o666 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the socket's mode was not set"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bundle = w.seal("a", "run.sh", &["x"], "inputs = [\"input.txt\"]\n");
+    let o = w.launch(&bundle, &["./run.sh", "x"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with(&format!("uid={} ", w.target.uid)));
 }
 
 fn last_record(w: &World) -> serde_json::Value {

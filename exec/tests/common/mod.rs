@@ -84,6 +84,12 @@ pub fn groupadd(name: &str, system: bool) -> u32 {
 /// `jobseal-launchd`, started as systemd starts it: with no descriptor
 /// but 0-2 (this test process would pass on cargo's jobserver pipes).
 pub fn launchd() -> Command {
+    launchd_via(&[])
+}
+
+/// [`launchd`], exec'ed by `wrapper` (such as `systemd-socket-activate -l
+/// SOCKET`).
+pub fn launchd_via(wrapper: &[&std::ffi::OsStr]) -> Command {
     let closes: String = leaked_descriptors()
         .iter()
         .map(|fd| format!("exec {fd}>&-; "))
@@ -92,8 +98,27 @@ pub fn launchd() -> Command {
     c.arg("-c")
         .arg(format!("{closes}exec \"$@\""))
         .arg("bash")
+        .args(wrapper)
         .arg(env!("CARGO_BIN_EXE_jobseal-launchd"));
     c
+}
+
+/// systemd's `systemd-socket-activate` (package systemd), which binds a
+/// socket and execs a service with it as systemd does; fails under CI when
+/// it is missing.
+pub fn socket_activate() -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from("/usr/bin/systemd-socket-activate");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI needs systemd-socket-activate (apt-get install -y systemd)"
+    );
+    eprintln!(
+        "SKIPPED socket activation: needs systemd-socket-activate (apt-get install -y systemd)"
+    );
+    None
 }
 
 /// Descriptors this process would pass on (open, not close-on-exec).
