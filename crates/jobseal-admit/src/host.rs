@@ -358,7 +358,10 @@ impl AdmissionHost {
     /// [`AdmissionHost::open`] as process `pid`.
     fn open_in(&self, pid: u32, context: &RecordContext) -> Result<Arc<Admission>, Box<Decision>> {
         // No state directory at all: nowhere to record.
-        let dirs = (self.state.dirs()).map_err(|e| Box::new(Decision::from_error(e.clone())))?;
+        let dirs = self
+            .state
+            .dirs()
+            .map_err(|e| Box::new(Decision::from_error(e.clone())))?;
         let refuse = |e: Error| {
             let d = Decision::from_error(e);
             record_setup_failure(Some(self.policy()), dirs, &d, context);
