@@ -90,6 +90,10 @@ pub struct ExecConfig {
     /// a limit not listed is the service's own, never the pilot's.
     #[serde(default)]
     pub limits: std::collections::BTreeMap<String, LimitValue>,
+    /// Service mode: recorded refusals one pilot account may cause per
+    /// minute before its launches are refused up front, unrecorded
+    /// (default 60).
+    pub refusals_per_minute: Option<u32>,
 }
 
 /// Where identity-switching mode makes fresh working directories.
@@ -141,6 +145,7 @@ impl Default for ExecConfig {
             socket: None,
             socket_group: None,
             socket_mode: None,
+            refusals_per_minute: None,
             limits: std::collections::BTreeMap::new(),
         }
     }

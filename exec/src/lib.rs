@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod bounds;
 pub mod client;
 pub mod config;
 pub mod creds;

@@ -60,6 +60,8 @@ exec_reasons! {
     ServiceUnavailable => "exec.service-unavailable",
     /// The launch service has too many requests in progress.
     ServiceBusy => "exec.service-busy",
+    /// The caller had too many recorded refusals in the last minute.
+    CallerThrottled => "exec.caller-throttled",
     /// The client disconnected while its payload ran; the payload was killed.
     ClientGone => "exec.client-gone",
     /// The payload could not join the caller's cgroup.

@@ -32,6 +32,7 @@ use jobseal_policy::Policy;
 use jobseal_verify::{Config, Decision, Invocation, UnixTime};
 
 use crate::account::{self, Account};
+use crate::bounds::{InFlight, RefusalBudget, Turns};
 use crate::config::{ExecConfig, Mode, check_root_owned, check_root_owned_tree};
 use crate::creds::{self, Resource, StatusPipe, Target};
 use crate::mapping::{Mapped, map_target};
@@ -61,6 +62,14 @@ const MAX_EXEC_STRING: usize = 60 << 10;
 const MAX_EXEC_TOTAL: usize = 1 << 20;
 /// Largest source proxy read.
 const MAX_PROXY_BYTES: u64 = 1 << 20;
+/// Bytes of received requests held until their admission, per uid and in
+/// all (a request is at most 34 MiB).
+const IN_FLIGHT_PER_UID: u64 = 128 << 20;
+const IN_FLIGHT_ALL: u64 = 512 << 20;
+/// How long a received request waits for its turn at verification.
+const TURN_WAIT: Duration = Duration::from_secs(60);
+/// Recorded refusals per uid and minute, unless configured.
+const REFUSALS_PER_MINUTE: u32 = 60;
 
 /// The service: its configuration, and what its connections share.
 #[derive(Debug)]
@@ -72,6 +81,9 @@ pub struct Service {
     spawning: Mutex<()>,
     pending: Mutex<HashMap<u32, usize>>,
     pending_all: AtomicUsize,
+    in_flight: InFlight,
+    turns: Turns,
+    refusals: RefusalBudget,
 }
 
 impl Service {
@@ -85,12 +97,23 @@ impl Service {
         }
         let limits = config.payload_limits()?;
         config.socket_mode()?;
+        let refusals = match config.refusals_per_minute.unwrap_or(REFUSALS_PER_MINUTE) {
+            0 => return Err("refusals_per_minute must be at least 1".into()),
+            n => RefusalBudget::new(n as usize, Duration::from_secs(60)),
+        };
+        // Verification is CPU work: twice the cores at once, half of them
+        // at most for one pilot.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let slots = (2 * cores).max(4);
         Ok(Self {
             config,
             limits,
             spawning: Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
             pending_all: AtomicUsize::new(0),
+            in_flight: InFlight::new(IN_FLIGHT_PER_UID, IN_FLIGHT_ALL),
+            turns: Turns::new(slots, slots / 2, TURN_WAIT),
+            refusals,
         })
     }
 
@@ -218,12 +241,79 @@ impl Service {
                 format!("uid {} may not use the launch service", peer.uid),
             );
         }
+        let uid = peer.uid;
+        self.within_budget(uid)?;
         let received = self.receive(stream, peer)?;
-        let run = Run::open(self, &received)?;
-        let checked = run.check(received)?;
-        let prepared = run.prepare(checked)?;
-        let admitted = run.admit(prepared)?;
+        // Held until admission; the payload's run holds no bundle.
+        let (run, admitted) = {
+            let _held = self
+                .in_flight
+                .hold(uid, request_bytes(&received.request))
+                .ok_or_else(|| {
+                    Fail(
+                        EXIT_INTERNAL,
+                        ExecReason::ServiceBusy.code(),
+                        format!("uid {uid} has too many bytes of requests in progress; try again"),
+                    )
+                })?;
+            let _turn = self.turns.take(uid).ok_or_else(|| {
+                Fail(
+                    EXIT_INTERNAL,
+                    ExecReason::ServiceBusy.code(),
+                    format!(
+                        "no turn at verification within {} s; try again",
+                        TURN_WAIT.as_secs()
+                    ),
+                )
+            })?;
+            // Every refusal from here on is recorded: it counts.
+            let counted = |f: Fail| {
+                self.spend_refusal(uid);
+                f
+            };
+            let run = Run::open(self, &received).map_err(counted)?;
+            let admitted = run
+                .check(received)
+                .and_then(|c| run.prepare(c))
+                .and_then(|p| run.admit(p))
+                .map_err(counted)?;
+            (run, admitted)
+        };
         run.start(stream, admitted)
+    }
+
+    /// A pilot that caused too many recorded refusals lately is refused
+    /// up front, unrecorded (§14.14.6).
+    fn within_budget(&self, uid: u32) -> Result<(), Fail> {
+        self.refusals.check(uid, Instant::now()).map_err(|wait| {
+            Fail(
+                EXIT_INTERNAL,
+                ExecReason::CallerThrottled.code(),
+                format!(
+                    "uid {uid} had {} refused launches within a minute; try again in {} s",
+                    self.config
+                        .refusals_per_minute
+                        .unwrap_or(REFUSALS_PER_MINUTE),
+                    wait.as_secs() + 1
+                ),
+            )
+        })
+    }
+
+    fn spend_refusal(&self, uid: u32) {
+        if self.refusals.spend(uid, Instant::now()) {
+            // Once per episode, in the service's log (the journal): its
+            // next launches are refused without a record.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "jobseal-launchd: uid {uid} reached {} recorded refusals within a minute; its launches are refused unrecorded (exec.caller-throttled) until the minute has passed",
+                    self.config
+                        .refusals_per_minute
+                        .unwrap_or(REFUSALS_PER_MINUTE)
+                );
+            }
+        }
     }
 
     /// Read the request within [`REQUEST_TIME`], bounded per uid.
@@ -796,7 +886,10 @@ impl<'a> Run<'a> {
         workdir
             .hand_over(account.uid, account.gid)
             .map_err(|m| after(Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m)))?;
-        let received = checked.received;
+        let mut received = checked.received;
+        // Not kept for the payload's lifetime (§14.14.6: counted only
+        // until admission).
+        received.request.bundle = Vec::new();
         let target = Target {
             uid: account.uid,
             gid: account.gid,
@@ -997,6 +1090,18 @@ fn forward_until_closed(reader: &mut UnixStream, watch: &Watch<'_>) {
             }
         }
     }
+}
+
+/// The bytes a received request holds.
+fn request_bytes(request: &Request) -> u64 {
+    let strings = std::iter::once(&request.argv0)
+        .chain(&request.args)
+        .chain(&request.env)
+        .chain(&request.target_proxy)
+        .map(Vec::len)
+        .sum::<usize>();
+    let names = request.inputs.iter().map(String::len).sum::<usize>();
+    (request.bundle.len() + strings + names) as u64
 }
 
 /// What the trampoline and the exec take, checked before anything is

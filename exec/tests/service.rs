@@ -413,6 +413,34 @@ fn a_socket_activated_service_takes_the_configured_socket_only() {
     assert!(stdout(&o).starts_with(&format!("uid={} ", w.target.uid)));
 }
 
+/// A pilot whose launches keep being refused cannot fill the site's log:
+/// after `refusals_per_minute` recorded refusals its launches are refused
+/// up front, unrecorded, and nothing runs.
+#[test]
+fn a_pilot_refused_too_often_is_throttled_without_filling_the_log() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new("refusals_per_minute = 3\n");
+    let bundle = w.seal("once", "code.sh", &["0"], "");
+    let o = w.launch(&bundle, &["./code.sh", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for _ in 0..3 {
+        let o = w.launch(&bundle, &["./code.sh", "0"]);
+        assert_refused(&o, 203, "replay.job-id-used");
+    }
+    assert_eq!(w.audit().len(), 4, "the permit and three recorded refusals");
+    for _ in 0..5 {
+        let o = w.launch(&bundle, &["./code.sh", "0"]);
+        assert_refused(&o, 202, "exec.caller-throttled");
+    }
+    // A fresh job of the same pilot is refused too, until the minute passes.
+    let fresh = w.seal("fresh", "code.sh", &["0"], "");
+    let o = w.launch(&fresh, &["./code.sh", "0"]);
+    assert_refused(&o, 202, "exec.caller-throttled");
+    assert_eq!(w.audit().len(), 4, "throttled launches are not recorded");
+}
+
 fn last_record(w: &World) -> serde_json::Value {
     w.audit().pop().expect("an audit record")
 }
