@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use jobseal_admit::admit::{Admission, Dirs, record_outside, record_setup_failure};
+use jobseal_admit::admit::{Admission, Dirs, record_setup_failure};
 use jobseal_admit::audit::{AuditRecord, Launch, RecordContext};
+use jobseal_admit::{AdmissionHost, StateDirs};
 use jobseal_policy::Policy;
 use jobseal_verify::{Config, Decision, Invocation, UnixTime};
 
@@ -533,13 +534,13 @@ struct Admitted {
     decision: Decision,
 }
 
-/// One launch's fixed parts: policy, directories, admission, the record's
-/// context.
+/// One launch's fixed parts: admission as every face hosts it (policy and
+/// trust read for this launch, the replay store and audit log open), the
+/// record's context.
 struct Run<'a> {
     service: &'a Service,
-    policy: Policy,
-    dirs: Dirs,
-    admission: Admission,
+    host: AdmissionHost,
+    admission: Arc<Admission>,
     ca_dir: PathBuf,
     context: RecordContext,
 }
@@ -589,18 +590,18 @@ impl<'a> Run<'a> {
             voms_dir,
             ..Config::default()
         };
-        let admission = match Admission::open(verifier, policy.clone(), &dirs) {
-            Ok(a) => a,
-            Err(e) => {
-                let decision = Decision::from_error(e);
-                record_setup_failure(Some(&policy), &dirs, &decision, &context);
-                return fail(EXIT_INTERNAL, decision.code(), decision.message);
-            }
+        // Opened now: a store or log that cannot be opened refuses (and is
+        // recorded where it can be) before anything is copied.
+        let opened =
+            AdmissionHost::new_or_record(verifier, Ok(policy), StateDirs::fallback(dirs), &context)
+                .and_then(|host| host.open(&context).map(|a| (host, a)));
+        let (host, admission) = match opened {
+            Ok(opened) => opened,
+            Err(deny) => return fail(EXIT_INTERNAL, deny.code(), deny.message),
         };
         Ok(Self {
             service,
-            policy,
-            dirs,
+            host,
             admission,
             ca_dir,
             context,
@@ -619,7 +620,7 @@ impl<'a> Run<'a> {
         let mut record = AuditRecord::refusal(&base, f.1, &context);
         record.message = short_message(&f.2);
         // The refusal stands whether or not it is logged.
-        let _ = record_outside(Some(&self.policy), &self.dirs, record);
+        let _ = self.host.record_refusal(record);
         f
     }
 
