@@ -45,7 +45,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Seal jobs: hash, sign the manifest, issue the job-bound proxy, write the bundle.
     #[command(
-        after_help = "voms-proxy-init's spellings work too: -pwstdin, -valid 12:00, -hours 12, -cert, -key, -proxy, -out.\n\
+        after_help = "voms-proxy-init's spellings work too: -pwstdin, -valid 12:00, -hours 12, -cert, -key, -proxy, -out, -voms, -vomses, -vomsdir, -certdir.\n\
                       Every job is checked before any is signed; nothing is written unless all can be sealed (or --keep-going)."
     )]
     Sign(sign::SignArgs),
@@ -100,7 +100,10 @@ pub fn command() -> clap::Command {
 const SINGLE_DASH: &[(&str, &[&str])] = &[
     (
         "sign",
-        &["pwstdin", "valid", "hours", "cert", "key", "proxy", "out"],
+        &[
+            "pwstdin", "valid", "hours", "cert", "key", "proxy", "out", "voms", "vomses",
+            "vomsdir", "certdir",
+        ],
     ),
     (
         "proxy",

@@ -54,6 +54,36 @@ pub struct SignArgs {
     force: bool,
     #[command(flatten)]
     credential: CredentialArgs,
+    #[command(flatten)]
+    voms: VomsArgs,
+}
+
+/// VOMS attributes fetched for the jobs, as voms-proxy-init fetches them,
+/// but into the job-bound proxies themselves.
+#[derive(Args, Debug, Default)]
+pub struct VomsArgs {
+    /// Fetch VOMS attributes from the VO's VOMS server with your certificate
+    /// and key (not a proxy) and put them in every job-bound proxy:
+    /// VO, VO:/VO/group, VO:/VO/group/Role=role or VO:/VO/Role=role.
+    #[arg(long, value_name = "VO[:FQAN]")]
+    voms: Option<String>,
+    /// vomses file or directory naming the VO's servers [default:
+    /// $VOMS_USERCONF, ~/.voms/vomses, ~/.glite/vomses, /etc/vomses].
+    #[arg(long, value_name = "FILE", requires = "voms")]
+    vomses: Vec<PathBuf>,
+    /// Directory of the VOs' LSC files [default: $X509_VOMS_DIR or
+    /// /etc/grid-security/vomsdir].
+    #[arg(long, value_name = "DIR", requires = "voms")]
+    vomsdir: Option<PathBuf>,
+    /// CA directory that must trust the VOMS server [default:
+    /// $X509_CERT_DIR or /etc/grid-security/certificates].
+    #[arg(long, value_name = "DIR", requires = "voms")]
+    certdir: Option<PathBuf>,
+    /// Seconds one VOMS server may take to answer, connection included
+    /// (the next server of the VO is tried after).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "voms",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    voms_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -293,7 +323,17 @@ fn sign(args: &SignArgs) -> Result<bool, IssueError> {
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| IssueError::io(dir, e))?;
     }
-    let cred = load_credential(&args.credential, Search::ProxiesFirst)?;
+    let cred = match &args.voms.voms {
+        // The AC's holder is the user's certificate, which then issues the
+        // job-bound proxies itself: no proxy is looked for.
+        Some(spec) => with_voms(
+            load_credential(&args.credential, Search::EndEntityOnly)?,
+            spec,
+            &args.voms,
+            &plans,
+        )?,
+        None => load_credential(&args.credential, Search::ProxiesFirst)?,
+    };
     let now = UnixTime::now();
     let issuer = credential::check_issuer(&cred, now)?;
     if let Some(warning) = site_checks::refuse_what_sites_refuse(&cred, now, args.force)? {
@@ -312,6 +352,47 @@ fn sign(args: &SignArgs) -> Result<bool, IssueError> {
     let outcome = seal_and_write(&cred, &issuer, &chosen, now, args.keep_going)?;
     summarize(&plans, &chosen, &outcome, args);
     Ok(outcome.iter().all(Result::is_ok) && chosen.len() == plans.len())
+}
+
+/// The credential with the VOMS attributes `spec` asks for, from the VO's
+/// server: asked once for the whole batch, for the longest validity a job
+/// asks. Any failure stops the batch: never sealed without them.
+fn with_voms(
+    cred: Credential,
+    spec: &str,
+    args: &VomsArgs,
+    plans: &[Planned],
+) -> Result<Credential, IssueError> {
+    let fail = |e: jobseal_voms::VomsError| IssueError::Credential(e.to_string());
+    let request = jobseal_voms::Request::parse(spec).map_err(fail)?;
+    let lifetime = plans
+        .iter()
+        .filter_map(|p| p.job.as_ref().map(|j| j.valid))
+        .max()
+        .unwrap_or(24 * 3600);
+    let mut opts = jobseal_voms::Options::from_env(lifetime);
+    opts.vomses.clone_from(&args.vomses);
+    if let Some(dir) = &args.vomsdir {
+        opts.vomsdir.clone_from(dir);
+    }
+    if let Some(dir) = &args.certdir {
+        opts.ca_dir.clone_from(dir);
+    }
+    opts.timeout = std::time::Duration::from_secs(args.voms_timeout);
+    eprintln!(
+        "jobseal: asking the VOMS server of {} for {}",
+        request.name,
+        request.describe()
+    );
+    let attrs = jobseal_voms::fetch(&cred, &request, &opts).map_err(fail)?;
+    eprintln!(
+        "jobseal: VOMS attributes from {} ({}): {}, valid until {}",
+        attrs.server,
+        attrs.issuer,
+        attrs.fqans.join(", "),
+        attrs.not_after.to_rfc3339()
+    );
+    cred.with_voms_ac(attrs.der)
 }
 
 /// What the credential decides, once it is loaded: the VO each job claims
