@@ -28,10 +28,12 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jobseal_core::time::UnixTime;
+use jobseal_core::{name, tlv};
 use jobseal_issue::credential::{self, Credential, Source};
 use jobseal_issue::keys::KeyDer;
 use jobseal_issue::throwaway;
 use jobseal_issue::{JobSpec, SealParams, seal};
+use jobseal_testkit::ac;
 
 mod common;
 use common::{Account, assert_refused, groupadd, last_line, launchd, sh, stderr, stdout, useradd};
@@ -68,6 +70,8 @@ struct World {
     /// A system group of the target's (gid < `min_gid`): never given.
     system_group: (String, u32),
     users: Vec<Credential>,
+    /// The users' CA (it also certifies the test VOMS AA).
+    ca: throwaway::Party,
     service: Option<Child>,
     _lock: std::sync::MutexGuard<'static, ()>,
 }
@@ -137,6 +141,7 @@ impl World {
             extra_group: (extra, extra_gid),
             system_group: (system, system_gid),
             users,
+            ca,
             service: None,
             _lock: lock,
         };
@@ -671,8 +676,8 @@ fn a_static_fqan_or_dn_map_entry_comes_before_the_grid_mapfile() {
     }
     let mut w = World::new();
     // The grid-mapfile says pool account 1; the [[map]] entry, the target.
-    // (An `fqan` entry needs a VOMS attribute certificate; its lookup is
-    // the same code, covered by the unit tests of mapping.rs and pool.rs.)
+    // (The `fqan` entry matches nothing here: a job without attributes;
+    // an_fqan_map_entry_maps_a_job_sealed_with_vo_attributes has one.)
     w.gridmap(&format!("\"{}\" {}\n", slash_dn(USERS[0]), w.pool[0].name));
     w.reconfigure(&format!(
         "[[map]]\nfqan = \"/nosuchvo\"\naccount = \"{}\"\n[[map]]\ndn = \"{}\"\naccount = \"{}\"\n",
@@ -693,6 +698,98 @@ fn a_static_fqan_or_dn_map_entry_comes_before_the_grid_mapfile() {
     w.reconfigure("");
     let b = w.seal("g", 0, &[], "");
     let o = w.launch(&b, &["./run.sh"]);
+    assert!(
+        stdout(&o).starts_with(&format!("uid={} ", w.pool[0].uid)),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(w.audit()[1]["launch"]["mapped_by"], "grid-mapfile");
+}
+
+/// An `fqan` entry maps a job sealed with the user's VO attributes (an
+/// AC in the job-bound proxy, as `jobseal sign --voms` seals it) by its
+/// primary FQAN; a user sealing without attributes falls to the
+/// grid-mapfile.
+#[test]
+fn an_fqan_map_entry_maps_a_job_sealed_with_vo_attributes() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut w = World::new();
+    let now = UnixTime::now();
+    let aa = ac::aa(
+        &w.ca,
+        &[61; 32],
+        61,
+        "CN=voms.test,O=jobseal",
+        (now.minus(86_400), now.plus(365 * 86_400)),
+    )
+    .unwrap();
+    let subject = |cert: &[u8]| tlv::RawCert::split(cert).unwrap().subject.to_vec();
+    std::fs::create_dir_all(w.path("vomsdir/testvo")).unwrap();
+    std::fs::write(
+        w.path("vomsdir/testvo/voms.test.lsc"),
+        format!(
+            "{}\n{}\n",
+            name::to_slash_string(&subject(&aa.cert)),
+            name::to_slash_string(&subject(&w.ca.cert))
+        ),
+    )
+    .unwrap();
+    let mut users = std::mem::take(&mut w.users);
+    let user = users.remove(0);
+    let spec = ac::AcSpec {
+        vo: "testvo".into(),
+        host: "voms.test".into(),
+        fqans: vec!["/testvo/prod/Role=pilot".into(), "/testvo".into()],
+        generic: Vec::new(),
+        holder_name: subject(&user.chain[0]),
+        holder_serial: vec![20],
+        issuer: subject(&aa.cert),
+        carried: vec![aa.cert.clone()],
+        not_before: now.minus(60),
+        not_after: now.plus(86_400),
+        extra_extensions: Vec::new(),
+        algorithm: None,
+        flip_signature: false,
+    };
+    let with_ac = user.with_voms_ac(spec.sign(&aa.key).unwrap()).unwrap();
+    w.gridmap(&format!(
+        "\"{}\" {}\n\"{}\" {}\n",
+        slash_dn(USERS[0]),
+        w.pool[0].name,
+        slash_dn(USERS[1]),
+        w.pool[0].name
+    ));
+    w.reconfigure(&format!(
+        "voms_dir = \"{}\"\n[[map]]\nfqan = \"/testvo/prod/Role=pilot\"\naccount = \"{}\"\n",
+        w.path("vomsdir").display(),
+        w.target.name
+    ));
+    let sealed = |name: &str, cred: &Credential| {
+        let toml = w.path(&format!("pilot/job/{name}.toml"));
+        std::fs::write(&toml, "executable = \"run.sh\"\nvalid = \"1h\"\n").unwrap();
+        let issuer = credential::check_issuer(cred, now).unwrap();
+        let job = JobSpec::from_toml_file(&toml).unwrap();
+        let s = seal(cred, &issuer, &job, &SealParams::random(now).unwrap()).unwrap();
+        let out = w.path(&format!("pilot/{name}.bundle.pem"));
+        std::fs::write(&out, s.bundle.to_pem()).unwrap();
+        w.give_to_pilot(&out);
+        out
+    };
+    let o = w.launch(&sealed("fqan", &with_ac), &["./run.sh"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(&format!("uid={} ", w.target.uid)),
+        "{}",
+        stdout(&o)
+    );
+    let record = &w.audit()[0];
+    assert_eq!(record["launch"]["mapped_by"], "map fqan");
+    let voms = &record["who"]["voms"][0];
+    assert_eq!(voms["verified"], true, "{record}");
+    assert_eq!(voms["fqans"][0], "/testvo/prod/Role=pilot", "{record}");
+    let o = w.launch(&sealed("plain", &users[0]), &["./run.sh"]);
     assert!(
         stdout(&o).starts_with(&format!("uid={} ", w.pool[0].uid)),
         "{}",
