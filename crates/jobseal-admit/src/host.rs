@@ -1,6 +1,6 @@
 //! How admission is hosted, once for every face (the CLI's `jobseal
 //! admit`, the C API, the Python module, `jobseal-exec` in logging-only
-//! mode): where its state lives, the side-effect-free checker built once,
+//! mode, the launch service `jobseal-launchd`): where its state lives, the side-effect-free checker built once,
 //! the replay store and audit log opened lazily and kept, the fork guard,
 //! and the records of set-up failures.
 //!
