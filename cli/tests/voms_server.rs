@@ -267,6 +267,25 @@ fn sign_with_voms_attributes_from_a_real_voms_server() {
     );
     refused(&out, &bundle, &["not trusted", "localhost.lsc"]);
 
+    // A trusted server whose AC names another AA host, without an LSC for
+    // it: the AC fails the vomsdir check.
+    let elsewhere = s
+        .pki
+        .vomses("vomses-elsewhere", "localhost", voms_server::PORT_OTHER_URI)
+        .unwrap();
+    let elsewhere = elsewhere.to_str().unwrap();
+    let out = s.sign(
+        "jane",
+        &bundle,
+        &["--voms", "testvo", "--vomses", elsewhere],
+        true,
+    );
+    refused(
+        &out,
+        &bundle,
+        &["refused by the vomsdir check", voms_server::OTHER_URI_HOST],
+    );
+
     // A dead server (nothing listens on the port).
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -11,6 +11,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 
 use jobseal_core::manifest::hex;
 use jobseal_core::time::UnixTime;
@@ -18,7 +20,7 @@ use jobseal_issue::credential::{self, Environment, Explicit, IssuerCheck};
 use jobseal_issue::job::{DigestCache, seal_with_cache};
 use jobseal_issue::preflight::{self, Problem, Severity};
 use jobseal_issue::{Credential, IssueError, JobSpec, SealParams};
-use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use zeroize::Zeroizing;
@@ -116,9 +118,40 @@ impl Passphrase {
 #[pyclass(frozen, module = "jobseal", name = "Credential")]
 #[derive(Debug)]
 pub struct PyCredential {
-    cred: Credential,
+    /// Written only while a call sealing with `voms=` puts the AC in (and
+    /// takes it out again); every lock is taken without the GIL.
+    cred: RwLock<Credential>,
     issuer: IssuerCheck,
+    /// Where `voms=` asks (the constructor's `vomses`, `vomsdir`,
+    /// `certdir`, `voms_timeout`).
+    voms: VomsSettings,
+    /// ACs fetched, by `voms=` argument, reused while they last.
+    acs: Mutex<Vec<(String, jobseal_voms::Attributes)>>,
 }
+
+/// The VOMS client's settings of a credential.
+#[derive(Debug, Default)]
+struct VomsSettings {
+    vomses: Vec<PathBuf>,
+    vomsdir: Option<PathBuf>,
+    certdir: Option<PathBuf>,
+    timeout: u64,
+}
+
+/// Why a sealing call failed, as plain data (built without the GIL).
+enum Failure {
+    Issue(IssueError),
+    Problems(Vec<String>),
+}
+
+impl From<IssueError> for Failure {
+    fn from(e: IssueError) -> Self {
+        Self::Issue(e)
+    }
+}
+
+/// Results of a sealing call: one per job, or why none was sealed.
+type Outcome = Result<Vec<Result<PySealedJob, Vec<String>>>, Failure>;
 
 /// What a job is made of, as Python gives it.
 #[derive(Default)]
@@ -366,17 +399,63 @@ fn check(job: JobSpec, issuer: &IssuerCheck, force: bool) -> Result<Ready, Vec<S
     })
 }
 
+/// Check every job, then seal them with `cred` and `issuer` (no GIL
+/// needed): all or nothing unless `keep_going`.
+fn seal_checked(
+    cred: &Credential,
+    issuer: &IssuerCheck,
+    jobs: Vec<Result<JobSpec, IssueError>>,
+    keep_going: bool,
+    force: bool,
+) -> Outcome {
+    let now = UnixTime::now();
+    // The issuer still usable now, and what sites refuse refused.
+    credential::check_issuer(cred, now)?;
+    let chain_warning = site_checks::refuse_what_sites_refuse(cred, now, force)?;
+    let checked: Vec<Result<Ready, Vec<String>>> = jobs
+        .into_iter()
+        .map(|j| match j {
+            Ok(job) => check(job, issuer, force),
+            Err(e) => Err(e.to_string().lines().map(str::to_owned).collect()),
+        })
+        .collect();
+    let problems: Vec<String> = checked
+        .iter()
+        .filter_map(|c| c.as_ref().err())
+        .flatten()
+        .cloned()
+        .collect();
+    if !problems.is_empty() && !keep_going {
+        return Err(Failure::Problems(problems));
+    }
+    let cache = DigestCache::new();
+    let sealed: Vec<Result<PySealedJob, Vec<String>>> = checked
+        .into_iter()
+        .map(|c| {
+            let mut ready = c?;
+            ready.warnings.extend(chain_warning.clone());
+            PyCredential::seal_ready(cred, issuer, ready, now, &cache)
+                .map_err(|e| e.to_string().lines().map(str::to_owned).collect::<Vec<_>>())
+        })
+        .collect();
+    if !keep_going && let Some(Err(p)) = sealed.iter().find(|r| r.is_err()) {
+        return Err(Failure::Problems(p.clone()));
+    }
+    Ok(sealed)
+}
+
 impl PyCredential {
     /// Seal one checked job (no GIL needed).
     fn seal_ready(
-        &self,
+        cred: &Credential,
+        issuer: &IssuerCheck,
         ready: Ready,
         now: UnixTime,
         cache: &DigestCache,
     ) -> Result<PySealedJob, IssueError> {
         let sealed = seal_with_cache(
-            &self.cred,
-            &self.issuer,
+            cred,
+            issuer,
             &ready.job,
             &SealParams::random(now)?,
             &|_| {},
@@ -401,62 +480,110 @@ impl PyCredential {
             not_before: m.not_before,
             not_after: m.not_after,
             allowed_uses: m.allowed_uses,
-            identity: self.issuer.end_entity.clone(),
+            identity: issuer.end_entity.clone(),
             capped: sealed.capped.clone(),
             warnings: ready.warnings,
             source: ready.job.source.display().to_string(),
         })
     }
 
-    /// The issuer still usable now, and what sites refuse refused.
-    fn fresh(&self, now: UnixTime, force: bool) -> Result<Option<String>, IssueError> {
-        credential::check_issuer(&self.cred, now)?;
-        site_checks::refuse_what_sites_refuse(&self.cred, now, force)
-    }
-
     /// Check every job, then seal: all or nothing unless `keep_going`
-    /// (then a [`JobError`] instance stands for each job not sealed).
+    /// (then a [`JobError`] instance stands for each job not sealed). With
+    /// `voms`, the jobs carry the VOMS attributes it asks for, fetched with
+    /// the user's certificate (once for the call, or reused).
     fn seal_all(
         &self,
         py: Python<'_>,
         jobs: Vec<Result<JobSpec, IssueError>>,
         keep_going: bool,
         force: bool,
+        voms: Option<String>,
     ) -> PyResult<Vec<Result<PySealedJob, Vec<String>>>> {
-        let now = UnixTime::now();
-        let chain_warning = self.fresh(now, force).map_err(|e| issue_error(py, &e))?;
-        let checked: Vec<Result<Ready, Vec<String>>> = jobs
-            .into_iter()
-            .map(|j| match j {
-                Ok(job) => check(job, &self.issuer, force),
-                Err(e) => Err(e.to_string().lines().map(str::to_owned).collect()),
-            })
-            .collect();
-        let problems: Vec<String> = checked
-            .iter()
-            .filter_map(|c| c.as_ref().err())
-            .flatten()
-            .cloned()
-            .collect();
-        if !problems.is_empty() && !keep_going {
-            return Err(job_error(py, problems));
-        }
-        let cache = DigestCache::new();
-        let sealed = py.detach(|| {
-            checked
-                .into_iter()
-                .map(|c| {
-                    let mut ready = c?;
-                    ready.warnings.extend(chain_warning.clone());
-                    self.seal_ready(ready, now, &cache)
-                        .map_err(|e| e.to_string().lines().map(str::to_owned).collect::<Vec<_>>())
-                })
-                .collect::<Vec<_>>()
+        // The locks and the network without the GIL: a thread waiting for
+        // a lock never holds what the lock's holder needs.
+        let outcome = py.detach(|| match voms {
+            Some(spec) => self.seal_with_voms(jobs, keep_going, force, &spec),
+            None => match self.cred.read() {
+                Ok(cred) => seal_checked(&cred, &self.issuer, jobs, keep_going, force),
+                Err(_) => Err(IssueError::Internal("the credential is poisoned".into()).into()),
+            },
         });
-        if !keep_going && let Some(Err(p)) = sealed.iter().find(|r| r.is_err()) {
-            return Err(job_error(py, p.clone()));
+        match outcome {
+            Ok(sealed) => Ok(sealed),
+            Err(Failure::Issue(e)) => Err(issue_error(py, &e)),
+            Err(Failure::Problems(p)) => Err(job_error(py, p)),
         }
-        Ok(sealed)
+    }
+
+    /// Where the credential came from (the lock taken without the GIL).
+    fn source_text(&self, py: Python<'_>) -> String {
+        py.detach(|| match self.cred.read() {
+            Ok(c) => c.source.to_string(),
+            Err(_) => "unknown".into(),
+        })
+    }
+
+    /// [`Self::seal_all`] with the AC `spec` asks for in the credential.
+    fn seal_with_voms(
+        &self,
+        jobs: Vec<Result<JobSpec, IssueError>>,
+        keep_going: bool,
+        force: bool,
+        spec: &str,
+    ) -> Outcome {
+        let lifetime = jobs
+            .iter()
+            .filter_map(|j| j.as_ref().ok().map(|j| j.valid))
+            .max()
+            .unwrap_or(24 * 3600);
+        let poisoned = || Failure::Issue(IssueError::Internal("the credential is poisoned".into()));
+        let mut cred = self.cred.write().map_err(|_| poisoned())?;
+        let ac = self.attributes(&cred, spec, lifetime)?;
+        cred.voms_ac = Some(ac.der);
+        let result = credential::check_issuer(&cred, UnixTime::now())
+            .map_err(Failure::from)
+            .and_then(|issuer| seal_checked(&cred, &issuer, jobs, keep_going, force));
+        // The AC serves this call only.
+        cred.voms_ac = None;
+        result
+    }
+
+    /// The AC `spec` asks for: one fetched before that still covers
+    /// `lifetime` (or was fetched in the last minute), else a new one.
+    fn attributes(
+        &self,
+        cred: &Credential,
+        spec: &str,
+        lifetime: u64,
+    ) -> Result<jobseal_voms::Attributes, Failure> {
+        let now = UnixTime::now().0;
+        let mut acs = self
+            .acs
+            .lock()
+            .map_err(|_| IssueError::Internal("the AC cache is poisoned".into()))?;
+        acs.retain(|(_, a)| a.not_after.0 > now + 300);
+        let fresh = |(s, a): &&(String, jobseal_voms::Attributes)| {
+            s == spec && a.not_after.0 >= now.saturating_add(lifetime).min(now + 24 * 3600)
+        };
+        if let Some((_, a)) = acs.iter().find(fresh) {
+            return Ok(a.clone());
+        }
+        let fail =
+            |e: jobseal_voms::VomsError| Failure::Issue(IssueError::Credential(e.to_string()));
+        let request = jobseal_voms::Request::parse(spec).map_err(fail)?;
+        let mut opts = jobseal_voms::Options::from_env(lifetime);
+        opts.vomses.clone_from(&self.voms.vomses);
+        if let Some(d) = &self.voms.vomsdir {
+            opts.vomsdir.clone_from(d);
+        }
+        if let Some(d) = &self.voms.certdir {
+            opts.ca_dir.clone_from(d);
+        }
+        opts.timeout = Duration::from_secs(self.voms.timeout);
+        let a = jobseal_voms::fetch(cred, &request, &opts).map_err(fail)?;
+        acs.retain(|(s, _)| s != spec);
+        acs.push((spec.to_string(), a.clone()));
+        Ok(a)
     }
 
     /// The one result of a one-job [`Self::seal_all`].
@@ -465,8 +592,9 @@ impl PyCredential {
         py: Python<'_>,
         job: Result<JobSpec, IssueError>,
         force: bool,
+        voms: Option<String>,
     ) -> PyResult<PySealedJob> {
-        match self.seal_all(py, vec![job], false, force)?.pop() {
+        match self.seal_all(py, vec![job], false, force, voms)?.pop() {
             Some(Ok(sealed)) => Ok(sealed),
             Some(Err(problems)) => Err(job_error(py, problems)),
             None => Err(SealError::new_err("internal error: no job sealed")),
@@ -480,15 +608,35 @@ impl PyCredential {
     /// and `key` (or `cert` alone for a .p12), else `$X509_USER_PROXY`,
     /// `$X509_USER_CERT`/`$X509_USER_KEY`, `/tmp/x509up_u<uid>`,
     /// `~/.globus/usercert.pem` + `userkey.pem`, `~/.globus/usercred.p12`.
+    /// `vomses`, `vomsdir`, `certdir` and `voms_timeout` (seconds per VOMS
+    /// server) are where and how the sealing methods' `voms=` asks, as
+    /// `jobseal sign --voms` does.
     #[new]
-    #[pyo3(signature = (proxy=None, cert=None, key=None, *, passphrase=None))]
+    #[pyo3(signature = (proxy=None, cert=None, key=None, *, passphrase=None, vomses=None,
+                        vomsdir=None, certdir=None, voms_timeout=60))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         proxy: Option<PathBuf>,
         cert: Option<PathBuf>,
         key: Option<PathBuf>,
         passphrase: Option<&Bound<'_, PyAny>>,
+        vomses: Option<Vec<PathBuf>>,
+        vomsdir: Option<PathBuf>,
+        certdir: Option<PathBuf>,
+        voms_timeout: u64,
     ) -> PyResult<Self> {
+        if !(1..=3600).contains(&voms_timeout) {
+            return Err(PyValueError::new_err(
+                "voms_timeout must be 1 to 3600 seconds",
+            ));
+        }
+        let voms = VomsSettings {
+            vomses: vomses.unwrap_or_default(),
+            vomsdir,
+            certdir,
+            timeout: voms_timeout,
+        };
         let pass = Passphrase::from_arg(passphrase)?;
         if proxy.is_some() && (cert.is_some() || key.is_some()) {
             return Err(PyTypeError::new_err(
@@ -515,7 +663,12 @@ impl PyCredential {
         let cred = loaded.map_err(|e| issue_error(py, &e))?;
         let issuer =
             credential::check_issuer(&cred, UnixTime::now()).map_err(|e| issue_error(py, &e))?;
-        Ok(Self { cred, issuer })
+        Ok(Self {
+            cred: RwLock::new(cred),
+            issuer,
+            voms,
+            acs: Mutex::new(Vec::new()),
+        })
     }
 
     /// The user (end-entity subject, `/DC=…` form).
@@ -526,8 +679,8 @@ impl PyCredential {
 
     /// Where the credential came from, as `jobseal sign` names it.
     #[getter]
-    fn source(&self) -> String {
-        self.cred.source.to_string()
+    fn source(&self, py: Python<'_>) -> String {
+        self.source_text(py)
     }
 
     /// The VOs of its VOMS attributes (read, not verified).
@@ -546,7 +699,7 @@ impl PyCredential {
     /// (default: the current directory).
     #[pyo3(signature = (executable, arguments=None, *, inputs=None, environment=None, vo=None,
                         sites=None, valid=None, allowed_uses=None, base_dir=None, name=None,
-                        force=false))]
+                        force=false, voms=None))]
     #[allow(clippy::too_many_arguments)]
     fn seal(
         &self,
@@ -562,6 +715,7 @@ impl PyCredential {
         base_dir: Option<&Bound<'_, PyAny>>,
         name: Option<&Bound<'_, PyAny>>,
         force: bool,
+        voms: Option<String>,
     ) -> PyResult<PySealedJob> {
         let d = PyDict::new(py);
         d.set_item("executable", executable)?;
@@ -581,32 +735,39 @@ impl PyCredential {
             }
         }
         let job = job_of(d.as_any(), 0)?;
-        self.seal_one(py, job, force)
+        self.seal_one(py, job, force, voms)
     }
 
     /// Seal the job of a job TOML file (`jobseal sign FILE`).
-    #[pyo3(signature = (path, *, force=false))]
-    fn seal_file(&self, py: Python<'_>, path: PathBuf, force: bool) -> PyResult<PySealedJob> {
-        self.seal_one(py, JobSpec::from_toml_file(&path), force)
+    #[pyo3(signature = (path, *, force=false, voms=None))]
+    fn seal_file(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        force: bool,
+        voms: Option<String>,
+    ) -> PyResult<PySealedJob> {
+        self.seal_one(py, JobSpec::from_toml_file(&path), force, voms)
     }
 
     /// Seal many jobs (dicts of `seal`'s arguments, or job TOML paths).
     /// Every job is checked first; a [`JobError`] lists every problem and
     /// nothing is sealed, unless `keep_going`: then the result holds a
     /// `JobError` instance in place of each job that could not be sealed.
-    #[pyo3(signature = (jobs, *, keep_going=false, force=false))]
+    #[pyo3(signature = (jobs, *, keep_going=false, force=false, voms=None))]
     fn seal_many(
         &self,
         py: Python<'_>,
         jobs: &Bound<'_, PyAny>,
         keep_going: bool,
         force: bool,
+        voms: Option<String>,
     ) -> PyResult<Py<PyList>> {
         let mut specs = Vec::new();
         for (i, item) in jobs.try_iter()?.enumerate() {
             specs.push(job_of(&item?, i)?);
         }
-        let results = self.seal_all(py, specs, keep_going, force)?;
+        let results = self.seal_all(py, specs, keep_going, force, voms)?;
         let list = PyList::empty(py);
         for r in results {
             match r {
@@ -617,11 +778,11 @@ impl PyCredential {
         Ok(list.unbind())
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "Credential(identity={:?}, source={:?})",
             self.issuer.end_entity,
-            self.cred.source.to_string()
+            self.source_text(py)
         )
     }
 }

@@ -278,3 +278,41 @@ def test_the_ganga_example_seals_a_job_the_cli_verifies(pki, job):
     run = cli("verify", out, "--ca-dir", pki.ca_dir, "--job-dir", job, "--json", "--",
               "./run.sh", "a", "b c", cwd=job)
     assert run.returncode == 0, run.stderr
+
+
+def _dead_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_voms_failures_raise_the_cli_message_and_seal_nothing(pki, job, tmp_path):
+    """seal(..., voms=...) asks as `jobseal sign --voms` does (its real-server
+    tests are cli/tests/voms_server.rs): a server that cannot be reached, a VO
+    without a vomses entry and a malformed request are CredentialErrors with
+    the CLI's one-line message, and nothing is sealed without the attributes."""
+    vomses = tmp_path / "vomses"
+    vomses.write_text(f'"testvo" "localhost" "{_dead_port()}" "/O=jobseal test/CN=localhost" "testvo"\n')
+    cred = jobseal.Credential(cert=pki.cert, key=pki.key, vomses=[vomses], certdir=pki.ca_dir,
+                              vomsdir=tmp_path, voms_timeout=5)
+    for voms, words in [("testvo", "cannot be reached"),
+                        ("othervo", "no vomses entry for VO othervo"),
+                        ("testvo:/other/x", "is not in VO testvo"),
+                        ("testvo:/testvo/Capability=x", "capability selection is not supported")]:
+        with pytest.raises(jobseal.CredentialError) as e:
+            cred.seal("run.sh", base_dir=job, voms=voms)
+        assert words in str(e.value) and "\n" not in str(e.value), str(e.value)
+        with pytest.raises(jobseal.CredentialError):
+            cred.seal_many([job / "job.toml", job / "job.toml"], voms=voms)
+        run = cli("sign", job / "job.toml", "--out", tmp_path / "b.pem", "--cert", pki.cert,
+                  "--key", pki.key, "--voms", voms, "--vomses", vomses, "--certdir", pki.ca_dir,
+                  "--vomsdir", tmp_path, "--voms-timeout", "5")
+        assert run.returncode == 1, run.stderr
+        assert run.stderr.strip().splitlines()[-1].removeprefix("jobseal: ") == str(e.value)
+        assert not (tmp_path / "b.pem").exists()
+    # Without voms= the same credential seals as before, with no attributes.
+    sealed = cred.seal_file(job / "job.toml")
+    assert b"PRIVATE KEY" not in sealed.bundle
+    with pytest.raises(ValueError):
+        jobseal.Credential(cert=pki.cert, key=pki.key, voms_timeout=0)

@@ -36,6 +36,12 @@ pub const OTHER_DN: &str = "/DC=org/DC=example/CN=John Outsider";
 pub const HOST_DN: &str = "/DC=org/DC=example/CN=localhost";
 /// The port the server listens on, inside its namespace.
 pub const PORT: u16 = 15000;
+/// A second server of the same VO and database whose ACs name another host
+/// (`-uri voms.example.org:15001`): its TLS certificate passes the
+/// `localhost.lsc` check, its ACs need `voms.example.org.lsc`.
+pub const PORT_OTHER_URI: u16 = 15001;
+/// The host its ACs name.
+pub const OTHER_URI_HOST: &str = "voms.example.org";
 
 /// The programs and files needed, with their Debian packages.
 pub const NEEDS: &[(&str, &str)] = &[
@@ -294,7 +300,8 @@ impl VomsServer {
         run(server.command("ip").args(["link", "set", "lo", "up"]))?;
         server.start_mariadb()?;
         server.load_schema()?;
-        server.start_voms(pki)?;
+        server.start_voms(pki, PORT, "localhost")?;
+        server.start_voms(pki, PORT_OTHER_URI, OTHER_URI_HOST)?;
         Ok(server)
     }
 
@@ -306,9 +313,9 @@ impl VomsServer {
         c
     }
 
-    /// The server's log (voms), for failure messages.
+    /// The server's log (voms, port [`PORT`]), for failure messages.
     pub fn log(&self) -> String {
-        let log = fs::read_to_string(self.dir.join("voms.log")).unwrap_or_default();
+        let log = fs::read_to_string(self.dir.join(format!("voms-{PORT}.log"))).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
@@ -391,13 +398,14 @@ impl VomsServer {
         Ok(())
     }
 
-    fn start_voms(&self, pki: &Pki) -> Result<(), String> {
+    fn start_voms(&self, pki: &Pki, port: u16, uri_host: &str) -> Result<(), String> {
         let pass = self.dir.join("voms.pass");
         fs::write(&pass, "querypw\n").map_err(|e| e.to_string())?;
         // voms refuses a password file of any other mode.
         set_mode(&pass, 0o640)?;
-        let port = PORT.to_string();
-        let uri = format!("localhost:{PORT}");
+        let log = self.dir.join(format!("voms-{port}.log"));
+        let uri = format!("{uri_host}:{port}");
+        let port = port.to_string();
         // `-foreground` still forks: the listener is found by its port.
         run(self
             .command("/usr/sbin/voms")
@@ -415,14 +423,14 @@ impl VomsServer {
             .arg("-x509_cert_dir")
             .arg(&pki.ca_dir)
             .arg("-logfile")
-            .arg(self.dir.join("voms.log")))?;
+            .arg(&log))?;
         wait_until(Duration::from_secs(30), "voms listening", || {
             run(self
                 .command("ss")
-                .args(["-Hltn", &format!("sport = :{PORT}")]))
+                .args(["-Hltn", &format!("sport = :{port}")]))
             .is_ok_and(|o| o.contains("LISTEN"))
         })
-        .map_err(|e| format!("{e}\n{}", self.log()))
+        .map_err(|e| format!("{e}\n{}", fs::read_to_string(&log).unwrap_or_default()))
     }
 
     /// Pids of the processes in the server's namespace, holder included.

@@ -464,10 +464,10 @@ fn check(
             |e| format!("{} ({})", e.message, e.code.code()),
         );
         return Err(rejected(format!(
-            "{why}; fix {}/{}/{}.lsc or the CA directory",
+            "{why}; install the VO's LSC files, as it publishes them, in {}/{}/ \
+             (or fix the CA directory)",
             expected.vomsdir.display(),
-            server.vo,
-            server.host
+            server.vo
         )));
     }
     if info.vo != server.vo {

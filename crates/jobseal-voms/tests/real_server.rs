@@ -209,7 +209,7 @@ fn inside_the_namespace() {
 
     // Nothing listening.
     let dead = pki
-        .vomses("vomses-dead", "localhost", voms_server::PORT + 1)
+        .vomses("vomses-dead", "localhost", voms_server::PORT + 9)
         .unwrap();
     let e = refused(&jane, "testvo", &options(&pki, dead));
     assert!(matches!(e, VomsError::Unreachable { .. }), "{e:?}");
@@ -238,7 +238,7 @@ fn inside_the_namespace() {
         &both,
         format!(
             "\"testvo\" \"localhost\" \"{}\" \"{}\" \"testvo\"\n\"testvo\" \"localhost\" \"{}\" \"{}\" \"testvo\"\n",
-            voms_server::PORT + 1,
+            voms_server::PORT + 9,
             voms_server::HOST_DN,
             voms_server::PORT,
             voms_server::HOST_DN
@@ -246,6 +246,15 @@ fn inside_the_namespace() {
     )
     .unwrap();
     assert!(ask(&jane, "testvo", &options(&pki, both)).is_ok());
+
+    // The server is trusted, but its AC names another AA host, for which
+    // the vomsdir has no LSC: the AC fails the check a site makes.
+    let elsewhere = pki
+        .vomses("vomses-elsewhere", "localhost", voms_server::PORT_OTHER_URI)
+        .unwrap();
+    let e = refused(&jane, "testvo", &options(&pki, elsewhere));
+    assert!(matches!(e, VomsError::AcRejected { .. }), "{e:?}");
+    assert!(e.to_string().contains(voms_server::OTHER_URI_HOST), "{e}");
 
     // No entry for the VO.
     let e = refused(&jane, "othervo", &opts);

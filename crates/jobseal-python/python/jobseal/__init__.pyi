@@ -267,6 +267,17 @@ class Credential:
     ``~/.globus/usercert.pem`` + ``userkey.pem``, ``~/.globus/usercred.p12``.
     ``passphrase``: the passphrase, a callable given the prompt, or ``None``
     to ask with :func:`getpass.getpass` if the key is encrypted.
+
+    ``voms=`` of the sealing methods (``"atlas"``, ``"atlas:/atlas/higgs"``,
+    ``"atlas:/atlas/Role=production"``, ...) fetches VOMS attributes from
+    the VO's server with this certificate and key (not a proxy), as
+    ``jobseal sign --voms`` does, and puts them in every job-bound proxy of
+    the call; an AC is reused while it lasts. ``vomses``, ``vomsdir``,
+    ``certdir`` and ``voms_timeout`` (seconds per server) are where and how
+    it asks (default: ``$VOMS_USERCONF``, ``~/.voms/vomses``,
+    ``~/.glite/vomses``, ``/etc/vomses``; ``$X509_VOMS_DIR``;
+    ``$X509_CERT_DIR``; 60). A failure raises :class:`CredentialError` with
+    the CLI's message; nothing is sealed without the attributes.
     """
 
     def __new__(
@@ -276,6 +287,10 @@ class Credential:
         key: Optional[_StrPath] = None,
         *,
         passphrase: Union[None, str, Callable[[str], str]] = None,
+        vomses: Optional[Sequence[_StrPath]] = None,
+        vomsdir: Optional[_StrPath] = None,
+        certdir: Optional[_StrPath] = None,
+        voms_timeout: int = 60,
     ) -> "Credential": ...
     @property
     def identity(self) -> str: ...
@@ -299,12 +314,20 @@ class Credential:
         base_dir: Optional[_StrPath] = None,
         name: Optional[str] = None,
         force: bool = False,
+        voms: Optional[str] = None,
     ) -> SealedJob:
         """Seal one job; paths are relative to ``base_dir`` (default ".")."""
-    def seal_file(self, path: _StrPath, *, force: bool = False) -> SealedJob:
+    def seal_file(
+        self, path: _StrPath, *, force: bool = False, voms: Optional[str] = None
+    ) -> SealedJob:
         """Seal the job of a job TOML file."""
     def seal_many(
-        self, jobs: Iterable[_Job], *, keep_going: bool = False, force: bool = False
+        self,
+        jobs: Iterable[_Job],
+        *,
+        keep_going: bool = False,
+        force: bool = False,
+        voms: Optional[str] = None,
     ) -> List[Union[SealedJob, JobError]]:
         """Check every job, then seal them all; a :class:`JobError` lists
         every problem and nothing is sealed, unless ``keep_going``."""
