@@ -286,6 +286,33 @@ fn sign_with_voms_attributes_from_a_real_voms_server() {
         &["refused by the vomsdir check", voms_server::OTHER_URI_HOST],
     );
 
+    // Attributes are asked with the user's certificate, never with a proxy
+    // (whose holder would be another certificate).
+    let proxy = tmp.path().join("proxy.pem");
+    let out = s
+        .jobseal(false)
+        .args(["proxy", "--out"])
+        .arg(&proxy)
+        .arg("--cert")
+        .arg(&s.pki.user_cert)
+        .arg("--key")
+        .arg(&s.pki.user_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s
+        .jobseal(false)
+        .arg("sign")
+        .arg(&s.job)
+        .arg("--out")
+        .arg(&bundle)
+        .arg("--proxy")
+        .arg(&proxy)
+        .args(["--voms", "testvo", "--vomses", &vomses])
+        .output()
+        .unwrap();
+    refused(&out, &bundle, &["not a proxy", "--cert/--key"]);
+
     // A dead server (nothing listens on the port).
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
