@@ -60,12 +60,34 @@ fn remaining(deadline: Instant, stage: &'static str) -> Result<Duration, Failure
         .ok_or(Failure::Timeout(stage))
 }
 
+/// The server's addresses. The system resolver has no timeout of its own:
+/// it runs in a thread of its own, abandoned if the deadline passes.
+fn resolve(
+    server: &Server,
+    limit: Duration,
+    deadline: Instant,
+) -> Result<Vec<SocketAddr>, Failure> {
+    const STAGE: &str = "resolving its host name";
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (host, port) = (server.host.clone(), server.port);
+    std::thread::spawn(move || {
+        let found = (host.as_str(), port)
+            .to_socket_addrs()
+            .map(|a| a.take(16).collect::<Vec<_>>());
+        let _ = tx.send(found);
+    });
+    match rx.recv_timeout(remaining(deadline, STAGE)?.min(limit)) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(Failure::Connect(format!(
+            "cannot resolve {}: {e}",
+            server.host
+        ))),
+        Err(_) => Err(Failure::Timeout(STAGE)),
+    }
+}
+
 fn connect(server: &Server, limit: Duration, deadline: Instant) -> Result<TcpStream, Failure> {
-    let addrs: Vec<SocketAddr> = (server.host.as_str(), server.port)
-        .to_socket_addrs()
-        .map_err(|e| Failure::Connect(format!("cannot resolve {}: {e}", server.host)))?
-        .take(16)
-        .collect();
+    let addrs = resolve(server, limit, deadline)?;
     let mut last = format!("{} has no address", server.host);
     for addr in addrs {
         let wait = remaining(deadline, "connecting")?.min(limit);

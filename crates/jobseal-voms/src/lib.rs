@@ -6,8 +6,9 @@
 //! - Servers come from the `vomses` files ([`vomses`]); several servers of a
 //!   VO are tried in order until one answers; a refusal of membership or
 //!   role is final.
-//! - The legacy VOMS protocol over TLS ([`exchange`]), which every VOMS
-//!   server (VOMS C++ and VOMS-Admin/VOMS-AA) answers.
+//! - The legacy VOMS protocol over TLS (`exchange`), the one Debian's
+//!   `voms-server` 2.1.0~rc3 answers (its REST endpoint is broken, so REST
+//!   is not spoken here).
 //! - The server is trusted only if its certificate chains to the CA
 //!   directory, is for the vomses host and is described by the vomsdir LSC
 //!   file; the AC is then checked as a site checks it
