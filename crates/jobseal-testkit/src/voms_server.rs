@@ -94,6 +94,9 @@ pub struct Pki {
     pub ca_dir: PathBuf,
     pub user_cert: PathBuf,
     pub user_key: PathBuf,
+    /// Jane's second certificate, with a P-256 key.
+    pub user_ec_cert: PathBuf,
+    pub user_ec_key: PathBuf,
     pub other_cert: PathBuf,
     pub other_key: PathBuf,
     pub host_cert: PathBuf,
@@ -162,6 +165,8 @@ impl Pki {
             ca_dir: f("certificates"),
             user_cert: f("user.pem"),
             user_key: f("user.key"),
+            user_ec_cert: f("user-ec.pem"),
+            user_ec_key: f("user-ec.key"),
             other_cert: f("other.pem"),
             other_key: f("other.key"),
             host_cert: f("host.pem"),
@@ -197,16 +202,15 @@ impl Pki {
             fs::copy(&ca_cert, ca_dir.join(format!("{}.0", h.trim())))
                 .map_err(|e| e.to_string())?;
         }
-        let issue = |name: &str, dn: &str, ext: &str, serial: u32| -> Result<_, String> {
+        let issue = |name: &str, dn: &str, ext: &str, serial: u32, key_args: &[&str]| {
             let (cert, key, csr) = (
                 root.join(format!("{name}.pem")),
                 root.join(format!("{name}.key")),
                 root.join(format!("{name}.csr")),
             );
             run(Command::new("openssl")
-                .args([
-                    "req", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-subj", dn,
-                ])
+                .args(["req", "-new", "-nodes", "-sha256", "-subj", dn])
+                .args(key_args)
                 .arg("-config")
                 .arg(&cnf)
                 .arg("-keyout")
@@ -228,11 +232,15 @@ impl Pki {
                 .args(["-extensions", ext])
                 .arg("-out")
                 .arg(&cert))?;
-            Ok((cert, key))
+            Ok::<_, String>((cert, key))
         };
-        let (user_cert, user_key) = issue("user", USER_DN, "user_ext", 0x1001)?;
-        let (other_cert, other_key) = issue("other", OTHER_DN, "user_ext", 0x1002)?;
-        let (host_cert, host_key) = issue("host", HOST_DN, "host_ext", 0x1003)?;
+        let rsa: &[&str] = &["-newkey", "rsa:2048"];
+        let (user_cert, user_key) = issue("user", USER_DN, "user_ext", 0x1001, rsa)?;
+        let (other_cert, other_key) = issue("other", OTHER_DN, "user_ext", 0x1002, rsa)?;
+        let (host_cert, host_key) = issue("host", HOST_DN, "host_ext", 0x1003, rsa)?;
+        // Jane again, with an EC key (a second certificate of hers).
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        let (user_ec_cert, user_ec_key) = issue("user-ec", USER_DN, "user_ext", 0x1004, &ec)?;
         let vomsdir = root.join("vomsdir");
         fs::create_dir_all(vomsdir.join(VO)).map_err(|e| e.to_string())?;
         fs::write(
@@ -245,6 +253,8 @@ impl Pki {
             ca_dir,
             user_cert,
             user_key,
+            user_ec_cert,
+            user_ec_key,
             other_cert,
             other_key,
             host_cert,

@@ -135,6 +135,16 @@ fn inside_the_namespace() {
         eprintln!("{spec}: {:?}", a.fqans);
     }
 
+    // An EC key signs the TLS handshake as well; the AC's holder is that
+    // certificate.
+    let jane_ec = load(&pki.user_ec_cert, &pki.user_ec_key);
+    let a = ask(&jane_ec, "testvo:/testvo/Role=production", &opts)
+        .unwrap_or_else(|e| panic!("EC key: {e}"));
+    assert_eq!(
+        a.fqans.first().map(String::as_str),
+        Some("/testvo/Role=production/Capability=NULL")
+    );
+
     let refused = |cred: &Credential, spec: &str, opts: &Options| -> VomsError {
         let e = ask(cred, spec, opts)
             .err()
