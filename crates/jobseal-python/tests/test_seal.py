@@ -316,3 +316,93 @@ def test_voms_failures_raise_the_cli_message_and_seal_nothing(pki, job, tmp_path
     assert b"PRIVATE KEY" not in sealed.bundle
     with pytest.raises(ValueError):
         jobseal.Credential(cert=pki.cert, key=pki.key, voms_timeout=0)
+
+
+@pytest.fixture(scope="module")
+def voms_server(tmp_path_factory):
+    """A real VOMS server (Debian voms-server over MariaDB, in a network
+    namespace of its own: jobseal-testkit's voms-test-server, the harness
+    of cli/tests/voms_server.rs). Needs root and the Debian packages: skipped
+    and said so otherwise, a failure under JOBSEAL_REQUIRE_PEERS."""
+    from conftest import REPO
+    required = os.environ.get("JOBSEAL_REQUIRE_PEERS", "") not in ("", "0")
+    if os.geteuid() != 0:
+        why = "the real VOMS server needs root (a network namespace of its own)"
+        if required:
+            pytest.fail(f"{why}; JOBSEAL_REQUIRE_PEERS is set")
+        pytest.skip(f"{why}; run scripts/test as root to run it")
+    build = subprocess.run(["cargo", "build", "-q", "--locked", "-p", "jobseal-testkit",
+                            "--bin", "voms-test-server"], cwd=REPO, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    root = tmp_path_factory.mktemp("voms")
+    proc = subprocess.Popen([str(target / "debug" / "voms-test-server"), str(root)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("NETNS="):
+        proc.stdin.close()
+        proc.wait(timeout=120)
+        err = proc.stderr.read()
+        if proc.returncode == 77 and not required:
+            pytest.skip(err.strip())
+        pytest.fail(f"voms-test-server: exit {proc.returncode}: {err}")
+    yield SimpleNamespace(netns=line.strip().split("=", 1)[1], root=root)
+    proc.stdin.close()
+    proc.wait(timeout=120)
+
+
+VOMS_SCRIPT = r'''
+import json, pathlib, sys
+import jobseal
+root, job = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+vomses = root / "vomses-python"
+vomses.write_text('"testvo" "localhost" "15000" "/DC=org/DC=example/CN=localhost" "testvo"\n')
+kw = dict(vomses=[vomses], vomsdir=root / "vomsdir", certdir=root / "certificates")
+jane = jobseal.Credential(cert=root / "user.pem", key=root / "user.key", **kw)
+verifier = jobseal.Verifier(ca_dir=root / "certificates", voms_dir=root / "vomsdir")
+out = {}
+for voms in ["testvo", "testvo:/testvo/analysis", "testvo:/testvo/analysis/Role=production",
+             "testvo:/testvo/Role=production"]:
+    sealed = jane.seal("run.sh", ["a", "b c"], inputs=["in.dat"], base_dir=job, vo="testvo",
+                       voms=voms)
+    d = verifier.verify(sealed.bundle, ["./run.sh", "a", "b c"], job_dir=job)
+    out[voms] = [d.permitted, [(v.fqans, v.verified) for v in d.voms],
+                 b"PRIVATE KEY" in sealed.bundle]
+many = jane.seal_many([job / "job.toml"] * 3, voms="testvo:/testvo/Role=production")
+out["many"] = [verifier.verify(s.bundle, ["./run.sh", "a", "b c"], job_dir=job).voms[0].fqans[0]
+               for s in many]
+john = jobseal.Credential(cert=root / "other.pem", key=root / "other.key", **kw)
+try:
+    john.seal("run.sh", base_dir=job, vo="testvo", voms="testvo")
+    out["john"] = "sealed"
+except jobseal.CredentialError as e:
+    out["john"] = str(e)
+print(json.dumps(out))
+'''
+
+
+def test_voms_attributes_from_a_real_voms_server(voms_server, job, tmp_path):
+    """seal(..., voms=...) against the real server, with the user's
+    certificate: every grouping/role form verifies with its FQAN first, one
+    batch carries one AC, and a non-member is refused with the CLI's words."""
+    import json
+    import sys
+    script = tmp_path / "voms_seal.py"
+    script.write_text(VOMS_SCRIPT)
+    run = subprocess.run(["nsenter", f"--net={voms_server.netns}", sys.executable, str(script),
+                          str(voms_server.root), str(job)],
+                         capture_output=True, text=True, timeout=300, cwd=job)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    for voms, first in [("testvo", "/testvo/Role=NULL/Capability=NULL"),
+                        ("testvo:/testvo/analysis", "/testvo/analysis/Role=NULL/Capability=NULL"),
+                        ("testvo:/testvo/analysis/Role=production",
+                         "/testvo/analysis/Role=production/Capability=NULL"),
+                        ("testvo:/testvo/Role=production",
+                         "/testvo/Role=production/Capability=NULL")]:
+        permitted, acs, private_key = out[voms]
+        assert permitted and not private_key, (voms, out[voms])
+        assert len(acs) == 1 and acs[0][1] and acs[0][0][0] == first, (voms, acs)
+    assert out["many"] == ["/testvo/Role=production/Capability=NULL"] * 3
+    assert "not a member of VO testvo" in out["john"], out["john"]

@@ -315,6 +315,11 @@ impl VomsServer {
         Ok(server)
     }
 
+    /// The server's network namespace (`/proc/<pid>/ns/net`).
+    pub fn netns(&self) -> &Path {
+        &self.netns
+    }
+
     /// `program` run inside the server's network namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("nsenter");
