@@ -118,7 +118,8 @@ pub fn vo_problem(job: &JobSpec, issuer: &IssuerCheck) -> Option<Problem> {
         severity: Severity::Warning,
         message: format!(
             "{}: vo = {vo:?}, but the credential carries {has}, so sites that check VOs refuse the job \
-             (policy.vo-not-accepted): make a proxy with voms-proxy-init -voms {vo}",
+             (policy.vo-not-accepted): seal with --voms {vo} (voms= in Python), or make a proxy \
+             with voms-proxy-init -voms {vo}",
             job.source.display()
         ),
     })
