@@ -331,7 +331,11 @@ fn ask(
 ) -> Result<Attributes, VomsError> {
     let command = request.command(&server.vo)?;
     let document = request::document(&command, opts.lifetime);
-    let deadline = Instant::now() + opts.timeout;
+    // A timeout too large for the clock is a day (no overflow, no panic).
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(opts.timeout)
+        .unwrap_or(now + Duration::from_secs(24 * 3600));
     let (requests, serve) = mpsc::channel();
     let (config, refusal) = tls::config(&cred.chain, &cred.key, requests, server, expected.clone())
         .map_err(|reason| protocol(server, reason))?;
