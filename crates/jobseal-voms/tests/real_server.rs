@@ -62,6 +62,36 @@ fn real_voms_server() {
     eprintln!("{stderr}");
 }
 
+/// A TLS server with the VOMS server's certificate that reads one request
+/// and never answers; its port.
+fn stalling_tls_server(pki: &Pki) -> u16 {
+    use std::io::Read as _;
+    let blocks = |p: &Path| jobseal_core::pem::parse_blocks(&std::fs::read(p).unwrap()).unwrap();
+    let certs = blocks(&pki.host_cert)
+        .into_iter()
+        .map(|b| rustls::pki_types::CertificateDer::from(b.der))
+        .collect();
+    let key = blocks(&pki.host_key).remove(0).der;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()))
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let mut buf = [0u8; 4096];
+        let _ = tls.read(&mut buf);
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    port
+}
+
 fn load(cert: &Path, key: &Path) -> Credential {
     let source = Source::CertKey {
         cert: cert.to_path_buf(),
@@ -241,6 +271,24 @@ fn inside_the_namespace() {
     assert!(matches!(e, VomsError::Timeout { .. }), "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     drop(held);
+
+    // A server that completes TLS, reads the request and never answers.
+    let port = stalling_tls_server(&pki);
+    let stalls = pki.vomses("vomses-stalls", "localhost", port).unwrap();
+    let started = Instant::now();
+    let e = refused(
+        &jane,
+        "testvo",
+        &Options {
+            timeout: Duration::from_secs(2),
+            ..options(&pki, stalls)
+        },
+    );
+    assert!(
+        matches!(e, VomsError::Timeout { stage, .. } if stage.contains("answer")),
+        "{e:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     // Two servers, the first dead: the second answers.
     let both = root.join("vomses-two");
