@@ -379,10 +379,13 @@ fn with_voms(
         opts.ca_dir.clone_from(dir);
     }
     opts.timeout = std::time::Duration::from_secs(args.voms_timeout);
+    let wanted = request
+        .fqan
+        .as_deref()
+        .unwrap_or("your attributes in the VO");
     eprintln!(
-        "jobseal: asking the VOMS server of {} for {}",
-        request.name,
-        request.describe()
+        "jobseal: asking the VOMS server of {} for {wanted}",
+        request.name
     );
     let attrs = jobseal_voms::fetch(&cred, &request, &opts).map_err(fail)?;
     eprintln!(
