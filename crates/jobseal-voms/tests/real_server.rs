@@ -234,6 +234,20 @@ fn inside_the_namespace() {
     let e = refused(&jane, "testvo", &options(&pki, by_ip));
     assert!(matches!(e, VomsError::Untrusted { .. }), "{e:?}");
 
+    // The vomses entry names another server DN.
+    let wrong_dn = root.join("vomses-wrong-dn");
+    std::fs::write(
+        &wrong_dn,
+        format!(
+            "\"testvo\" \"localhost\" \"{}\" \"/DC=org/DC=example/CN=voms.example.org\" \"testvo\"\n",
+            voms_server::PORT
+        ),
+    )
+    .unwrap();
+    let e = refused(&jane, "testvo", &options(&pki, wrong_dn));
+    assert!(matches!(e, VomsError::Untrusted { .. }), "{e:?}");
+    assert!(e.to_string().contains("vomses-wrong-dn:1"), "{e}");
+
     // A CA directory without the server's CA.
     let no_ca = root.join("no-ca");
     std::fs::create_dir_all(&no_ca).unwrap();
