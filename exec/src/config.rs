@@ -7,7 +7,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the configuration lives.
 pub const DEFAULT_PATH: &str = "/etc/jobseal/exec.toml";
@@ -16,7 +16,7 @@ pub const DEFAULT_PATH: &str = "/etc/jobseal/exec.toml";
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// What the launcher does after a permit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
     /// gLExec's "declare only": run the payload under the caller's own uid.
     #[serde(rename = "logging-only")]
@@ -36,14 +36,14 @@ pub const DEFAULT_SOCKET: &str = "/run/jobseal/launch.sock";
 
 /// A resource limit of the payload: a number (soft and hard) or
 /// `"unlimited"`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum LimitValue {
     Number(u64),
     Text(String),
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecConfig {
     pub mode: Mode,
@@ -94,6 +94,9 @@ pub struct ExecConfig {
     /// minute before its launches are refused up front, unrecorded
     /// (default 60).
     pub refusals_per_minute: Option<u32>,
+    /// Service mode: the account the verifier processes run as, which owns
+    /// the replay database and the audit log (default `jobseal`).
+    pub service_user: Option<String>,
 }
 
 /// Where identity-switching mode makes fresh working directories.
@@ -101,7 +104,7 @@ pub const DEFAULT_WORK_ROOT: &str = "/var/lib/jobseal/work";
 
 /// One static mapping: a verified DN, or a verified primary FQAN, to an
 /// account or a pool (`.prefix`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MapEntry {
     pub dn: Option<String>,
@@ -146,6 +149,7 @@ impl Default for ExecConfig {
             socket_group: None,
             socket_mode: None,
             refusals_per_minute: None,
+            service_user: None,
             limits: std::collections::BTreeMap::new(),
         }
     }

@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod reason;
 pub mod service;
 pub mod signals;
+pub mod verifier;
 pub mod workdir;
 
 pub use jobseal_launch_proto as proto;

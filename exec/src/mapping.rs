@@ -44,8 +44,16 @@ pub fn short_fqan(fqan: &str) -> &str {
 /// first FQAN of the first verified attribute certificate), else the
 /// grid-mapfile; a `.prefix` account is a pool lease in the gridmapdir.
 pub fn map_target(config: &ExecConfig, identity: &Identity) -> Result<Mapped, Fail> {
-    let dn = identity.end_entity.as_str();
-    let primary = primary_fqan(identity);
+    map_identity(config, &identity.end_entity, primary_fqan(identity))
+}
+
+/// [`map_target`] for a DN and its primary FQAN (as the launch service's
+/// verifier process reports them).
+pub fn map_identity(
+    config: &ExecConfig,
+    dn: &str,
+    primary: Option<String>,
+) -> Result<Mapped, Fail> {
     let by_map = config.map.iter().find_map(|entry| {
         if entry.dn.as_deref() == Some(dn) {
             Some((entry.account.clone(), "map dn", pool::lease_name(dn)))

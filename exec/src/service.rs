@@ -14,6 +14,7 @@
 //! (mapped account, reachable directory, source proxy validated) →
 //! `Admitted` (policy, replay, audit) → the payload, run and supervised.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
@@ -26,24 +27,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use jobseal_admit::admit::{Admission, Dirs, record_setup_failure};
-use jobseal_admit::audit::{AuditRecord, Launch, RecordContext};
-use jobseal_admit::{AdmissionHost, StateDirs};
+use jobseal_admit::audit::Launch;
 use jobseal_policy::Policy;
-use jobseal_verify::{Config, Decision, Invocation, UnixTime};
 
 use crate::account::{self, Account};
 use crate::bounds::{InFlight, RefusalBudget, Turns};
-use crate::config::{ExecConfig, Mode, check_root_owned, check_root_owned_tree};
+use crate::config::{ExecConfig, Mode};
 use crate::creds::{self, Resource, StatusPipe, Target};
-use crate::mapping::{Mapped, map_target};
+use crate::mapping::{Mapped, map_identity};
 use crate::proto::{self, ClientMessage, Descriptors, ReceiveError, Reply, Request};
-use crate::proxy::{self, ProxyError};
+use crate::proxy;
 use crate::reason::ExecReason;
-use crate::workdir::{Input, WorkDir};
-use crate::{
-    EXIT_CLIENT, EXIT_DENIED, EXIT_INTERNAL, Fail, exit_code, fail, peek_manifest, signals,
+use crate::verifier::{
+    DEFAULT_SERVICE_USER, Verdict, VerifierProcess, give_records_to, record_dirs,
 };
+use crate::workdir::{Input, WorkDir};
+use crate::{EXIT_CLIENT, EXIT_DENIED, EXIT_INTERNAL, Fail, exit_code, fail, signals};
 use jobseal_verify::Reason;
 
 /// Time a client has to send its whole request.
@@ -85,6 +84,8 @@ pub struct Service {
     in_flight: InFlight,
     turns: Turns,
     refusals: RefusalBudget,
+    /// The service account (uid, gid) its verifier processes run as.
+    verifier_account: (u32, u32),
 }
 
 impl Service {
@@ -104,6 +105,7 @@ impl Service {
         };
         // Verification is CPU work: twice the cores at once, half of them
         // at most for one pilot.
+        let verifier_account = service_account(&config)?;
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let slots = (2 * cores).max(4);
         Ok(Self {
@@ -115,7 +117,43 @@ impl Service {
             in_flight: InFlight::new(IN_FLIGHT_PER_UID, IN_FLIGHT_ALL),
             turns: Turns::new(slots, slots / 2, TURN_WAIT),
             refusals,
+            verifier_account,
         })
+    }
+
+    /// Give the records' directories (the policy's, else `state_dir` or
+    /// the system's) to the service account, at start (§14.14.7).
+    pub fn prepare_records(&self) -> Result<(), String> {
+        let dirs = record_dirs(&self.config);
+        // A policy that cannot be loaded now refuses every launch anyway
+        // (recorded by the verifier process where it can be).
+        let policy = match &self.config.policy {
+            Some(p) => Policy::load(p).ok(),
+            None => Policy::load_default().ok(),
+        };
+        let state = policy
+            .as_ref()
+            .and_then(|p| p.state_dir.clone())
+            .unwrap_or(dirs.state);
+        let log = policy
+            .as_ref()
+            .and_then(|p| p.log_dir.clone())
+            .unwrap_or(dirs.log);
+        let mut both = vec![state, log];
+        both.dedup();
+        let work_root = self
+            .config
+            .work_root()
+            .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_WORK_ROOT));
+        if let Some(dir) = both.iter().find(|d| work_root.starts_with(d)) {
+            return Err(format!(
+                "work_root {} is inside the records' directory {}, which the service account owns: put them apart",
+                work_root.display(),
+                dir.display()
+            ));
+        }
+        let (uid, gid) = self.verifier_account;
+        give_records_to(&both, uid, gid)
     }
 
     /// The socket path.
@@ -272,9 +310,9 @@ impl Service {
                 self.spend_refusal(uid);
                 f
             };
-            let run = Run::open(self, &received).map_err(counted)?;
+            let (run, manifest) = Run::open(self, &received).map_err(counted)?;
             let admitted = run
-                .check(received)
+                .check(&manifest, received)
                 .and_then(|c| run.prepare(c))
                 .and_then(|p| run.admit(p))
                 .map_err(counted)?;
@@ -510,7 +548,7 @@ struct Received {
 /// A verified job with its working directory and inputs in place.
 struct Checked {
     received: Received,
-    decision: Decision,
+    verdict: Verdict,
     workdir: WorkDir,
 }
 
@@ -531,155 +569,81 @@ struct ProxyCopy {
 /// Admitted: the job's use is spent; only the start can still fail.
 struct Admitted {
     prepared: Prepared,
-    decision: Decision,
 }
 
-/// One launch's fixed parts: admission as every face hosts it (policy and
-/// trust read for this launch, the replay store and audit log open), the
-/// record's context.
+/// One launch: the service, and the launch's verifier process, which
+/// parses the bundle and the source proxy and writes the records
+/// (privilege separation, §14.14.7).
 struct Run<'a> {
     service: &'a Service,
-    host: AdmissionHost,
-    admission: Arc<Admission>,
-    ca_dir: PathBuf,
-    context: RecordContext,
+    verifier: RefCell<VerifierProcess>,
 }
 
 impl<'a> Run<'a> {
-    fn open(service: &'a Service, received: &Received) -> Result<Self, Fail> {
-        let config = &service.config;
-        let policy = load_policy(config)?;
-        let dirs = match &config.state_dir {
-            Some(d) => Dirs::under(d),
-            None => Dirs::for_user(Some(0), None, None)
-                .or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))?,
-        };
-        let ca_dir = config
-            .ca_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_CA_DIR));
-        let voms_dir = config
-            .voms_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(jobseal_verify::DEFAULT_VOMS_DIR));
-        let context = context_of(received, &policy);
-        check_root_owned_tree(&ca_dir, 1)
-            .and_then(|()| {
-                if std::fs::symlink_metadata(&voms_dir).is_ok() {
-                    check_root_owned_tree(&voms_dir, 2)
-                } else {
-                    Ok(())
-                }
-            })
-            .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))
-            .inspect_err(|f| {
-                // Recorded like any set-up failure once the policy is known.
-                let decision =
-                    Decision::from_error(jobseal_verify::Error::new(Reason::ConfigInvalid, &f.2));
-                let context = RecordContext {
-                    launch: Some(source_launch(&received.peer)),
-                    ..context.clone()
-                };
-                record_setup_failure(Some(&policy), &dirs, &decision, &context);
+    /// Start the launch's verifier process; its first answer is the
+    /// credential's verdict (a deny is recorded by it).
+    fn open(service: &'a Service, received: &Received) -> Result<(Self, Verdict), Fail> {
+        let executable = &received.fds.executable;
+        let started = {
+            let _one_at_a_time = service
+                .spawning
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // The sealed executable, inheritable for this spawn only: the
+            // verifier process hashes exactly these bytes.
+            rustix::io::fcntl_setfd(executable, rustix::io::FdFlags::empty()).map_err(|e| {
+                Fail(
+                    EXIT_INTERNAL,
+                    Reason::Internal.code(),
+                    format!("executable descriptor: {e}"),
+                )
             })?;
-        let mut policy = policy;
-        // Mapping a DN to an account trusts the CA for the names it issues.
-        policy.namespaces = jobseal_verify::NamespacePolicy::Require;
-        let verifier = Config {
-            ca_dir: ca_dir.clone(),
-            voms_dir,
-            ..Config::default()
+            let started = VerifierProcess::start(
+                service.verifier_account,
+                &service.config,
+                source_launch(&received.peer),
+                &received.request,
+                executable,
+            );
+            let _ = rustix::io::fcntl_setfd(executable, rustix::io::FdFlags::CLOEXEC);
+            started
         };
-        // Opened now: a store or log that cannot be opened refuses (and is
-        // recorded where it can be) before anything is copied.
-        let opened =
-            AdmissionHost::new_or_record(verifier, Ok(policy), StateDirs::fallback(dirs), &context)
-                .and_then(|host| host.open(&context).map(|a| (host, a)));
-        let (host, admission) = match opened {
-            Ok(opened) => opened,
-            Err(deny) => return fail(EXIT_INTERNAL, deny.code(), deny.message),
-        };
-        Ok(Self {
-            service,
-            host,
-            admission,
-            ca_dir,
-            context,
-        })
+        let (verifier, verdict) = started?;
+        Ok((
+            Self {
+                service,
+                verifier: RefCell::new(verifier),
+            },
+            verdict,
+        ))
     }
 
-    /// Record a refusal (with what is known of the launch so far).
-    fn refuse(&self, f: Fail, decision: Option<&Decision>, launch: &Launch) -> Fail {
-        let base = decision.cloned().unwrap_or_else(|| {
-            Decision::from_error(jobseal_verify::Error::new(Reason::Internal, f.2.clone()))
-        });
-        let context = RecordContext {
-            launch: Some(launch.clone()),
-            ..self.context.clone()
-        };
-        let mut record = AuditRecord::refusal(&base, f.1, &context);
-        record.message = short_message(&f.2);
-        // The refusal stands whether or not it is logged.
-        let _ = self.host.record_refusal(record);
+    /// Record a refusal (with what is known of the launch so far; with
+    /// the verifier's verdict once `checked`).
+    fn refuse(&self, f: Fail, checked: bool, launch: &Launch) -> Fail {
+        let f = Fail(f.0, f.1, short_message(&f.2));
+        self.verifier
+            .borrow_mut()
+            .record(&f, launch.clone(), checked);
         f
     }
 
-    fn invocation(received: &Received, job_dir: &Path) -> Invocation {
-        Invocation {
-            executable: fd_path(&received.fds.executable),
-            arguments: received
-                .request
-                .args
-                .iter()
-                .map(|a| OsString::from_vec(a.clone()))
-                .collect(),
-            job_dir: job_dir.to_path_buf(),
-        }
-    }
-
-    /// A job whose credential or payload fails is denied by admission
-    /// itself (recorded, no use spent).
-    fn deny(&self, received: &Received, job_dir: &Path) -> Fail {
-        let context = RecordContext {
-            launch: Some(source_launch(&received.peer)),
-            ..self.context.clone()
-        };
-        let invocation = Self::invocation(received, job_dir);
-        let decision = self
-            .admission
-            .admit(&received.request.bundle, &invocation, &context);
-        Fail(EXIT_DENIED, decision.code(), decision.message)
-    }
-
-    fn check(&self, mut received: Received) -> Result<Checked, Fail> {
+    fn check(&self, manifest: &Verdict, mut received: Received) -> Result<Checked, Fail> {
         let launch = source_launch(&received.peer);
-        let bundle = &received.request.bundle;
-        let credential = self
-            .admission
-            .checker()
-            .check_credential_at(bundle, UnixTime::now());
-        let manifest = peek_manifest(bundle).filter(|_| credential.is_permit());
-        let Some(manifest) = manifest else {
-            return Err(self.deny(&received, Path::new("/nonexistent")));
-        };
         let root = self
             .service
             .config
             .work_root()
             .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_WORK_ROOT));
-        let mut workdir = WorkDir::make(&root, &manifest.job_id_hex(), true).map_err(|m| {
-            self.refuse(
-                Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m),
-                None,
-                &launch,
-            )
-        })?;
+        let refuse = |f: Fail| self.refuse(f, false, &launch);
+        let mut workdir = WorkDir::make(&root, &manifest.job_id_hex, true)
+            .map_err(|m| refuse(Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m)))?;
         let inputs: Vec<Input> = manifest
             .inputs
             .iter()
-            .map(|i| Input {
-                name: i.name.clone(),
-                size: i.size,
+            .map(|(name, size)| Input {
+                name: name.clone(),
+                size: *size,
             })
             .collect();
         let given = received
@@ -696,51 +660,33 @@ impl<'a> Run<'a> {
             )
             .map(|(n, f)| f.map(|f| (n, f)))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                self.refuse(
-                    Fail(EXIT_INTERNAL, Reason::Internal.code(), e.to_string()),
-                    None,
-                    &launch,
-                )
-            })?;
+            .map_err(|e| refuse(Fail(EXIT_INTERNAL, Reason::Internal.code(), e.to_string())))?;
         let copied = workdir.copy_from(&inputs, given);
         // The pilot's descriptors are not held for the payload's lifetime.
         received.fds.inputs.clear();
-        copied.map_err(|m| {
-            self.refuse(
-                Fail(EXIT_CLIENT, ExecReason::Workdir.code(), m),
-                None,
-                &launch,
-            )
-        })?;
-        let decision = self
-            .admission
-            .check(bundle, &Self::invocation(&received, &workdir.path));
-        if !decision.is_permit() {
-            return Err(self.deny(&received, &workdir.path));
-        }
+        copied.map_err(|m| refuse(Fail(EXIT_CLIENT, ExecReason::Workdir.code(), m)))?;
+        workdir
+            .share_with_group(self.service.verifier_account.1)
+            .map_err(|m| refuse(Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m)))?;
+        // A deny is recorded by the verifier process.
+        let verdict = self.verifier.borrow_mut().check(&workdir.path)?;
         Ok(Checked {
             received,
-            decision,
+            verdict,
             workdir,
         })
     }
 
     fn prepare(&self, mut checked: Checked) -> Result<Prepared, Fail> {
         let launch = source_launch(&checked.received.peer);
-        let Some(identity) = checked.decision.identity.clone() else {
-            return Err(self.refuse(
-                Fail(
-                    EXIT_INTERNAL,
-                    Reason::Internal.code(),
-                    "a permit without identity".into(),
-                ),
-                Some(&checked.decision),
-                &launch,
-            ));
-        };
-        let refuse = |f: Fail, launch: &Launch| self.refuse(f, Some(&checked.decision), launch);
-        let mapped = map_target(&self.service.config, &identity).map_err(|f| refuse(f, &launch))?;
+        let refuse = |f: Fail, launch: &Launch| self.refuse(f, true, launch);
+        let verdict = &checked.verdict;
+        let mapped = map_identity(
+            &self.service.config,
+            &verdict.end_entity,
+            verdict.primary_fqan.clone(),
+        )
+        .map_err(|f| refuse(f, &launch))?;
         let launch = mapped_launch(&checked.received.peer, &mapped, &checked.workdir);
         reachable(&checked.workdir.path, &mapped)
             .map_err(|m| refuse(Fail(EXIT_INTERNAL, ExecReason::Workdir.code(), m), &launch))?;
@@ -749,13 +695,13 @@ impl<'a> Run<'a> {
                 .map_err(|m| refuse(Fail(EXIT_INTERNAL, ExecReason::Cgroup.code(), m), &launch))?;
         }
         let proxy = self
-            .source_proxy(&checked, &identity.end_entity, &mapped)
+            .source_proxy(&checked, &mapped)
             .map_err(|f| refuse(f, &launch))?;
         checked.received.fds.source_proxy = None;
         let env = payload_env(
             &checked.received.request,
             &self.service.config,
-            &checked.decision,
+            &checked.verdict.environment,
             &mapped.account,
             &checked.workdir.path,
             proxy.as_ref().map(|p| p.destination.as_path()),
@@ -768,26 +714,18 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// The source proxy, validated as a credential of the admitted user,
-    /// and where its copy goes.
-    fn source_proxy(
-        &self,
-        checked: &Checked,
-        dn: &str,
-        mapped: &Mapped,
-    ) -> Result<Option<ProxyCopy>, Fail> {
+    /// The source proxy, validated by the verifier process as a
+    /// credential of the admitted user, and where its copy goes.
+    fn source_proxy(&self, checked: &Checked, mapped: &Mapped) -> Result<Option<ProxyCopy>, Fail> {
         let Some(fd) = &checked.received.fds.source_proxy else {
             return Ok(None);
         };
         let client = |m: String| Fail(EXIT_CLIENT, ExecReason::Proxy.code(), m);
         let bytes = read_all_at(fd, MAX_PROXY_BYTES)
             .map_err(|e| client(format!("GLEXEC_SOURCE_PROXY: {e}")))?;
-        proxy::check_credential(&bytes, &self.ca_dir, dn, UnixTime::now()).map_err(
-            |e| match e {
-                ProxyError::Client(m) => client(m),
-                ProxyError::Internal(m) => Fail(EXIT_INTERNAL, ExecReason::Proxy.code(), m),
-            },
-        )?;
+        self.verifier
+            .borrow_mut()
+            .check_proxy(&checked.verdict.end_entity, &bytes)?;
         let requested = checked
             .received
             .request
@@ -830,55 +768,42 @@ impl<'a> Run<'a> {
         Ok(Some(ProxyCopy { bytes, destination }))
     }
 
-    /// Spend the use: policy, replay, audit (steps 6–8).
+    /// Spend the use: policy, replay, audit (steps 6–8), in the verifier
+    /// process.
     fn admit(&self, prepared: Prepared) -> Result<Admitted, Fail> {
         let checked = &prepared.checked;
         let launch = mapped_launch(&checked.received.peer, &prepared.mapped, &checked.workdir);
-        let context = RecordContext {
-            launch: Some(launch),
-            ..self.context.clone()
-        };
-        let invocation = Self::invocation(&checked.received, &checked.workdir.path);
-        let decision =
-            self.admission
-                .admit(&checked.received.request.bundle, &invocation, &context);
-        if !decision.is_permit() {
-            return fail(EXIT_DENIED, decision.code(), decision.message);
-        }
-        // The admitted identity must be the one mapped (same bundle: only a
-        // bug could make them differ).
-        let same = decision.identity.as_ref().is_some_and(|i| {
-            prepared.mapped.key.0 == i.end_entity
-                && (prepared.mapped.key.1.is_none()
-                    || prepared.mapped.key.1 == crate::mapping::primary_fqan(i))
-        });
+        let admitted = self.verifier.borrow_mut().admit(launch.clone())?;
+        // The admitted identity must be the one mapped. Reachable without
+        // a bug: an attribute certificate that expired between the check
+        // and the admission changes the primary FQAN.
+        let key = &prepared.mapped.key;
+        let same =
+            key.0 == admitted.end_entity && (key.1.is_none() || key.1 == admitted.primary_fqan);
         if !same {
-            // Reachable without a bug: an attribute certificate that expired
-            // between the check and the admission changes the primary FQAN.
             return Err(self.refuse(
                 Fail(
                     EXIT_INTERNAL,
                     Reason::Internal.code(),
                     "the admitted identity is not the one that was mapped".into(),
                 ),
-                Some(&decision),
-                &mapped_launch(&checked.received.peer, &prepared.mapped, &checked.workdir),
+                true,
+                &launch,
             ));
         }
-        Ok(Admitted { prepared, decision })
+        Ok(Admitted { prepared })
     }
 
     /// Hand the directory over, start the payload, supervise it.
     fn start(&self, stream: &mut UnixStream, admitted: Admitted) -> Result<u8, Fail> {
-        let Admitted { prepared, decision } = admitted;
         let Prepared {
             checked,
             mapped,
             proxy,
             env,
-        } = prepared;
+        } = admitted.prepared;
         let launch = mapped_launch(&checked.received.peer, &mapped, &checked.workdir);
-        let after = |f: Fail| self.refuse(f, Some(&decision), &launch);
+        let after = |f: Fail| self.refuse(f, true, &launch);
         let mut workdir = checked.workdir;
         let account = &mapped.account;
         if let Some(p) = proxy {
@@ -1093,6 +1018,27 @@ fn forward_until_closed(reader: &mut UnixStream, watch: &Watch<'_>) {
     }
 }
 
+/// The service account of `service_user` (default `jobseal`): its uid and
+/// primary gid; never root.
+fn service_account(config: &ExecConfig) -> Result<(u32, u32), String> {
+    let name = config
+        .service_user
+        .as_deref()
+        .unwrap_or(DEFAULT_SERVICE_USER);
+    let account = account::by_name(name).ok_or_else(|| {
+        format!(
+            "service_user {name}: no such account; create it (useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin {name}), as the packages do"
+        )
+    })?;
+    if account.uid == 0 || account.gid == 0 {
+        return Err(format!(
+            "service_user {name}: uid {} gid {}: the verifier processes must not run as root",
+            account.uid, account.gid
+        ));
+    }
+    Ok((account.uid, account.gid))
+}
+
 /// The bytes a received request holds.
 fn request_bytes(request: &Request) -> u64 {
     let strings = std::iter::once(&request.argv0)
@@ -1277,7 +1223,7 @@ fn reachable(dir: &Path, mapped: &Mapped) -> Result<(), String> {
 fn payload_env(
     request: &Request,
     config: &ExecConfig,
-    decision: &Decision,
+    signed: &[(String, String)],
     account: &Account,
     workdir: &Path,
     proxy: Option<&Path>,
@@ -1295,10 +1241,6 @@ fn payload_env(
         })
         .filter(|(k, _)| k != "X509_USER_PROXY")
         .collect();
-    let signed = decision
-        .job
-        .as_ref()
-        .map_or(&[][..], |j| &j.environment[..]);
     crate::payload_env(
         &inherited,
         &config.env_whitelist,
@@ -1307,42 +1249,6 @@ fn payload_env(
         Some(workdir),
         proxy,
     )
-}
-
-fn load_policy(config: &ExecConfig) -> Result<Policy, Fail> {
-    let loaded = match &config.policy {
-        Some(path) => {
-            check_root_owned(path)
-                .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
-            Policy::load(path)
-        }
-        None => {
-            let default = Path::new(jobseal_policy::DEFAULT_PATH);
-            if std::fs::symlink_metadata(default).is_ok() {
-                check_root_owned(default)
-                    .or_else(|m| fail(EXIT_INTERNAL, Reason::ConfigInvalid.code(), m))?;
-            }
-            Policy::load_default()
-        }
-    };
-    loaded.or_else(|e| fail(EXIT_INTERNAL, e.reason.code(), e.message))
-}
-
-/// What every record of this launch says about the request.
-fn context_of(received: &Received, policy: &Policy) -> RecordContext {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    RecordContext {
-        executable: Some(text(&received.request.argv0)),
-        arguments: Some(received.request.args.iter().map(|a| text(a)).collect()),
-        environment: received
-            .request
-            .env
-            .iter()
-            .map(|p| text(p.split(|b| *b == b'=').next().unwrap_or_default()))
-            .collect(),
-        site: policy.site.clone(),
-        ..RecordContext::default()
-    }
 }
 
 /// The launch as known before mapping: who asked, from which batch job.
@@ -1429,15 +1335,7 @@ mod tests {
             gid: 1001,
             home: "/home/u".into(),
         };
-        let decision = Decision::from_error(jobseal_verify::Error::new(Reason::Internal, "x"));
-        let env = payload_env(
-            &request,
-            &config,
-            &decision,
-            &account,
-            Path::new("/w"),
-            None,
-        );
+        let env = payload_env(&request, &config, &[], &account, Path::new("/w"), None);
         let names: Vec<String> = env
             .iter()
             .map(|(k, _)| k.to_string_lossy().into())
@@ -1449,7 +1347,7 @@ mod tests {
         let with = payload_env(
             &request,
             &config,
-            &decision,
+            &[],
             &account,
             Path::new("/w"),
             Some(Path::new("/w/x509up")),

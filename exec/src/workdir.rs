@@ -238,12 +238,45 @@ impl WorkDir {
     /// below can be swapped for a symbolic link while it is handed over.
     pub fn hand_over(&mut self, uid: u32, gid: u32) -> Result<(), String> {
         for p in self.made.iter().rev() {
+            // The target's alone again (see `share_with_group`).
+            set_private_mode(p)?;
             std::os::unix::fs::lchown(p, Some(uid), Some(gid))
                 .map_err(|e| format!("{}: {e}", p.display()))?;
         }
         self.kept = true;
         Ok(())
     }
+}
+
+impl WorkDir {
+    /// Let group `gid` read the directory and the copies in it (0750 and
+    /// 0640): the launch service's verifier process, which runs as the
+    /// service account, checks the inputs there. Nobody but root can write
+    /// in it; [`WorkDir::hand_over`] makes it private again.
+    pub fn share_with_group(&self, gid: u32) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        for p in &self.made {
+            let meta = std::fs::symlink_metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let mode = if meta.is_dir() { 0o750 } else { 0o640 };
+            std::os::unix::fs::lchown(p, None, Some(gid))
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Directories 0700, files 0600, as the launcher made them.
+fn set_private_mode(p: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!("{}: a symbolic link", p.display()));
+    }
+    let mode = if meta.is_dir() { 0o700 } else { 0o600 };
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("{}: {e}", p.display()))
 }
 
 impl Drop for WorkDir {

@@ -16,7 +16,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -31,7 +31,9 @@ use jobseal_issue::throwaway;
 use jobseal_issue::{JobSpec, SealParams, seal};
 
 mod common;
-use common::{Account, assert_refused, launchd_via, sh, socket_activate, stderr, stdout, useradd};
+use common::{
+    Account, assert_refused, launchd, launchd_via, sh, socket_activate, stderr, stdout, useradd,
+};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -48,6 +50,8 @@ struct World {
     dir: tempfile::TempDir,
     pilot: Account,
     target: Account,
+    /// The service account its verifier processes run as (`service_user`).
+    records: Account,
     user: Credential,
     service: Option<Child>,
     cgroup: Option<PathBuf>,
@@ -69,6 +73,7 @@ impl World {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let pilot = useradd(&format!("jsp{tag}"));
         let target = useradd(&format!("jst{tag}"));
+        let records = useradd(&format!("jsr{tag}"));
         let now = UnixTime::now();
         let ca = throwaway::ca(
             &[31; 32],
@@ -102,6 +107,7 @@ impl World {
             dir,
             pilot,
             target,
+            records,
             user,
             service: None,
             cgroup: None,
@@ -161,10 +167,11 @@ impl World {
                 "mode = \"service\"\nsocket = \"{0}/run/launch.sock\"\npolicy = \"{0}/policy.toml\"\n\
                  ca_dir = \"{0}/ca\"\nstate_dir = \"{0}/state\"\nwork_root = \"{0}/work\"\n\
                  gridmapfile = \"{0}/grid-mapfile\"\nusers = [\"{1}\"]\n\
-                 env_whitelist = [\"ATHENA_CORES\"]\n{2}",
+                 env_whitelist = [\"ATHENA_CORES\"]\nservice_user = \"{3}\"\n{2}",
                 self.dir.path().display(),
                 self.pilot.name,
-                extra
+                extra,
+                self.records.name
             ),
         )
         .unwrap();
@@ -318,11 +325,12 @@ impl Drop for World {
             let _ = s.kill();
             let _ = s.wait();
         }
-        for n in [&self.pilot.name, &self.target.name] {
+        let names = [&self.pilot.name, &self.target.name, &self.records.name];
+        for n in names {
             let _ = Command::new("pkill").args(["-KILL", "-u", n]).output();
         }
         std::thread::sleep(Duration::from_millis(100));
-        for n in [&self.pilot.name, &self.target.name] {
+        for n in names {
             let _ = Command::new("userdel").args(["-f", n]).output();
         }
         if let Some(cg) = &self.cgroup {
@@ -439,6 +447,98 @@ fn a_pilot_refused_too_often_is_throttled_without_filling_the_log() {
     let o = w.launch(&fresh, &["./code.sh", "0"]);
     assert_refused(&o, 202, "exec.caller-throttled");
     assert_eq!(w.audit().len(), 4, "throttled launches are not recorded");
+}
+
+/// Privilege separation (§14.14.7): the bundle is verified and the records
+/// written by a process of the service account's, with no other group and
+/// no capability, alive while its launch is; the records are that
+/// account's alone. Without the account the service does not start.
+#[test]
+fn verification_runs_as_the_service_account_which_alone_owns_the_records() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new("");
+    let bundle = w.seal("p", "wait.sh", &[], "");
+    let mut child = w
+        .client(&w.pilot, &bundle, &["./wait.sh"], &[])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    out.read_exact(&mut first).unwrap();
+    let o = Command::new("pgrep")
+        .args(["-u", &w.records.uid.to_string()])
+        .output()
+        .unwrap();
+    let pids: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(
+        pids.len(),
+        1,
+        "one verifier process for the one launch: {pids:?}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pids[0])).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let uid = w.records.uid.to_string();
+    let gid = w.records.gid.to_string();
+    assert_eq!(
+        field("Uid:"),
+        [uid.clone(), uid.clone(), uid.clone(), uid],
+        "{status}"
+    );
+    assert_eq!(
+        field("Gid:"),
+        [gid.clone(), gid.clone(), gid.clone(), gid],
+        "{status}"
+    );
+    assert!(field("Groups:").is_empty(), "{status}");
+    assert_eq!(field("CapEff:"), ["0000000000000000"], "{status}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("--jobseal-verify"),
+        "{cmdline:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for name in ["state", "state/audit.jsonl", "state/replay.sqlite"] {
+        let meta = std::fs::metadata(w.path(name)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (w.records.uid, w.records.gid),
+            "{name}"
+        );
+        assert_eq!(meta.mode() & 0o027, 0, "{name}: mode {:o}", meta.mode());
+    }
+    // No service account, no service.
+    let config = std::fs::read_to_string(w.path("exec.toml")).unwrap();
+    let ours = format!("service_user = \"{}\"", w.records.name);
+    assert!(config.contains(&ours));
+    std::fs::write(
+        w.path("exec.toml"),
+        config.replace(&ours, "service_user = \"jobseal-no-such-account\""),
+    )
+    .unwrap();
+    let o = launchd()
+        .arg("--config")
+        .arg(w.path("exec.toml"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("service_user jobseal-no-such-account: no such account; create it"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 fn last_record(w: &World) -> serde_json::Value {

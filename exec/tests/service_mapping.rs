@@ -64,6 +64,8 @@ struct World {
     tag: String,
     pilot: Account,
     target: Account,
+    /// The service account its verifier processes run as (`service_user`).
+    records: Account,
     pool: Vec<Account>,
     /// A group of the target's (gid ≥ `min_gid`): the payload has it.
     extra_group: (String, u32),
@@ -84,6 +86,7 @@ impl World {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let pilot = useradd(&format!("jmp{tag}"));
         let target = useradd(&format!("jmt{tag}"));
+        let records = useradd(&format!("jmr{tag}"));
         let pool = vec![
             useradd(&format!("jmq{tag}01")),
             useradd(&format!("jmq{tag}02")),
@@ -137,6 +140,7 @@ impl World {
             tag,
             pilot,
             target,
+            records,
             pool,
             extra_group: (extra, extra_gid),
             system_group: (system, system_gid),
@@ -206,10 +210,11 @@ impl World {
                 "mode = \"service\"\nsocket = \"{0}/run/launch.sock\"\npolicy = \"{0}/policy.toml\"\n\
                  ca_dir = \"{0}/ca\"\nstate_dir = \"{0}/state\"\nwork_root = \"{0}/work\"\n\
                  gridmapdir = \"{0}/gridmapdir\"\ngridmapfile = \"{0}/grid-mapfile\"\n\
-                 users = [\"{1}\"]\nenv_whitelist = [\"ATHENA_CORES\"]\n{2}",
+                 users = [\"{1}\"]\nenv_whitelist = [\"ATHENA_CORES\"]\nservice_user = \"{3}\"\n{2}",
                 self.dir.path().display(),
                 self.pilot.name,
-                extra
+                extra,
+                self.records.name
             ),
         )
         .unwrap();
@@ -358,7 +363,11 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         self.stop();
-        let mut names = vec![self.pilot.name.clone(), self.target.name.clone()];
+        let mut names = vec![
+            self.pilot.name.clone(),
+            self.target.name.clone(),
+            self.records.name.clone(),
+        ];
         names.extend(self.pool.iter().map(|a| a.name.clone()));
         for n in &names {
             let _ = Command::new("pkill").args(["-KILL", "-u", n]).output();

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use jobseal_exec::config::{self, ExecConfig};
 use jobseal_exec::creds;
 use jobseal_exec::service::Service;
+use jobseal_exec::verifier;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -33,6 +34,10 @@ fn main() -> ExitCode {
     // The payload's trampoline is this binary re-executed by the service.
     if args.first().map(|a| a.as_os_str()) == Some(OsStr::new(creds::TRAMPOLINE)) {
         return creds::trampoline(args.get(1..).unwrap_or_default());
+    }
+    // A launch's verifier process, started by the service as its account.
+    if args.first().map(|a| a.as_os_str()) == Some(OsStr::new(verifier::VERIFIER)) {
+        return verifier::serve_stdin();
     }
     let config_path = match args.as_slice() {
         [] => PathBuf::from(config::DEFAULT_PATH),
@@ -82,6 +87,7 @@ fn start(config_path: &std::path::Path) -> Result<(), String> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let config = ExecConfig::load(config_path, true)?;
     let service = Arc::new(Service::new(config)?);
+    service.prepare_records()?;
     let (listener, how) = match activated {
         Some(l) => (service.adopt(l)?, "socket passed by systemd"),
         None => (service.listen()?, "listening"),
