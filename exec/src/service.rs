@@ -49,7 +49,12 @@ use jobseal_verify::Reason;
 pub const REQUEST_TIME: Duration = Duration::from_secs(10);
 /// Requests being received at once, from one uid and from all.
 const PENDING_PER_UID: usize = 32;
-const PENDING_ALL: usize = 512;
+const PENDING_ALL: usize = 128;
+/// Descriptors of received requests held until their admission, per uid
+/// and in all: well below the unit's `LimitNOFILE=65536`, so that launches
+/// past admission always find descriptors.
+const FDS_PER_UID: u64 = 4096;
+const FDS_ALL: u64 = 16384;
 /// Stack of a launch's thread (verification included); set, not taken from
 /// the environment.
 const LAUNCH_STACK: usize = 4 << 20;
@@ -82,6 +87,7 @@ pub struct Service {
     pending: Mutex<HashMap<u32, usize>>,
     pending_all: AtomicUsize,
     in_flight: InFlight,
+    fds_held: InFlight,
     turns: Turns,
     refusals: RefusalBudget,
     /// The service account (uid, gid) its verifier processes run as.
@@ -115,6 +121,7 @@ impl Service {
             pending: Mutex::new(HashMap::new()),
             pending_all: AtomicUsize::new(0),
             in_flight: InFlight::new(IN_FLIGHT_PER_UID, IN_FLIGHT_ALL),
+            fds_held: InFlight::new(FDS_PER_UID, FDS_ALL),
             turns: Turns::new(slots, slots / 2, TURN_WAIT),
             refusals,
             verifier_account,
@@ -125,11 +132,20 @@ impl Service {
     /// the system's) to the service account, at start (§14.14.7).
     pub fn prepare_records(&self) -> Result<(), String> {
         let dirs = record_dirs(&self.config);
-        // A policy that cannot be loaded now refuses every launch anyway
-        // (recorded by the verifier process where it can be).
-        let policy = match &self.config.policy {
-            Some(p) => Policy::load(p).ok(),
-            None => Policy::load_default().ok(),
+        // A policy that cannot be loaded, or that is not root's, refuses
+        // every launch anyway (recorded by the verifier process where it
+        // can be); it never steers what root gives away here.
+        let path = self
+            .config
+            .policy
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(jobseal_policy::DEFAULT_PATH));
+        let policy = if std::fs::symlink_metadata(&path).is_err() && self.config.policy.is_none() {
+            Policy::load_default().ok()
+        } else {
+            crate::config::check_root_owned(&path)
+                .ok()
+                .and_then(|()| Policy::load(&path).ok())
         };
         let state = policy
             .as_ref()
@@ -295,6 +311,18 @@ impl Service {
                         format!("uid {uid} has too many bytes of requests in progress; try again"),
                     )
                 })?;
+            let _fds = self
+                .fds_held
+                .hold(uid, received.fds.count())
+                .ok_or_else(|| {
+                    Fail(
+                        EXIT_INTERNAL,
+                        ExecReason::ServiceBusy.code(),
+                        format!(
+                            "uid {uid} has too many descriptors in requests in progress; try again"
+                        ),
+                    )
+                })?;
             let _turn = self.turns.take(uid).ok_or_else(|| {
                 Fail(
                     EXIT_INTERNAL,
@@ -305,6 +333,8 @@ impl Service {
                     ),
                 )
             })?;
+            // Again: refusals recorded while this request waited count.
+            self.within_budget(uid)?;
             // Every refusal from here on is recorded: it counts.
             let counted = |f: Fail| {
                 self.spend_refusal(uid);
@@ -598,17 +628,18 @@ impl<'a> Run<'a> {
                     format!("executable descriptor: {e}"),
                 )
             })?;
-            let started = VerifierProcess::start(
-                service.verifier_account,
-                &service.config,
-                source_launch(&received.peer),
-                &received.request,
-                executable,
-            );
+            let started = VerifierProcess::spawn(service.verifier_account, executable);
             let _ = rustix::io::fcntl_setfd(executable, rustix::io::FdFlags::CLOEXEC);
             started
         };
-        let (verifier, verdict) = started?;
+        // The conversation without the lock: a slow verifier process
+        // delays only its own launch.
+        let mut verifier = started?;
+        let verdict = verifier.begin(
+            &service.config,
+            source_launch(&received.peer),
+            &received.request,
+        )?;
         Ok((
             Self {
                 service,

@@ -19,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,10 +41,12 @@ pub const VERIFIER: &str = "--jobseal-verify";
 /// The service account, unless `service_user` names another.
 pub const DEFAULT_SERVICE_USER: &str = "jobseal";
 
-/// Longest JSON message either side reads (a bundle or a proxy travels as
-/// raw bytes, bounded as the request is).
-const MAX_JSON: usize = 1 << 20;
-/// How long the root side waits for one answer.
+/// Longest JSON message either side reads: the launch's arguments and
+/// environment names (at most 1 MiB of exec strings, §14.14.2) as JSON
+/// numbers, with the configuration (a bundle or a proxy travels as raw
+/// bytes, bounded as the request is).
+const MAX_JSON: usize = 8 << 20;
+/// How long the root side waits for one answer, all of it.
 const ANSWER_TIME: Duration = Duration::from_secs(120);
 
 /// What the verifier process needs to admit one launch.
@@ -110,10 +112,21 @@ enum Answer {
 pub struct VerifierProcess {
     child: Child,
     stream: UnixStream,
+    executable_fd: i32,
 }
 
 fn internal(message: impl Into<String>) -> Fail {
     Fail(EXIT_INTERNAL, Reason::Internal.code(), message.into())
+}
+
+/// A refusal as the verifier process reports it, its exit code one of a
+/// refusal's (a verifier process cannot make a refusal look like success).
+fn refusal(exit: u8, code: &str, message: String) -> Fail {
+    let exit = match exit {
+        crate::EXIT_NOT_EXECUTABLE | EXIT_CLIENT | EXIT_INTERNAL | EXIT_DENIED => exit,
+        _ => EXIT_INTERNAL,
+    };
+    Fail(exit, known_code(code), message)
 }
 
 /// A reason code as a `&'static str`: one of the spec's, else
@@ -129,17 +142,11 @@ fn known_code(code: &str) -> &'static str {
 }
 
 impl VerifierProcess {
-    /// Start the verifier process as `account` (uid, gid, no other
-    /// group), with nothing of this process but the sealed executable
-    /// (made inheritable by the caller for this spawn), then send it the
-    /// launch and the bundle. Its first answer: the credential's verdict.
-    pub fn start(
-        account: (u32, u32),
-        config: &ExecConfig,
-        launch: Launch,
-        request: &proto::Request,
-        executable: &OwnedFd,
-    ) -> Result<(Self, Verdict), Fail> {
+    /// Spawn the verifier process as `account` (uid, gid, no other group),
+    /// with nothing of this process but the sealed executable (made
+    /// inheritable by the caller, under the spawning lock, for this spawn
+    /// only). Nothing is sent yet: the lock is not held while it verifies.
+    pub fn spawn(account: (u32, u32), executable: &OwnedFd) -> Result<Self, Fail> {
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| internal(format!("verifier socket: {e}")))?;
         let mut cmd = Command::new("/proc/self/exe");
@@ -156,14 +163,24 @@ impl VerifierProcess {
         let child = cmd
             .spawn()
             .map_err(|e| internal(format!("cannot start the verifier process: {e}")))?;
-        let mut this = Self {
+        Ok(Self {
             child,
             stream: ours,
-        };
-        let _ = this.stream.set_read_timeout(Some(ANSWER_TIME));
+            executable_fd: executable.as_raw_fd(),
+        })
+    }
+
+    /// Send the launch and the bundle; the first answer is the
+    /// credential's verdict.
+    pub fn begin(
+        &mut self,
+        config: &ExecConfig,
+        launch: Launch,
+        request: &proto::Request,
+    ) -> Result<Verdict, Fail> {
         let start = Start {
             config: config.clone(),
-            executable_fd: executable.as_raw_fd(),
+            executable_fd: self.executable_fd,
             argv0: request.argv0.clone(),
             args: request.args.clone(),
             env_names: request
@@ -176,21 +193,26 @@ impl VerifierProcess {
                 .collect(),
             launch,
         };
-        this.send(&start)?;
-        proto::send(&mut this.stream, &request.bundle)
-            .map_err(|e| internal(format!("verifier process: {e}")))?;
-        let verdict = this.verdict()?;
-        Ok((this, verdict))
+        self.send(&start)?;
+        self.send_raw(&request.bundle)?;
+        self.verdict()
     }
 
     fn send<T: Serialize>(&mut self, message: &T) -> Result<(), Fail> {
         let bytes = serde_json::to_vec(message).map_err(|e| internal(e.to_string()))?;
-        proto::send(&mut self.stream, &bytes)
-            .map_err(|e| internal(format!("verifier process: {e}")))
+        self.send_raw(&bytes)
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Fail> {
+        // A verifier process that does not read cannot hold the launch.
+        let _ = self.stream.set_write_timeout(Some(ANSWER_TIME));
+        proto::send(&mut self.stream, bytes).map_err(|e| internal(format!("verifier process: {e}")))
     }
 
     fn answer(&mut self) -> Result<Answer, Fail> {
-        let bytes = proto::receive(&mut self.stream, MAX_JSON).map_err(|e| {
+        // One deadline for the whole answer, however it trickles in.
+        let deadline = Instant::now() + ANSWER_TIME;
+        let bytes = proto::receive_until(&mut self.stream, MAX_JSON, deadline).map_err(|e| {
             internal(format!(
                 "the verifier process gave no answer ({e:?}); see the service's log"
             ))
@@ -206,7 +228,7 @@ impl VerifierProcess {
                 exit,
                 code,
                 message,
-            } => Err(Fail(exit, known_code(&code), message)),
+            } => Err(refusal(exit, &code, message)),
             Answer::Done => Err(internal("the verifier process answered out of turn")),
         }
     }
@@ -218,7 +240,7 @@ impl VerifierProcess {
                 exit,
                 code,
                 message,
-            } => Err(Fail(exit, known_code(&code), message)),
+            } => Err(refusal(exit, &code, message)),
             Answer::Verdict(_) => Err(internal("the verifier process answered out of turn")),
         }
     }
@@ -234,8 +256,7 @@ impl VerifierProcess {
     /// The source proxy's bytes, as a credential of `dn`.
     pub fn check_proxy(&mut self, dn: &str, bytes: &[u8]) -> Result<(), Fail> {
         self.send(&Ask::Proxy { dn: dn.into() })?;
-        proto::send(&mut self.stream, bytes)
-            .map_err(|e| internal(format!("verifier process: {e}")))?;
+        self.send_raw(bytes)?;
         self.done()
     }
 
@@ -281,6 +302,13 @@ impl Drop for VerifierProcess {
 /// `jobseal-launchd --jobseal-verify`, started by the service as its
 /// account, the conversation on its standard input.
 pub fn serve_stdin() -> ExitCode {
+    // Not dumpable: another process of the service account (a compromised
+    // verifier of another launch) cannot ptrace this one.
+    if rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
     let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
         return ExitCode::FAILURE;
     };
@@ -446,12 +474,12 @@ impl Worker {
         }
     }
 
-    /// Denied by admission itself (recorded, no use spent).
-    fn deny(&self, job_dir: &Path) -> Fail {
+    /// A deny of the side-effect-free checks, recorded as it is (never
+    /// through `admit`, which could permit a moment later and spend the
+    /// use).
+    fn deny(&self, decision: Decision) -> Fail {
         let context = self.context(self.start.launch.clone());
-        let decision = self
-            .admission
-            .admit(&self.bundle, &self.invocation(job_dir), &context);
+        let decision = self.admission.record(decision, &context);
         Fail(EXIT_DENIED, known_code(decision.code()), decision.message)
     }
 
@@ -462,9 +490,14 @@ impl Worker {
             .host
             .checker()
             .check_credential_at(&self.bundle, UnixTime::now());
-        let manifest = peek_manifest(&self.bundle).filter(|_| credential.is_permit());
-        let Some(manifest) = manifest else {
-            return Err(self.deny(Path::new("/nonexistent")));
+        if !credential.is_permit() {
+            return Err(self.deny(credential));
+        }
+        let Some(manifest) = peek_manifest(&self.bundle) else {
+            return Err(self.deny(Decision::from_error(jobseal_verify::Error::new(
+                Reason::Internal,
+                "a permitted bundle whose manifest cannot be read again",
+            ))));
         };
         Ok(Verdict {
             job_id_hex: manifest.job_id_hex(),
@@ -482,7 +515,7 @@ impl Worker {
             .admission
             .check(&self.bundle, &self.invocation(workdir));
         if !decision.is_permit() {
-            return refused(self.deny(workdir));
+            return refused(self.deny(decision));
         }
         let answer = verdict_of(&decision);
         self.decision = Some(decision);
@@ -517,6 +550,8 @@ impl Worker {
         }
         let answer = verdict_of(&decision);
         self.decision = Some(decision);
+        // Not kept while the payload runs (§14.14.6).
+        self.bundle = Vec::new();
         answer
     }
 
@@ -594,49 +629,226 @@ fn context_of(start: &Start, policy: &Policy) -> RecordContext {
 
 /// Where the service's records go unless the policy names directories:
 /// under `state_dir`, else `/var/lib/jobseal/launchd` and
-/// `/var/log/jobseal/launchd`, directories of their own (the service
-/// account owns them; it must own nothing above the work root).
+/// `/var/log/jobseal-launchd`, directories of their own (the service
+/// account owns them; it must own nothing above the work root, and its
+/// processes must reach them: `/var/log/jobseal` is 0750).
 pub fn record_dirs(config: &ExecConfig) -> Dirs {
     match &config.state_dir {
         Some(d) => Dirs::under(d),
         None => Dirs {
             state: PathBuf::from("/var/lib/jobseal/launchd"),
-            log: PathBuf::from("/var/log/jobseal/launchd"),
+            log: PathBuf::from("/var/log/jobseal-launchd"),
         },
     }
 }
 
 /// Make the records' directories the service account's (at the service's
-/// start): created if missing (0750), and the files already in them (a
-/// service that ran as root before) given to it, so that the verifier
-/// process, which owns the records, can open them.
+/// start): created if missing (0750, under existing root-owned parents
+/// every directory of which the account can search), and the records a
+/// service that ran as root left in them (the replay database, its
+/// journal files, the audit log and its lock) given to it. Only root's own
+/// files with one link are taken over, each through its descriptor, so
+/// that nothing the account planted there (a link to a file of root's)
+/// is ever chowned.
 pub fn give_records_to(dirs: &[PathBuf], uid: u32, gid: u32) -> Result<(), String> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     for dir in dirs {
         let shown = dir.display();
         if std::fs::symlink_metadata(dir).is_err() {
             std::fs::DirBuilder::new()
-                .recursive(true)
                 .mode(0o750)
                 .create(dir)
-                .map_err(|e| format!("{shown}: {e}"))?;
+                .map_err(|e| format!("{shown}: {e} (its parent must exist)"))?;
         }
-        let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{shown}: {e}"))?;
-        if !meta.is_dir() {
-            return Err(format!("{shown}: not a directory"));
+        searchable_above(dir, uid, gid)?;
+        let fd = rustix::fs::open(
+            dir,
+            rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| format!("{shown}: {e} (a directory, not a symbolic link)"))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| format!("{shown}: {e}"))?;
+        // Root's, or already the account's: never someone else's.
+        if st.st_uid != 0 && st.st_uid != uid {
+            return Err(format!(
+                "{shown}: owned by uid {}, neither root nor the service account",
+                st.st_uid
+            ));
         }
-        std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
-            .map_err(|e| format!("{shown}: {e}"))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
-            .map_err(|e| format!("{shown}: {e}"))?;
-        for entry in std::fs::read_dir(dir).map_err(|e| format!("{shown}: {e}"))? {
-            let path = entry.map_err(|e| format!("{shown}: {e}"))?.path();
-            let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
-            if is_file {
-                std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
+        rustix::fs::fchown(
+            &fd,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .and_then(|()| rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o750)))
+        .map_err(|e| format!("{shown}: {e}"))?;
+        for name in RECORD_FILES {
+            take_over(&fd, dir, name, uid, gid)?;
         }
     }
     Ok(())
+}
+
+/// The files admission keeps in its directories.
+const RECORD_FILES: [&str; 6] = [
+    "replay.sqlite",
+    "replay.sqlite-wal",
+    "replay.sqlite-shm",
+    "replay.sqlite-journal",
+    "audit.jsonl",
+    "audit.jsonl.lock",
+];
+
+/// Give `dir/name` to the account if it is root's regular file with one
+/// link; anything else is left alone (admission then refuses what it
+/// cannot trust).
+fn take_over(dir_fd: &OwnedFd, dir: &Path, name: &str, uid: u32, gid: u32) -> Result<(), String> {
+    use rustix::fs::OFlags;
+    let fd = match rustix::fs::openat(
+        dir_fd,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP) => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", dir.join(name).display())),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
+    let regular =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+    if regular && st.st_uid == 0 && st.st_nlink == 1 {
+        rustix::fs::fchown(
+            &fd,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
+    }
+    Ok(())
+}
+
+/// Every directory above `dir` is root's and lets the account search it:
+/// otherwise its verifier processes could not reach their records (and a
+/// directory someone else owns could be swapped under root).
+fn searchable_above(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in dir
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+    {
+        let m = std::fs::metadata(ancestor).map_err(|e| format!("{}: {e}", ancestor.display()))?;
+        // Sticky (as /tmp): others cannot rename or remove what is root's.
+        let others_may_swap = m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0;
+        if m.uid() != 0 || others_may_swap {
+            return Err(format!(
+                "{}: above the records' directory {}, it must be root's and writable by nobody else",
+                ancestor.display(),
+                dir.display()
+            ));
+        }
+        let bit = if m.uid() == uid {
+            0o100
+        } else if m.gid() == gid {
+            0o010
+        } else {
+            0o001
+        };
+        if m.mode() & bit == 0 {
+            return Err(format!(
+                "{}: the service account cannot enter it (mode {:o}), so its verifier processes cannot reach {}; chmod o+x it or name other directories",
+                ancestor.display(),
+                m.mode() & 0o7777,
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn a_verifier_cannot_make_a_refusal_look_like_success() {
+        let code = Reason::ALL.first().unwrap().code();
+        assert_eq!(refusal(0, code, String::new()).0, EXIT_INTERNAL);
+        assert_eq!(refusal(1, code, String::new()).0, EXIT_INTERNAL);
+        let f = refusal(EXIT_DENIED, code, String::new());
+        assert_eq!((f.0, f.1), (EXIT_DENIED, code));
+        let unknown = refusal(EXIT_DENIED, "no.such-code", String::new());
+        assert_eq!(unknown.1, Reason::Internal.code());
+    }
+
+    /// Root only: the directories and files are chowned.
+    fn as_root() -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert!(std::env::var_os("CI").is_none(), "CI runs these as root");
+        false
+    }
+
+    #[test]
+    fn only_root_s_own_single_link_records_are_given_to_the_account() {
+        if !as_root() {
+            return;
+        }
+        let top = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = top.path().join("records");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("audit.jsonl"), "").unwrap();
+        // Planted by the account: a second link to a file of root's, and a
+        // symbolic link to another.
+        let precious = top.path().join("precious");
+        std::fs::write(&precious, "root's").unwrap();
+        std::fs::hard_link(&precious, dir.join("replay.sqlite")).unwrap();
+        let other = top.path().join("other");
+        std::fs::write(&other, "root's").unwrap();
+        std::os::unix::fs::symlink(&other, dir.join("replay.sqlite-wal")).unwrap();
+        give_records_to(std::slice::from_ref(&dir), 4242, 4243).unwrap();
+        let m = std::fs::metadata(&dir).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (4242, 4243, 0o750));
+        assert_eq!(
+            std::fs::metadata(dir.join("audit.jsonl")).unwrap().uid(),
+            4242
+        );
+        assert_eq!(
+            std::fs::metadata(&precious).unwrap().uid(),
+            0,
+            "a hard link was followed"
+        );
+        assert_eq!(
+            std::fs::metadata(&other).unwrap().uid(),
+            0,
+            "a symbolic link was followed"
+        );
+    }
+
+    #[test]
+    fn records_the_account_cannot_reach_stop_the_service() {
+        if !as_root() {
+            return;
+        }
+        let top = tempfile::tempdir().unwrap();
+        // As /var/log/jobseal is: 0750 root:root.
+        std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+        let e = give_records_to(&[top.path().join("launchd")], 4242, 4243).unwrap_err();
+        assert!(
+            e.contains("the service account cannot enter it (mode 750)"),
+            "{e}"
+        );
+        // Someone else's directory above: never.
+        std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(top.path(), Some(4242), None).unwrap();
+        let e = give_records_to(&[top.path().join("launchd")], 4242, 4243).unwrap_err();
+        assert!(e.contains("must be root's"), "{e}");
+    }
 }

@@ -88,6 +88,11 @@ pub struct Descriptors {
 }
 
 impl Descriptors {
+    /// How many descriptors these are.
+    pub fn count(&self) -> u64 {
+        (4 + self.inputs.len() + usize::from(self.source_proxy.is_some())) as u64
+    }
+
     /// Sort `fds` as `request` says they come; the count must match.
     pub fn sort(request: &Request, fds: Vec<OwnedFd>) -> Result<Self, ProtoError> {
         let want = 4 + request.inputs.len() + usize::from(request.source_proxy);
@@ -375,6 +380,17 @@ pub fn send_request(
         ));
     }
     stream.write_all(rest)
+}
+
+/// Read one frame of at most `max` bytes, all of it by `deadline`.
+pub fn receive_until(
+    stream: &mut UnixStream,
+    max: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, ReceiveError> {
+    let mut len = [0u8; 4];
+    read_exact(stream, &mut len, Some(deadline))?;
+    body(stream, len, max, Some(deadline))
 }
 
 /// Read one frame of at most `max` bytes (no time limit).
