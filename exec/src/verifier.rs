@@ -309,6 +309,15 @@ pub fn serve_stdin() -> ExitCode {
     {
         return ExitCode::FAILURE;
     }
+    // It never starts a process: neither may anything that took it over
+    // (no child to outlive its launch and wait for the next ones).
+    let none = rustix::process::Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if rustix::process::setrlimit(rustix::process::Resource::Nproc, none).is_err() {
+        return ExitCode::FAILURE;
+    }
     let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
         return ExitCode::FAILURE;
     };

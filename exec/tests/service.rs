@@ -502,6 +502,17 @@ fn verification_runs_as_the_service_account_which_alone_owns_the_records() {
     );
     assert!(field("Groups:").is_empty(), "{status}");
     assert_eq!(field("CapEff:"), ["0000000000000000"], "{status}");
+    // It cannot start a process (none to outlive its launch).
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", pids[0])).unwrap();
+    let nproc = limits
+        .lines()
+        .find(|l| l.starts_with("Max processes"))
+        .unwrap()
+        .split_whitespace()
+        .skip(2)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(nproc, ["0", "0"], "{limits}");
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
     assert!(
         String::from_utf8_lossy(&cmdline).contains("--jobseal-verify"),
