@@ -6,7 +6,15 @@
 //! <bitstr>…</bitstr><ac>BASE64</ac></vomsans>
 //! ```
 //!
-//! The document is small and fixed, so it is read by a bounded hand-written
+//! and the REST answer of VOMS-Admin and INDIGO IAM (read as the Java
+//! client's `RESTVOMSResponse` reads it), standard base64 only:
+//!
+//! ```text
+//! <voms><ac>BASE64</ac><warning>…</warning></voms>
+//! <voms><error><code>NoSuchUser</code><message>…</message></error></voms>
+//! ```
+//!
+//! The documents are small and fixed, so they are read by a bounded hand-written
 //! reader rather than an XML library: elements, text and the five
 //! predefined entities; no DTD, no comments, no CDATA (refused, not
 //! skipped). Every limit is checked before anything grows.
@@ -26,6 +34,8 @@ const MAX_ITEMS: usize = 32;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Item {
     pub number: i64,
+    /// The REST answer's error code (`NoSuchUser`, …).
+    pub code: Option<String>,
     pub message: String,
 }
 
@@ -43,11 +53,25 @@ pub(crate) const ERROR_OFFSET: i64 = 1000;
 pub(crate) const ERR_NOT_MEMBER: i64 = 1001;
 pub(crate) const ERR_ATTR_EMPTY: i64 = 1002;
 pub(crate) const ERR_SUSPENDED: i64 = 1004;
+/// What the Java client numbers REST codes it does not know.
+const ERR_OTHER: i64 = 1006;
+
+/// The REST codes as numbers, as the Java client maps them.
+fn rest_number(code: &str) -> i64 {
+    match code {
+        "NoSuchUser" => ERR_NOT_MEMBER,
+        "SuspendedUser" => ERR_SUSPENDED,
+        "BadRequest" => 1005,
+        _ => ERR_OTHER,
+    }
+}
 
 /// State of the reader inside the answer.
 #[derive(Default)]
 struct Reader {
+    root: &'static str,
     stack: Vec<String>,
+    code: Option<String>,
     text: String,
     elements: usize,
     number: Option<i64>,
@@ -55,8 +79,17 @@ struct Reader {
     answer: Answer,
 }
 
-/// Read an answer document.
+/// Read a legacy answer document.
 pub(crate) fn parse(doc: &[u8]) -> Result<Answer, String> {
+    parse_root(doc, "vomsans")
+}
+
+/// Read a REST answer document.
+pub(crate) fn parse_rest(doc: &[u8]) -> Result<Answer, String> {
+    parse_root(doc, "voms")
+}
+
+fn parse_root(doc: &[u8], root: &'static str) -> Result<Answer, String> {
     if doc.len() > MAX_ANSWER {
         return Err(format!("the answer is larger than {MAX_ANSWER} bytes"));
     }
@@ -66,7 +99,10 @@ pub(crate) fn parse(doc: &[u8]) -> Result<Answer, String> {
         let end = decl.find("?>").ok_or("the XML declaration is not closed")?;
         rest = decl.get(end + 2..).unwrap_or("");
     }
-    let mut r = Reader::default();
+    let mut r = Reader {
+        root,
+        ..Reader::default()
+    };
     let mut seen_root = false;
     while !rest.is_empty() {
         match rest.find('<') {
@@ -84,7 +120,7 @@ pub(crate) fn parse(doc: &[u8]) -> Result<Answer, String> {
         }
     }
     if !seen_root || !r.stack.is_empty() {
-        return Err("the answer is not a complete <vomsans> document".into());
+        return Err(format!("the answer is not a complete <{root}> document"));
     }
     Ok(r.answer)
 }
@@ -110,7 +146,7 @@ impl Reader {
             return Err("the answer has too many or too deeply nested elements".into());
         }
         if self.stack.is_empty() {
-            if *seen_root || name != "vomsans" {
+            if *seen_root || name != self.root {
                 return Err(format!("unexpected root element <{name}>"));
             }
             *seen_root = true;
@@ -149,9 +185,23 @@ impl Reader {
             "ac" => return Err("the answer holds two ACs".into()),
             "number" => self.number = text.trim().parse().ok(),
             "message" => self.message = Some(text),
+            "code" => self.code = Some(text.trim().to_string()),
             "item" => {
                 let item = Item {
                     number: self.number.take().unwrap_or(i64::MAX),
+                    code: None,
+                    message: self.message.take().unwrap_or_default(),
+                };
+                if a.errors.len() < MAX_ITEMS {
+                    a.errors.push(item);
+                }
+            }
+            // REST: the error element holds its code and message itself.
+            "error" if self.code.is_some() => {
+                let code = self.code.take().unwrap_or_default();
+                let item = Item {
+                    number: rest_number(&code),
+                    code: Some(code),
                     message: self.message.take().unwrap_or_default(),
                 };
                 if a.errors.len() < MAX_ITEMS {
@@ -194,18 +244,24 @@ fn unescape(s: &str) -> Result<String, String> {
 /// base64, else its own unpadded alphabet (`a–z A–Z 0–9 [ ]`, VOMS's
 /// `MyEncode`); like VOMS's `Decode`, a newline tells them apart.
 pub(crate) fn decode_ac(text: &str) -> Option<Vec<u8>> {
+    if text.contains('\n') {
+        return decode_standard(text);
+    }
+    let compact: String = text
+        .trim()
+        .chars()
+        .map(voms_to_standard)
+        .collect::<Option<_>>()?;
+    decode_standard(&compact)
+}
+
+/// Standard base64, whitespace ignored (the REST answer's AC).
+pub(crate) fn decode_standard(text: &str) -> Option<Vec<u8>> {
     let lenient = base64::engine::GeneralPurposeConfig::new()
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
         .with_decode_allow_trailing_bits(true);
     let engine = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, lenient);
-    let compact: String = if text.contains('\n') {
-        text.chars().filter(|c| !c.is_ascii_whitespace()).collect()
-    } else {
-        text.trim()
-            .chars()
-            .map(voms_to_standard)
-            .collect::<Option<_>>()?
-    };
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     engine.decode(compact).ok().filter(|d| !d.is_empty())
 }
 
@@ -232,6 +288,26 @@ mod tests {
         assert_eq!(a.errors.len(), 1);
         assert_eq!(a.errors[0].number, ERR_NOT_MEMBER);
         assert_eq!(a.errors[0].message, "testvo: User unknown to this VO.");
+    }
+
+    #[test]
+    fn rest_answers() {
+        let ok = b"<?xml version=\"1.0\"?><voms><ac>AAEC/w==</ac><warning>w</warning></voms>";
+        let a = parse_rest(ok).unwrap();
+        assert_eq!(
+            decode_standard(a.ac.as_deref().unwrap()).unwrap(),
+            [0, 1, 2, 255]
+        );
+        assert_eq!(a.warnings, ["w"]);
+        let err =
+            b"<voms><error><code>NoSuchUser</code><message>not a member</message></error></voms>";
+        let a = parse_rest(err).unwrap();
+        assert_eq!(a.errors.len(), 1);
+        assert_eq!(a.errors[0].number, ERR_NOT_MEMBER);
+        assert_eq!(a.errors[0].code.as_deref(), Some("NoSuchUser"));
+        assert_eq!(a.errors[0].message, "not a member");
+        assert!(parse_rest(b"<vomsans></vomsans>").is_err());
+        assert!(parse(b"<voms></voms>").is_err());
     }
 
     #[test]

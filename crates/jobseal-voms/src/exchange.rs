@@ -1,8 +1,9 @@
-//! One exchange with a VOMS server over the legacy protocol: TCP, TLS with
-//! the user's certificate, the message `0` (GSI's delegation flag, which
-//! the server reads and drops), the request document, then the answer up
-//! to the end of the stream. Every wait is bounded by the deadline, every
-//! read by [`MAX_ANSWER`].
+//! One exchange with a VOMS server: TCP, TLS with the user's certificate,
+//! then either the legacy protocol (the message `0`, GSI's delegation flag
+//! that the server reads and drops, the request document, the answer up to
+//! the end of the stream) or one REST request (an HTTP/1.1 `GET`, its
+//! answer read by [`crate::http`]). Every wait is bounded by the deadline,
+//! every read by a size limit.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -14,6 +15,7 @@ use rustls::client::ClientConfig;
 use rustls::pki_types::ServerName;
 
 use crate::answer::MAX_ANSWER;
+use crate::http;
 use crate::vomses::Server;
 
 /// Why an exchange failed.
@@ -25,11 +27,23 @@ pub(crate) enum Failure {
     Timeout(&'static str),
     /// The TLS handshake or record layer failed.
     Tls(String),
+    /// The server sent a TLS alert refusing the user's certificate (or its
+    /// CA): the alert's name.
+    CertRefused(String),
     /// The connection broke after the handshake, or the answer was too large.
     Io(String),
 }
 
-/// Run one exchange; the raw answer.
+const RESOLVE: &str = "resolving its host name";
+const CONNECT: &str = "connecting";
+const SEND: &str = "sending the request";
+const ANSWER: &str = "waiting for the answer";
+/// The stages after the server read a request: a server that stalls there
+/// may not speak that protocol. Before, a stall is the server's or the
+/// network's, whatever the protocol.
+pub(crate) const AFTER_HANDSHAKE: [&str; 2] = [SEND, ANSWER];
+
+/// Run one legacy exchange; the raw answer.
 pub(crate) fn run(
     server: &Server,
     config: Arc<ClientConfig>,
@@ -37,20 +51,60 @@ pub(crate) fn run(
     connect_timeout: Duration,
     deadline: Instant,
 ) -> Result<Vec<u8>, Failure> {
+    let (mut conn, mut sock) = open(server, config, connect_timeout, deadline)?;
+    // Two records: the server peeks at the first to tell GSI's "0" from an
+    // HTTP request.
+    send(&mut conn, &mut sock, deadline, &[b"0", request.as_bytes()])?;
+    receive(&mut conn, &mut sock, deadline, MAX_ANSWER, |_| false)
+}
+
+/// Run one REST exchange: `request` is the whole HTTP request; the
+/// response once complete (or at the end of the stream).
+pub(crate) fn run_rest(
+    server: &Server,
+    config: Arc<ClientConfig>,
+    request: &str,
+    connect_timeout: Duration,
+    deadline: Instant,
+) -> Result<Result<http::Response, String>, Failure> {
+    let (mut conn, mut sock) = open(server, config, connect_timeout, deadline)?;
+    send(&mut conn, &mut sock, deadline, &[request.as_bytes()])?;
+    // A server may keep the connection open after a complete answer
+    // despite `Connection: close`: stop reading once it is complete.
+    let raw = receive(&mut conn, &mut sock, deadline, http::MAX_RESPONSE, |b| {
+        !matches!(http::parse(b, false), Ok(None))
+    })?;
+    Ok(http::parse(&raw, true).and_then(|r| r.ok_or_else(|| "the answer is cut".into())))
+}
+
+fn open(
+    server: &Server,
+    config: Arc<ClientConfig>,
+    connect_timeout: Duration,
+    deadline: Instant,
+) -> Result<(ClientConnection, TcpStream), Failure> {
     let mut sock = connect(server, connect_timeout, deadline)?;
     let name = ServerName::try_from(server.host.clone())
         .map_err(|_| Failure::Connect(format!("{} is not a host name", server.host)))?;
     let mut conn = ClientConnection::new(config, name).map_err(|e| Failure::Tls(e.to_string()))?;
     handshake(&mut conn, &mut sock, deadline)?;
-    // Two records: the server peeks at the first to tell GSI's "0" from an
-    // HTTP request.
-    for message in [&b"0"[..], request.as_bytes()] {
+    Ok((conn, sock))
+}
+
+/// Send each message in a TLS record of its own.
+fn send(
+    conn: &mut ClientConnection,
+    sock: &mut TcpStream,
+    deadline: Instant,
+    messages: &[&[u8]],
+) -> Result<(), Failure> {
+    for message in messages {
         conn.writer()
             .write_all(message)
             .map_err(|e| Failure::Io(e.to_string()))?;
-        flush(&mut conn, &mut sock, deadline, "sending the request")?;
+        flush(conn, sock, deadline, SEND)?;
     }
-    receive(&mut conn, &mut sock, deadline)
+    Ok(())
 }
 
 fn remaining(deadline: Instant, stage: &'static str) -> Result<Duration, Failure> {
@@ -67,7 +121,7 @@ fn resolve(
     limit: Duration,
     deadline: Instant,
 ) -> Result<Vec<SocketAddr>, Failure> {
-    const STAGE: &str = "resolving its host name";
+    const STAGE: &str = RESOLVE;
     let (tx, rx) = std::sync::mpsc::channel();
     let (host, port) = (server.host.clone(), server.port);
     std::thread::spawn(move || {
@@ -90,7 +144,7 @@ fn connect(server: &Server, limit: Duration, deadline: Instant) -> Result<TcpStr
     let addrs = resolve(server, limit, deadline)?;
     let mut last = format!("{} has no address", server.host);
     for addr in addrs {
-        let wait = remaining(deadline, "connecting")?.min(limit);
+        let wait = remaining(deadline, CONNECT)?.min(limit);
         match TcpStream::connect_timeout(&addr, wait) {
             Ok(s) => return Ok(s),
             Err(e) if is_timeout(&e) => last = format!("no answer from {addr} within {wait:?}"),
@@ -114,8 +168,31 @@ fn io_failure(e: io::Error, stage: &'static str) -> Failure {
     // rustls reports its own errors (alerts, a refused certificate) as
     // InvalidData.
     match e.kind() {
-        io::ErrorKind::InvalidData => Failure::Tls(e.to_string()),
+        io::ErrorKind::InvalidData => match e.get_ref().and_then(|i| i.downcast_ref()) {
+            Some(tls) => tls_failure(tls),
+            None => Failure::Tls(e.to_string()),
+        },
         _ => Failure::Io(format!("{stage}: {e}")),
+    }
+}
+
+/// A TLS error; the alerts by which a server refuses the client's
+/// certificate (TLS 1.3 sends them after the client's handshake is over,
+/// so they arrive with the first read) are told apart.
+fn tls_failure(e: &rustls::Error) -> Failure {
+    use rustls::AlertDescription as A;
+    match e {
+        rustls::Error::AlertReceived(
+            alert @ (A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::CertificateRequired),
+        ) => Failure::CertRefused(format!("{alert:?}")),
+        _ => Failure::Tls(e.to_string()),
     }
 }
 
@@ -145,8 +222,7 @@ fn pump(
     sock.set_read_timeout(Some(wait))
         .map_err(|e| io_failure(e, stage))?;
     let n = conn.read_tls(sock).map_err(|e| io_failure(e, stage))?;
-    conn.process_new_packets()
-        .map_err(|e| Failure::Tls(e.to_string()))?;
+    conn.process_new_packets().map_err(|e| tls_failure(&e))?;
     Ok(n > 0)
 }
 
@@ -167,15 +243,18 @@ fn handshake(
     flush(conn, sock, deadline, STAGE)
 }
 
-/// The answer: everything up to the end of the stream. The server closes
-/// after answering, with or without close_notify; a cut answer fails to
-/// parse or its AC fails its signature check.
+/// The answer: everything up to the end of the stream, or until
+/// `complete` says the bytes read are a whole answer; at most `limit`
+/// bytes. The server closes after answering, with or without close_notify;
+/// a cut answer fails to parse or its AC fails its signature check.
 fn receive(
     conn: &mut ClientConnection,
     sock: &mut TcpStream,
     deadline: Instant,
+    limit: usize,
+    mut complete: impl FnMut(&[u8]) -> bool,
 ) -> Result<Vec<u8>, Failure> {
-    const STAGE: &str = "waiting for the answer";
+    const STAGE: &str = ANSWER;
     let mut out = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     let mut eof = false;
@@ -183,12 +262,15 @@ fn receive(
         match conn.reader().read(&mut buf) {
             Ok(0) => return Ok(out),
             Ok(n) => {
-                if out.len() + n > MAX_ANSWER {
+                if out.len() + n > limit {
                     return Err(Failure::Io(format!(
-                        "the answer is larger than {MAX_ANSWER} bytes"
+                        "the answer is larger than {limit} bytes"
                     )));
                 }
                 out.extend_from_slice(buf.get(..n).unwrap_or_default());
+                if complete(&out) {
+                    return Ok(out);
+                }
             }
             // Data read with the end of the stream is drained first.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && eof => return Ok(out),

@@ -6,9 +6,11 @@
 //! - Servers come from the `vomses` files ([`vomses`]); several servers of a
 //!   VO are tried in order until one answers; a refusal of membership or
 //!   role is final.
-//! - The legacy VOMS protocol over TLS (`exchange`), the one Debian's
-//!   `voms-server` 2.1.0~rc3 answers (its REST endpoint is broken, so REST
-//!   is not spoken here).
+//! - REST first (`rest`: `GET /generate-ac`, what VOMS-Admin and IAM
+//!   answer), then, if the server does not answer REST the VOMS way, the
+//!   legacy VOMS protocol (`exchange`) on a fresh connection, the one
+//!   Debian's `voms-server` 2.1.0~rc3 answers (its REST answer is broken),
+//!   as `voms-proxy-init` (Java) does. A VOMS refusal over REST is final.
 //! - The server is trusted only if its certificate chains to the CA
 //!   directory, is for the vomses host and is described by the vomsdir LSC
 //!   file; the AC is then checked as a site checks it
@@ -22,8 +24,10 @@
 
 mod answer;
 mod exchange;
+mod http;
 mod lsc;
 mod request;
+mod rest;
 mod tls;
 pub mod vomses;
 
@@ -97,6 +101,19 @@ pub struct Attributes {
     pub issuer: String,
     /// `host:port` of the server that answered.
     pub server: String,
+    /// The protocol that served the AC.
+    pub protocol: Protocol,
+    /// Why REST did not serve it, when the legacy protocol did.
+    pub rest_failure: Option<String>,
+}
+
+/// The VOMS protocols spoken, in the order tried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `GET /generate-ac` (VOMS-Admin, INDIGO IAM).
+    Rest,
+    /// The legacy XML protocol over GSI-style TLS (the C server).
+    Legacy,
 }
 
 /// Why no attributes were obtained. Each message is one line and says what
@@ -144,6 +161,12 @@ pub enum VomsError {
     Refused {
         server: String,
         message: String,
+    },
+    /// The server ended the TLS session with an alert refusing the user's
+    /// certificate or its CA.
+    CertificateRefused {
+        server: String,
+        alert: String,
     },
     /// The AC returned fails the checks a site makes.
     AcRejected {
@@ -212,6 +235,13 @@ impl std::fmt::Display for VomsError {
             Self::Refused { server, message } => write!(
                 f,
                 "the VOMS server {server} refused: \"{message}\"; contact the VO's support"
+            ),
+            Self::CertificateRefused { server, alert } => write!(
+                f,
+                "the VOMS server {server} did not accept your certificate (TLS alert \
+                 {alert}): check that you sign with the certificate registered with the VO, \
+                 that it has neither expired nor been revoked, and that its CA is one the VO \
+                 accepts"
             ),
             Self::AcRejected { server, reason } => write!(
                 f,
@@ -320,7 +350,29 @@ fn end_entity(cred: &Credential) -> Result<ParsedCert, VomsError> {
     Ok(eec)
 }
 
-/// Ask one server.
+/// How an exchange ran: the server, the credential and the checks.
+struct Exchange<'a> {
+    cred: &'a Credential,
+    eec: &'a ParsedCert,
+    request: &'a Request,
+    server: &'a Server,
+    expected: &'a Arc<tls::Expected>,
+    opts: &'a Options,
+}
+
+/// Why REST gave no VOMS answer.
+enum RestFailure {
+    /// The server does not answer REST the VOMS way: try the legacy
+    /// protocol (the reason, for [`Attributes::rest_failure`]).
+    Fallback(String),
+    /// The same failure would end the legacy exchange (unreachable,
+    /// untrusted, the user's certificate refused), or a VOMS refusal.
+    Final(VomsError),
+}
+
+/// Ask one server: REST first, as `voms-proxy-init` (Java) does; if the
+/// server does not answer REST the VOMS way, the legacy protocol on a
+/// fresh connection, within the same deadline.
 fn ask(
     cred: &Credential,
     eec: &ParsedCert,
@@ -329,38 +381,124 @@ fn ask(
     expected: &Arc<tls::Expected>,
     opts: &Options,
 ) -> Result<Attributes, VomsError> {
-    let command = request.command(&server.vo)?;
-    let document = request::document(&command, opts.lifetime);
+    let x = Exchange {
+        cred,
+        eec,
+        request,
+        server,
+        expected,
+        opts,
+    };
     // A timeout too large for the clock is a day (no overflow, no panic).
     let now = Instant::now();
-    let deadline = now
-        .checked_add(opts.timeout)
-        .unwrap_or(now + Duration::from_secs(24 * 3600));
-    let (requests, serve) = mpsc::channel();
-    let (config, refusal) = tls::config(&cred.chain, &cred.key, requests, server, expected.clone())
-        .map_err(|reason| protocol(server, reason))?;
-    // The exchange runs in its own thread while this one, which holds the
-    // user's key, answers its signature requests; the requests end when the
-    // exchange drops its configuration.
-    let (document, connect) = (&document, opts.connect_timeout);
-    let raw = std::thread::scope(|s| {
-        let exchange = s.spawn(move || exchange::run(server, config, document, connect, deadline));
-        tls::serve_signatures(&cred.key, &serve);
-        exchange.join()
-    })
-    .map_err(|_| protocol(server, "the exchange thread failed".into()))?;
-    let refusal = refusal.lock().ok().and_then(|mut r| r.take());
-    let raw = raw.map_err(|f| failure(server, f, refusal, opts.timeout))?;
+    let day = now + Duration::from_secs(24 * 3600);
+    let deadline = now.checked_add(opts.timeout).unwrap_or(day);
+    // REST may use half the time: a server that does not speak it and
+    // waits leaves the legacy exchange the other half.
+    let rest_deadline = now.checked_add(opts.timeout / 2).unwrap_or(day);
+    let fallback = match x.rest(rest_deadline) {
+        Ok(answer) => return x.finish(&answer, Protocol::Rest, None),
+        Err(RestFailure::Final(e)) => return Err(e),
+        Err(RestFailure::Fallback(why)) => why,
+    };
+    let raw = x.session(opts.timeout, |config| {
+        let document = request::document(&request.command(&server.vo)?, opts.lifetime);
+        Ok(exchange::run(
+            server,
+            config,
+            &document,
+            opts.connect_timeout,
+            deadline,
+        ))
+    })??;
     let answer =
         answer::parse(&raw).map_err(|why| protocol(server, format!("its answer: {why}")))?;
-    let user = eec.subject_dn();
-    refusals(&answer, server, request, &user)?;
-    let text = answer
-        .ac
-        .ok_or_else(|| protocol(server, "its answer holds neither an AC nor an error".into()))?;
-    let der = answer::decode_ac(&text)
+    x.finish(&answer, Protocol::Legacy, Some(fallback))
+}
+
+impl Exchange<'_> {
+    /// One TLS session with the server: `run` gets the client
+    /// configuration, in a thread of its own, while this one, which holds
+    /// the user's key, answers its signature requests; they end when `run`
+    /// drops the configuration.
+    fn session<T: Send>(
+        &self,
+        timeout: Duration,
+        run: impl FnOnce(Arc<rustls::ClientConfig>) -> Result<Result<T, exchange::Failure>, VomsError>
+        + Send,
+    ) -> Result<Result<T, VomsError>, VomsError> {
+        let (requests, serve) = mpsc::channel();
+        let (config, refusal) = tls::config(
+            &self.cred.chain,
+            &self.cred.key,
+            requests,
+            self.server,
+            self.expected.clone(),
+        )
+        .map_err(|reason| protocol(self.server, reason))?;
+        let out = std::thread::scope(|s| {
+            let exchange = s.spawn(move || run(config));
+            tls::serve_signatures(&self.cred.key, &serve);
+            exchange.join()
+        })
+        .map_err(|_| protocol(self.server, "the exchange thread failed".into()))??;
+        let refusal = refusal.lock().ok().and_then(|mut r| r.take());
+        Ok(out.map_err(|f| failure(self.server, f, refusal, timeout)))
+    }
+
+    /// The REST exchange, until `deadline`.
+    fn rest(&self, deadline: Instant) -> Result<answer::Answer, RestFailure> {
+        let text = rest::http_request(self.request, self.server, self.opts.lifetime)
+            .map_err(RestFailure::Final)?;
+        let (server, connect) = (self.server, self.opts.connect_timeout);
+        let response = self
+            .session(self.opts.timeout / 2, |config| {
+                Ok(exchange::run_rest(server, config, &text, connect, deadline))
+            })
+            .map_err(RestFailure::Final)?
+            .map_err(rest_fallback)?;
+        let response =
+            response.map_err(|why| RestFailure::Fallback(format!("its answer: {why}")))?;
+        rest::interpret(&response).map_err(RestFailure::Fallback)
+    }
+
+    /// A VOMS answer: its refusals, else its AC checked as a site checks it.
+    fn finish(
+        &self,
+        answer: &answer::Answer,
+        protocol_used: Protocol,
+        rest_failure: Option<String>,
+    ) -> Result<Attributes, VomsError> {
+        let server = self.server;
+        refusals(answer, server, self.request, &self.eec.subject_dn())?;
+        let text = answer.ac.as_deref().ok_or_else(|| {
+            protocol(server, "its answer holds neither an AC nor an error".into())
+        })?;
+        let der = match protocol_used {
+            Protocol::Rest => answer::decode_standard(text),
+            Protocol::Legacy => answer::decode_ac(text),
+        }
         .ok_or_else(|| protocol(server, "the AC in its answer is not base64".into()))?;
-    check(der, eec, request, server, expected)
+        let mut a = check(der, self.eec, self.request, server, self.expected)?;
+        a.protocol = protocol_used;
+        a.rest_failure = rest_failure;
+        Ok(a)
+    }
+}
+
+/// Which failures of the REST exchange the legacy one may not repeat: the
+/// connection broke or stalled after the handshake (the server was reached,
+/// trusted, and accepted the user's certificate).
+fn rest_fallback(e: VomsError) -> RestFailure {
+    match e {
+        VomsError::Protocol { ref reason, .. } if !reason.starts_with("TLS") => {
+            RestFailure::Fallback(e.to_string())
+        }
+        VomsError::Timeout { stage, .. } if exchange::AFTER_HANDSHAKE.contains(&stage) => {
+            RestFailure::Fallback(e.to_string())
+        }
+        e => RestFailure::Final(e),
+    }
 }
 
 fn protocol(server: &Server, reason: String) -> VomsError {
@@ -393,6 +531,10 @@ fn failure(
             stage,
             secs: timeout.as_secs(),
         },
+        exchange::Failure::CertRefused(alert) => VomsError::CertificateRefused {
+            server: address,
+            alert,
+        },
         exchange::Failure::Tls(reason) => protocol(server, format!("TLS: {reason}")),
         exchange::Failure::Io(reason) => protocol(server, reason),
     }
@@ -415,9 +557,17 @@ fn refusals(
     let message = e.message.trim().chars().take(512).collect::<String>();
     let server_name = server.address();
     let default_request = request.fqan.is_none();
+    let code = e.code.as_deref();
+    // REST codes for a group or role not held (IAM: `NoSuchAttribute`).
+    let about_attribute = code.is_some_and(|c| {
+        ["Attribute", "Role", "Group", "FQAN", "Fqan"]
+            .iter()
+            .any(|w| c.contains(w))
+    });
     Err(match e.number {
         answer::ERR_NOT_MEMBER
-            if default_request
+            if code == Some("NoSuchUser")
+                || default_request
                 || message.contains("unknown to this VO")
                 || message.contains("not a member") =>
         {
@@ -428,6 +578,11 @@ fn refusals(
                 message,
             }
         }
+        _ if about_attribute => VomsError::NotGranted {
+            server: server_name,
+            wanted: request.describe(),
+            message,
+        },
         answer::ERR_NOT_MEMBER | answer::ERR_ATTR_EMPTY => VomsError::NotGranted {
             server: server_name,
             wanted: request.describe(),
@@ -498,5 +653,7 @@ fn check(
         not_after,
         issuer: info.issuer,
         server: server.address(),
+        protocol: Protocol::Legacy,
+        rest_failure: None,
     })
 }
