@@ -59,15 +59,18 @@ pub(crate) fn run(
 }
 
 /// Run one REST exchange: `request` is the whole HTTP request; the
-/// response once complete (or at the end of the stream).
+/// response once complete (or at the end of the stream). The connection
+/// and handshake have until `deadline`, the request and its answer until
+/// `answer_deadline`.
 pub(crate) fn run_rest(
     server: &Server,
     config: Arc<ClientConfig>,
     request: &str,
     connect_timeout: Duration,
-    deadline: Instant,
+    (deadline, answer_deadline): (Instant, Instant),
 ) -> Result<Result<http::Response, String>, Failure> {
     let (mut conn, mut sock) = open(server, config, connect_timeout, deadline)?;
+    let deadline = answer_deadline.min(deadline);
     send(&mut conn, &mut sock, deadline, &[request.as_bytes()])?;
     // A server may keep the connection open after a complete answer
     // despite `Connection: close`: stop reading once it is complete.

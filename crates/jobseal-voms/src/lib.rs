@@ -393,10 +393,10 @@ fn ask(
     let now = Instant::now();
     let day = now + Duration::from_secs(24 * 3600);
     let deadline = now.checked_add(opts.timeout).unwrap_or(day);
-    // REST may use half the time: a server that does not speak it and
-    // waits leaves the legacy exchange the other half.
+    // REST's answer may take half the time: a server that does not speak
+    // it and waits leaves the legacy exchange the other half.
     let rest_deadline = now.checked_add(opts.timeout / 2).unwrap_or(day);
-    let fallback = match x.rest(rest_deadline) {
+    let fallback = match x.rest(deadline, rest_deadline) {
         Ok(answer) => return x.finish(&answer, Protocol::Rest, None),
         Err(RestFailure::Final(e)) => return Err(e),
         Err(RestFailure::Fallback(why)) => why,
@@ -446,17 +446,25 @@ impl Exchange<'_> {
         Ok(out.map_err(|f| failure(self.server, f, refusal, timeout)))
     }
 
-    /// The REST exchange, until `deadline`.
-    fn rest(&self, deadline: Instant) -> Result<answer::Answer, RestFailure> {
+    /// The REST exchange: connected until `deadline`, answered until
+    /// `answer_deadline`.
+    fn rest(
+        &self,
+        deadline: Instant,
+        answer_deadline: Instant,
+    ) -> Result<answer::Answer, RestFailure> {
         let text = rest::http_request(self.request, self.server, self.opts.lifetime)
             .map_err(RestFailure::Final)?;
         let (server, connect) = (self.server, self.opts.connect_timeout);
+        let deadlines = (deadline, answer_deadline);
         let response = self
-            .session(self.opts.timeout / 2, |config| {
-                Ok(exchange::run_rest(server, config, &text, connect, deadline))
+            .session(self.opts.timeout, |config| {
+                Ok(exchange::run_rest(
+                    server, config, &text, connect, deadlines,
+                ))
             })
             .map_err(RestFailure::Final)?
-            .map_err(rest_fallback)?;
+            .map_err(|e| rest_fallback(e, self.opts.timeout / 2))?;
         let response =
             response.map_err(|why| RestFailure::Fallback(format!("its answer: {why}")))?;
         rest::interpret(&response).map_err(RestFailure::Fallback)
@@ -489,13 +497,16 @@ impl Exchange<'_> {
 /// Which failures of the REST exchange the legacy one may not repeat: the
 /// connection broke or stalled after the handshake (the server was reached,
 /// trusted, and accepted the user's certificate).
-fn rest_fallback(e: VomsError) -> RestFailure {
+fn rest_fallback(e: VomsError, answer_time: Duration) -> RestFailure {
     match e {
         VomsError::Protocol { ref reason, .. } if !reason.starts_with("TLS") => {
             RestFailure::Fallback(e.to_string())
         }
-        VomsError::Timeout { stage, .. } if exchange::AFTER_HANDSHAKE.contains(&stage) => {
-            RestFailure::Fallback(e.to_string())
+        VomsError::Timeout { server, stage, .. } if exchange::AFTER_HANDSHAKE.contains(&stage) => {
+            RestFailure::Fallback(format!(
+                "the VOMS server {server} is too slow ({stage} took more than {:.1} s)",
+                answer_time.as_secs_f64()
+            ))
         }
         e => RestFailure::Final(e),
     }
