@@ -381,3 +381,38 @@ fn a_verifier_denies_a_voms_proxy_and_an_ac_in_the_leaf() {
     let d = w.verify(sealed.bundle.to_pem().as_bytes());
     assert!(d.is_permit(), "{}: {}", d.code(), d.message);
 }
+
+/// The published vector `deny-chain-voms-two-sources` and its control
+/// `permit-voms-one-source` (both verified by `vectors.rs` with every other
+/// vector) are the same bundle but for the leaf's AC: the same VOMS proxy,
+/// user certificate and manifest, the leaf's validity and key. So the deny
+/// comes from rule 2f alone.
+#[test]
+fn the_two_sources_vector_and_its_control_differ_only_in_the_leaf_ac() {
+    use der::Decode as _;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-vectors");
+    let read = |name: &str| {
+        let pem = std::fs::read(root.join(name).join("bundle.pem")).unwrap();
+        jobseal_core::bundle::Bundle::parse(&pem).unwrap()
+    };
+    let deny = read("deny-chain-voms-two-sources");
+    let control = read("permit-voms-one-source");
+    assert_eq!(deny.certificates[1..], control.certificates[1..]);
+    assert_eq!(deny.certificates.len(), 3);
+    assert_eq!(deny.manifest, control.manifest);
+    let (d, c) = (
+        tlv::RawCert::split(&deny.certificates[0]).unwrap(),
+        tlv::RawCert::split(&control.certificates[0]).unwrap(),
+    );
+    assert_eq!((d.subject, d.issuer, d.spki), (c.subject, c.issuer, c.spki));
+    // The VOMS proxy carries the AC; only the deny's leaf carries it too.
+    assert!(leaf_voms_extension(&control).is_none());
+    let leaf_ac = leaf_voms_extension(&deny).unwrap();
+    let proxy = x509_cert::Certificate::from_der(&deny.certificates[1]).unwrap();
+    let proxy_ac = proxy
+        .tbs_certificate()
+        .extensions()
+        .and_then(|e| e.iter().find(|e| e.extn_id == oid::VOMS_AC_SEQ))
+        .map(|e| e.extn_value.as_bytes().to_vec());
+    assert_eq!(Some(leaf_ac), proxy_ac, "the same AC, twice");
+}

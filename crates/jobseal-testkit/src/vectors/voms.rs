@@ -422,7 +422,9 @@ fn in_job_bound_proxy(
     )?;
     // A VOMS proxy (the AC of permit-voms-verified) issues a job-bound
     // proxy that carries the same valid AC: the one thing wrong is the
-    // second source.
+    // second source. Its control, made by the same code without the leaf's
+    // AC, is permitted with the VOMS proxy's attributes: the deny comes
+    // from 2f alone.
     let ac = good.sign(&aa1.key)?;
     let value = ac_seq(std::slice::from_ref(&ac));
     let voms_proxy = proxy_of(
@@ -436,13 +438,24 @@ fn in_job_bound_proxy(
             Ok(())
         },
     )?;
-    let bundle = leaf_bundle_with(
-        Issuer {
+    let under_voms_proxy = |leaf_acs: &[Vec<u8>]| {
+        let issuer = Issuer {
             key: &voms_proxy.key,
             chain: vec![voms_proxy.cert.clone(), pki.user.cert.clone()],
-        },
-        &[ac],
-    )?;
+        };
+        if leaf_acs.is_empty() {
+            Build::new(issuer).bundle()
+        } else {
+            leaf_bundle_with(issuer, leaf_acs)
+        }
+    };
+    let bundle = under_voms_proxy(&[ac])?;
+    out.vectors.push((
+        "permit-voms-one-source".into(),
+        "the control of deny-chain-voms-two-sources, made by the same code: the same VOMS proxy issues the same job-bound proxy without an AC of its own: one source, verified".into(),
+        under_voms_proxy(&[])?,
+        trusted.to_vec(),
+    ));
     out.denies.push((
         "deny-chain-voms-two-sources".into(),
         "the VOMS proxy of permit-voms-verified issues a job-bound proxy that carries a valid AC too: two sources of attributes".into(),
