@@ -19,6 +19,7 @@ pub fn decision(d: &Decision, at: UnixTime) -> Value {
         "end_entity": identity.map(|i| &i.end_entity),
         "subject": identity.map(|i| &i.subject),
         "issuer": identity.map(|i| &i.issuer),
+        "issued_by_end_entity": identity.map(|i| i.issued_by_end_entity),
         "ca": identity.map(|i| &i.ca),
         "voms": identity.map(|i| i.voms.iter().map(|v| json!({
             "vo": v.vo,

@@ -102,6 +102,7 @@ fn record() -> AuditRecord {
             end_entity: Some(dn.to_string()),
             subject: Some(format!("{dn}/CN=123")),
             issuer: Some(dn.to_string()),
+            issued_by_end_entity: Some(true),
             ca: Some("/DC=org/DC=example/CN=Example CA".into()),
             serials: vec!["1a2b3c".into(), "1001".into()],
             voms: Vec::new(),

@@ -170,6 +170,11 @@ pub struct Who {
     pub subject: Option<String>,
     /// The job-bound proxy's issuer.
     pub issuer: Option<String>,
+    /// Whether that issuer is the end-entity certificate itself (no proxy
+    /// sealed the job; what `issuer = "end-entity"` requires, §13.4 6f).
+    /// Absent in records written before it was added.
+    #[serde(default)]
+    pub issued_by_end_entity: Option<bool>,
     /// The trust anchor.
     pub ca: Option<String>,
     /// Certificate serials (hex), leaf first: job-bound proxy, user proxies,
@@ -283,6 +288,7 @@ impl AuditRecord {
                 end_entity: identity.map(|i| i.end_entity.clone()),
                 subject: identity.map(|i| i.subject.clone()),
                 issuer: identity.map(|i| i.issuer.clone()),
+                issued_by_end_entity: identity.map(|i| i.issued_by_end_entity),
                 ca: identity.map(|i| i.ca.clone()),
                 serials: identity.map(|i| i.serials.clone()).unwrap_or_default(),
                 voms: identity

@@ -46,6 +46,7 @@ fn rec(i: u64, dn: &str) -> AuditRecord {
             end_entity: Some(dn.to_string()),
             subject: Some(format!("{dn}/CN=123")),
             issuer: Some(dn.to_string()),
+            issued_by_end_entity: Some(true),
             ca: Some("/DC=org/DC=example/CN=Example CA".into()),
             serials: vec![format!("{i:x}"), "1001".into()],
             voms: Vec::new(),

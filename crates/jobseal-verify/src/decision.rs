@@ -57,7 +57,7 @@ pub struct Identity {
     pub issuer: String,
     /// Whether the job-bound proxy was issued directly by the end-entity
     /// certificate (the user's own key signed the job), not by a proxy:
-    /// what site policy `issuer = "end-entity"` requires (§13.4 6a).
+    /// what site policy `issuer = "end-entity"` requires (§13.4 6f).
     pub issued_by_end_entity: bool,
     /// The trust anchor.
     pub ca: String,
