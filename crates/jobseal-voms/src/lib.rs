@@ -401,16 +401,18 @@ fn ask(
         Err(RestFailure::Final(e)) => return Err(e),
         Err(RestFailure::Fallback(why)) => why,
     };
-    let raw = x.session(opts.timeout, |config| {
-        let document = request::document(&request.command(&server.vo)?, opts.lifetime);
-        Ok(exchange::run(
-            server,
-            config,
-            &document,
-            opts.connect_timeout,
-            deadline,
-        ))
-    })??;
+    let raw = x
+        .session(|config| {
+            let document = request::document(&request.command(&server.vo)?, opts.lifetime);
+            Ok(exchange::run(
+                server,
+                config,
+                &document,
+                opts.connect_timeout,
+                deadline,
+            ))
+        })?
+        .map_err(|(f, refusal)| failure(server, f, refusal, opts.timeout))?;
     let answer =
         answer::parse(&raw).map_err(|why| protocol(server, format!("its answer: {why}")))?;
     x.finish(&answer, Protocol::Legacy, Some(fallback))
@@ -420,13 +422,13 @@ impl Exchange<'_> {
     /// One TLS session with the server: `run` gets the client
     /// configuration, in a thread of its own, while this one, which holds
     /// the user's key, answers its signature requests; they end when `run`
-    /// drops the configuration.
+    /// drops the configuration. A failure comes with the server check's
+    /// refusal, if any.
     fn session<T: Send>(
         &self,
-        timeout: Duration,
         run: impl FnOnce(Arc<rustls::ClientConfig>) -> Result<Result<T, exchange::Failure>, VomsError>
         + Send,
-    ) -> Result<Result<T, VomsError>, VomsError> {
+    ) -> Result<Result<T, (exchange::Failure, Option<String>)>, VomsError> {
         let (requests, serve) = mpsc::channel();
         let (config, refusal) = tls::config(
             &self.cred.chain,
@@ -443,7 +445,7 @@ impl Exchange<'_> {
         })
         .map_err(|_| protocol(self.server, "the exchange thread failed".into()))??;
         let refusal = refusal.lock().ok().and_then(|mut r| r.take());
-        Ok(out.map_err(|f| failure(self.server, f, refusal, timeout)))
+        Ok(out.map_err(|f| (f, refusal)))
     }
 
     /// The REST exchange: connected until `deadline`, answered until
@@ -458,16 +460,38 @@ impl Exchange<'_> {
         let (server, connect) = (self.server, self.opts.connect_timeout);
         let deadlines = (deadline, answer_deadline);
         let response = self
-            .session(self.opts.timeout, |config| {
+            .session(|config| {
                 Ok(exchange::run_rest(
                     server, config, &text, connect, deadlines,
                 ))
             })
             .map_err(RestFailure::Final)?
-            .map_err(|e| rest_fallback(e, self.opts.timeout / 2))?;
+            .map_err(|(f, refusal)| self.rest_fallback(f, refusal))?;
         let response =
             response.map_err(|why| RestFailure::Fallback(format!("its answer: {why}")))?;
         rest::interpret(&response).map_err(RestFailure::Fallback)
+    }
+
+    /// Which failures of the REST exchange the legacy one may not repeat:
+    /// those where the connection broke or stalled after the handshake
+    /// (the server was reached, trusted, and accepted the user's
+    /// certificate).
+    fn rest_fallback(&self, f: exchange::Failure, refusal: Option<String>) -> RestFailure {
+        let server = self.server.address();
+        match f {
+            exchange::Failure::Io(reason) if refusal.is_none() => {
+                RestFailure::Fallback(format!("the exchange with {server} failed: {reason}"))
+            }
+            exchange::Failure::Timeout(stage)
+                if refusal.is_none() && exchange::AFTER_HANDSHAKE.contains(&stage) =>
+            {
+                RestFailure::Fallback(format!(
+                    "the VOMS server {server} is too slow ({stage} took more than {:.1} s)",
+                    (self.opts.timeout / 2).as_secs_f64()
+                ))
+            }
+            f => RestFailure::Final(failure(self.server, f, refusal, self.opts.timeout)),
+        }
     }
 
     /// A VOMS answer: its refusals, else its AC checked as a site checks it.
@@ -491,24 +515,6 @@ impl Exchange<'_> {
         a.protocol = protocol_used;
         a.rest_failure = rest_failure;
         Ok(a)
-    }
-}
-
-/// Which failures of the REST exchange the legacy one may not repeat: the
-/// connection broke or stalled after the handshake (the server was reached,
-/// trusted, and accepted the user's certificate).
-fn rest_fallback(e: VomsError, answer_time: Duration) -> RestFailure {
-    match e {
-        VomsError::Protocol { ref reason, .. } if !reason.starts_with("TLS") => {
-            RestFailure::Fallback(e.to_string())
-        }
-        VomsError::Timeout { server, stage, .. } if exchange::AFTER_HANDSHAKE.contains(&stage) => {
-            RestFailure::Fallback(format!(
-                "the VOMS server {server} is too slow ({stage} took more than {:.1} s)",
-                answer_time.as_secs_f64()
-            ))
-        }
-        e => RestFailure::Final(e),
     }
 }
 

@@ -43,6 +43,9 @@ enum Reply {
     Close,
     /// Never answer.
     Stall,
+    /// Reset the connection once the handshake is over, the request
+    /// unread.
+    Reset,
 }
 
 struct World {
@@ -229,6 +232,21 @@ fn serve(
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let conn = rustls::ServerConnection::new(config).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
+    if matches!(reply, Reply::Reset) {
+        while tls.conn.is_handshaking() {
+            if tls.conn.complete_io(&mut tls.sock).is_err() {
+                return;
+            }
+        }
+        while tls.conn.wants_write() {
+            if tls.conn.write_tls(&mut tls.sock).is_err() {
+                return;
+            }
+        }
+        // Closing with the request unread sends a reset.
+        std::thread::sleep(Duration::from_millis(300));
+        return;
+    }
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while !(got.ends_with(b"\r\n\r\n") || got.ends_with(b"</voms>")) {
@@ -247,6 +265,7 @@ fn serve(
         }
         Reply::Close => tls.conn.send_close_notify(),
         Reply::Stall => std::thread::sleep(Duration::from_secs(30)),
+        Reply::Reset => {}
     }
     let _ = tls.flush();
     // Read until the client closes: closing with its bytes unread would
@@ -429,6 +448,23 @@ fn non_voms_answers_fall_back_to_legacy() {
             "{what}: {c:?}"
         );
     }
+}
+
+/// A connection reset under the REST request: the legacy protocol serves.
+#[test]
+fn reset_connection_falls_back_to_legacy() {
+    let w = World::new();
+    let (port, seen) = w.stub(vec![
+        Reply::Reset,
+        Reply::Send(at_once(), legacy_ac(&w.ac())),
+    ]);
+    let a = ask(&w, "testvo", port, T).unwrap();
+    assert_eq!(a.protocol, Protocol::Legacy);
+    let failure = a.rest_failure.unwrap();
+    assert!(failure.contains("reset"), "{failure}");
+    let c = connections(&seen);
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert!(is_legacy(&c[1]), "{c:?}");
 }
 
 /// After a fallback, the legacy answer decides: here a refusal, then a
