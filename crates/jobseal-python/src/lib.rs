@@ -103,6 +103,15 @@ struct PyDecision {
     /// The user: the end-entity certificate's subject, if path validation got that far.
     #[pyo3(get)]
     dn: Option<String>,
+    /// The job-bound proxy's issuer: the user's certificate (`dn`) or a
+    /// proxy of it.
+    #[pyo3(get)]
+    issuer: Option<String>,
+    /// Whether the user's certificate issued the job-bound proxy directly
+    /// (no proxy sealed the job: what `issuer = "end-entity"` requires,
+    /// spec §13.4 6f); `None` if path validation did not get that far.
+    #[pyo3(get)]
+    issued_by_end_entity: Option<bool>,
     /// The trust anchor's subject.
     #[pyo3(get)]
     ca: Option<String>,
@@ -156,6 +165,8 @@ impl PyDecision {
             code: d.code().to_owned(),
             message: d.message.clone(),
             dn: identity.map(|i| i.end_entity.clone()),
+            issuer: identity.map(|i| i.issuer.clone()),
+            issued_by_end_entity: identity.map(|i| i.issued_by_end_entity),
             ca: identity.map(|i| i.ca.clone()),
             fqans,
             voms,

@@ -548,8 +548,10 @@ impl PyCredential {
         result
     }
 
-    /// The AC `spec` asks for: one fetched before that still covers
-    /// `lifetime` (or was fetched in the last minute), else a new one.
+    /// The AC `spec` asks for: one this credential fetched before for the
+    /// same `spec` that is still valid more than 5 minutes from now and
+    /// covers `lifetime` (capped at 24 hours), else a new one from the
+    /// server (which then replaces the old one for `spec`).
     fn attributes(
         &self,
         cred: &Credential,
@@ -568,8 +570,9 @@ impl PyCredential {
         if let Some((_, a)) = acs.iter().find(fresh) {
             return Ok(a.clone());
         }
-        let fail =
-            |e: jobseal_voms::VomsError| Failure::Issue(IssueError::Credential(e.to_string()));
+        let fail = |e: jobseal_voms::VomsError| {
+            Failure::Issue(IssueError::Credential(python_words(&e.to_string())))
+        };
         let request = jobseal_voms::Request::parse(spec).map_err(fail)?;
         let mut opts = jobseal_voms::Options::from_env(lifetime);
         opts.vomses.clone_from(&self.voms.vomses);
@@ -785,4 +788,13 @@ impl PyCredential {
             self.source_text(py)
         )
     }
+}
+
+/// A `jobseal_voms` message in the words of this API: its advice names the
+/// command-line option, Python sets `Credential(voms_timeout=…)`.
+fn python_words(message: &str) -> String {
+    message.replace(
+        "with --voms-timeout",
+        "with Credential(voms_timeout=...) (seconds per VOMS server)",
+    )
 }

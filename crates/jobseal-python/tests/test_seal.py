@@ -318,6 +318,26 @@ def test_voms_failures_raise_the_cli_message_and_seal_nothing(pki, job, tmp_path
         jobseal.Credential(cert=pki.cert, key=pki.key, voms_timeout=0)
 
 
+def test_a_slow_voms_server_names_voms_timeout_not_the_cli_option(pki, job, tmp_path):
+    """A server that accepts and never answers ends at voms_timeout, and the
+    message says how to allow more time here: Credential(voms_timeout=...),
+    not the command line's --voms-timeout."""
+    import socket
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        vomses = tmp_path / "vomses"
+        vomses.write_text(f'"testvo" "127.0.0.1" "{port}" "/O=jobseal test/CN=localhost" "testvo"\n')
+        cred = jobseal.Credential(cert=pki.cert, key=pki.key, vomses=[vomses], certdir=pki.ca_dir,
+                                  vomsdir=tmp_path, voms_timeout=1)
+        with pytest.raises(jobseal.CredentialError) as e:
+            cred.seal("run.sh", base_dir=job, voms="testvo")
+    message = str(e.value)
+    assert "too slow" in message and "voms_timeout" in message, message
+    assert "--voms-timeout" not in message, message
+
+
 @pytest.fixture(scope="module")
 def voms_server(tmp_path_factory):
     """A real VOMS server (Debian voms-server over MariaDB, in a network

@@ -64,7 +64,13 @@ def test_vector(name, decisions):
         assert why is None, f"{name}: VOMS: {why}"
         assert d.fqans == [f for a in d.voms if a.verified for f in a.fqans]
     if d.permitted:
-        assert d.dn and d.ca
+        assert d.dn and d.ca and d.issuer
+        # The user's certificate sealed it iff the leaf's issuer is the user.
+        assert d.issued_by_end_entity == (d.issuer == d.dn), name
+        if name in ("permit-direct-from-user-certificate", "permit-voms-in-job-bound-proxy"):
+            assert d.issued_by_end_entity is True, name
+        if name in ("permit-via-user-proxy", "permit-voms-verified"):
+            assert d.issued_by_end_entity is False and d.issuer.startswith(d.dn + "/CN="), name
         assert len(d.job_id) == 32 and len(d.manifest_sha256) == 64
 
 

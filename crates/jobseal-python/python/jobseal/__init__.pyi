@@ -94,6 +94,14 @@ class Decision:
     def dn(self) -> Optional[str]:
         """The user (end-entity subject), if path validation got that far."""
     @property
+    def issuer(self) -> Optional[str]:
+        """The job-bound proxy's issuer: the user's certificate or a proxy of it."""
+    @property
+    def issued_by_end_entity(self) -> Optional[bool]:
+        """Whether the user's certificate issued the job-bound proxy directly
+        (no proxy sealed the job; what site policy ``issuer = "end-entity"``
+        requires); ``None`` if path validation did not get that far."""
+    @property
     def ca(self) -> Optional[str]:
         """The trust anchor's subject."""
     @property
