@@ -297,6 +297,18 @@ const char *jobseal_decision_message(const jobseal_decision *decision);
 const char *jobseal_decision_subject(const jobseal_decision *decision);
 
 /*
+ Whether the user's end-entity certificate issued the job-bound proxy
+ directly: no proxy sealed the job, what site policy `issuer =
+ "end-entity"` requires (`spec/jobseal.md` §6.8, §13.4 6f). False when a
+ proxy issued it, when path validation did not get that far (the subject
+ is then NULL), and if `decision` is NULL.
+
+ # Safety
+ `decision` is NULL or a live decision.
+ */
+bool jobseal_decision_issued_by_end_entity(const jobseal_decision *decision);
+
+/*
  The number of verified VOMS FQANs (0 if `decision` is NULL). Only
  attributes of verified attribute certificates are counted: an untrusted
  one gives none (`spec/jobseal.md` §6.3a).

@@ -84,6 +84,7 @@ pub struct JobsealDecision {
     code: CString,
     message: CString,
     subject: Option<CString>,
+    issued_by_end_entity: bool,
     fqans: Vec<CString>,
     job_id: Option<CString>,
     manifest_sha256: Option<CString>,
@@ -109,6 +110,7 @@ impl JobsealDecision {
             code: c_string(d.code()),
             message: c_string(&d.message),
             subject: identity.map(|i| c_string(&i.end_entity)),
+            issued_by_end_entity: identity.is_some_and(|i| i.issued_by_end_entity),
             // Only verified attributes: an untrusted AC has none.
             fqans: identity
                 .map(|i| {
@@ -716,6 +718,24 @@ pub unsafe extern "C" fn jobseal_decision_subject(
     // SAFETY: `decision` is NULL or a live decision (this function's
     // contract).
     unsafe { with_decision(decision, std::ptr::null(), |d| borrowed(d.subject.as_ref())) }
+}
+
+/// Whether the user's end-entity certificate issued the job-bound proxy
+/// directly: no proxy sealed the job, what site policy `issuer =
+/// "end-entity"` requires (`spec/jobseal.md` §6.8, §13.4 6f). False when a
+/// proxy issued it, when path validation did not get that far (the subject
+/// is then NULL), and if `decision` is NULL.
+///
+/// # Safety
+/// `decision` is NULL or a live decision.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jobseal_decision_issued_by_end_entity(
+    decision: *const JobsealDecision,
+) -> bool {
+    // SAFETY: `decision` is NULL or a live decision (this function's
+    // contract).
+    unsafe { with_decision(decision, false, |d| d.issued_by_end_entity) }
 }
 
 /// The number of verified VOMS FQANs (0 if `decision` is NULL). Only

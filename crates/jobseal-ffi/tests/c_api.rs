@@ -35,8 +35,14 @@ fn vectors_tsv(vs: &Vectors, policy: &Path) -> (String, String) {
     let checker = checker(vs, policy);
     let mut tsv = String::new();
     let mut decisions = Vec::new();
+    // Permits sealed by the user's certificate and under a proxy: both
+    // values of jobseal_decision_issued_by_end_entity are compared.
+    let mut by_end_entity = [0_usize; 2];
     for v in &vs.list {
         let d = rust_check(&checker, vs, v);
+        if let (true, Some(i)) = (d.is_permit(), d.identity.as_ref()) {
+            by_end_entity[usize::from(i.issued_by_end_entity)] += 1;
+        }
         let c = rust_check_credential(&checker, vs, v);
         // The Rust API, under the test policy, agrees with vectors.json.
         assert_eq!(d.code(), v.expected, "{}: the Rust API disagrees", v.name);
@@ -68,6 +74,7 @@ fn vectors_tsv(vs: &Vectors, policy: &Path) -> (String, String) {
                 fqans.join("|")
             },
             c.code().to_string(),
+            identity.is_some_and(|i| i.issued_by_end_entity).to_string(),
         ];
         fields.extend(v.arguments.iter().cloned());
         for f in &fields {
@@ -76,6 +83,7 @@ fn vectors_tsv(vs: &Vectors, policy: &Path) -> (String, String) {
         writeln!(tsv, "{}", fields.join("\t")).unwrap();
         decisions.push(format!("{}\t{}\n", v.name, d.code()));
     }
+    assert!(by_end_entity.iter().all(|n| *n > 0), "{by_end_entity:?}");
     decisions.sort();
     (tsv, decisions.concat())
 }

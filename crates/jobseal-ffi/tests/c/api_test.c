@@ -88,6 +88,7 @@ struct vector {
     char *line; /* owns the fields */
     char *name, *expected, *bundle_path, *executable, *job_dir;
     char *rust_code, *rust_subject, *rust_job_id, *rust_digest, *rust_fqans;
+    char *rust_issued_by_end_entity;
     char *rust_credential_code;
     char **argv;
     size_t argc;
@@ -131,7 +132,7 @@ static void load_vectors(const char *path) {
         v->line = strdup(line);
         char *fields[64];
         int n = split(v->line, fields, 64);
-        if (n < 11) {
+        if (n < 12) {
             fprintf(stderr, "bad vector line: %s\n", line);
             exit(2);
         }
@@ -146,10 +147,11 @@ static void load_vectors(const char *path) {
         v->rust_digest = fields[8];
         v->rust_fqans = fields[9];
         v->rust_credential_code = fields[10];
-        v->argc = (size_t)(n - 11);
+        v->rust_issued_by_end_entity = fields[11];
+        v->argc = (size_t)(n - 12);
         v->argv = calloc(v->argc + 1, sizeof *v->argv);
         for (size_t i = 0; i < v->argc; i++)
-            v->argv[i] = fields[11 + i];
+            v->argv[i] = fields[12 + i];
         v->bundle = (unsigned char *)read_file(v->bundle_path, &v->bundle_len);
         if (v->bundle == NULL) {
             fprintf(stderr, "cannot read %s\n", v->bundle_path);
@@ -283,6 +285,7 @@ static void test_misuse(const char *ca, const char *voms, const char *policy,
     CHECK(jobseal_decision_code(NULL) == NULL, "code(NULL)");
     CHECK(jobseal_decision_message(NULL) == NULL, "message(NULL)");
     CHECK(jobseal_decision_subject(NULL) == NULL, "subject(NULL)");
+    CHECK(!jobseal_decision_issued_by_end_entity(NULL), "issued_by_end_entity(NULL)");
     CHECK(jobseal_decision_fqan_count(NULL) == 0, "fqan_count(NULL)");
     CHECK(jobseal_decision_fqan(NULL, 0) == NULL, "fqan(NULL)");
     CHECK(jobseal_decision_job_id(NULL) == NULL, "job_id(NULL)");
@@ -342,6 +345,8 @@ static void test_vectors(jobseal_verifier *vf, int64_t at) {
         int ok = same(code, v->expected) && same(code, v->rust_code) &&
                  jobseal_decision_permitted(d) == (strcmp(v->expected, "permit") == 0) &&
                  same(jobseal_decision_subject(d), v->rust_subject) &&
+                 jobseal_decision_issued_by_end_entity(d) ==
+                     (strcmp(v->rust_issued_by_end_entity, "true") == 0) &&
                  same(jobseal_decision_job_id(d), v->rust_job_id) &&
                  same(jobseal_decision_manifest_sha256(d), v->rust_digest) &&
                  strcmp(fqans, v->rust_fqans) == 0 &&
