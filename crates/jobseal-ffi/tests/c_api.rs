@@ -281,7 +281,11 @@ fn the_c_api_from_c() {
 
     // The shared build, plainly.
     let state = t.join("state-dynamic");
+    // Its runpath alone finds the library: cargo's LD_LIBRARY_PATH (which
+    // wins over a runpath) may hold an older libjobseal_ffi.so of the
+    // target directory's.
     let o = run(Command::new(&dynamic_bin)
+        .env_remove("LD_LIBRARY_PATH")
         .args(c_args(&state, &chdir_root("chdir-dynamic")))
         .env("JOBSEAL_DECISIONS_OUT", t.join("decisions-dynamic.tsv")));
     let out = String::from_utf8_lossy(&o.stdout);
