@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jobseal_admit::audit::Launch;
-use jobseal_policy::Policy;
 
 use crate::account::{self, Account};
 use crate::bounds::{InFlight, RefusalBudget, Turns};
@@ -39,7 +38,7 @@ use crate::proto::{self, ClientMessage, Descriptors, ReceiveError, Reply, Reques
 use crate::proxy;
 use crate::reason::ExecReason;
 use crate::verifier::{
-    DEFAULT_SERVICE_USER, Verdict, VerifierProcess, give_records_to, record_dirs,
+    DEFAULT_SERVICE_USER, Verdict, VerifierProcess, give_records_to, load_policy, record_dirs,
 };
 use crate::workdir::{Input, WorkDir};
 use crate::{EXIT_CLIENT, EXIT_DENIED, EXIT_INTERNAL, Fail, exit_code, fail, signals};
@@ -131,31 +130,16 @@ impl Service {
     /// Give the records' directories (the policy's, else `state_dir` or
     /// the system's) to the service account, at start (§14.14.7).
     pub fn prepare_records(&self) -> Result<(), String> {
-        let dirs = record_dirs(&self.config);
         // A policy that cannot be loaded, or that is not root's, refuses
         // every launch anyway (recorded by the verifier process where it
         // can be); it never steers what root gives away here.
-        let path = self
-            .config
-            .policy
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(jobseal_policy::DEFAULT_PATH));
-        let policy = if std::fs::symlink_metadata(&path).is_err() && self.config.policy.is_none() {
-            Policy::load_default().ok()
-        } else {
-            crate::config::check_root_owned(&path)
-                .ok()
-                .and_then(|()| Policy::load(&path).ok())
-        };
-        let state = policy
-            .as_ref()
-            .and_then(|p| p.state_dir.clone())
-            .unwrap_or(dirs.state);
-        let log = policy
-            .as_ref()
-            .and_then(|p| p.log_dir.clone())
-            .unwrap_or(dirs.log);
-        let mut both = vec![state, log];
+        let policy = load_policy(&self.config).ok();
+        let (replay, audit) = record_dirs(&self.config).record_files(policy.as_ref());
+        let files = [replay, audit];
+        let mut both: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
         both.dedup();
         let work_root = self
             .config
@@ -169,7 +153,7 @@ impl Service {
             ));
         }
         let (uid, gid) = self.verifier_account;
-        give_records_to(&both, uid, gid)
+        give_records_to(&files, uid, gid)
     }
 
     /// The socket path.

@@ -605,7 +605,9 @@ fn check_trees(ca_dir: &Path, voms_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn load_policy(config: &ExecConfig) -> Result<Policy, Fail> {
+/// The site policy the service's configuration names, which must be
+/// root's (else the built-in one, or the default file if it exists).
+pub(crate) fn load_policy(config: &ExecConfig) -> Result<Policy, Fail> {
     let loaded = match &config.policy {
         Some(path) => {
             check_root_owned(path)
@@ -651,17 +653,20 @@ pub fn record_dirs(config: &ExecConfig) -> Dirs {
     }
 }
 
-/// Make the records' directories the service account's (at the service's
-/// start): created if missing (0750, under existing root-owned parents
-/// every directory of which the account can search), and the records a
-/// service that ran as root left in them (the replay database, its
-/// journal files, the audit log and its lock) given to it. Only root's own
-/// files with one link are taken over, each through its descriptor, so
-/// that nothing the account planted there (a link to a file of root's)
-/// is ever chowned.
-pub fn give_records_to(dirs: &[PathBuf], uid: u32, gid: u32) -> Result<(), String> {
+/// Make the record `files`' directories the service account's (at the
+/// service's start): created if missing (0750, under existing root-owned
+/// parents every directory of which the account can search), and what a
+/// service that ran as root left of the records (each file, its SQLite
+/// journals, its lock) given to it. Only root's own files with one link
+/// are taken over, each through its descriptor, so that nothing the
+/// account planted there (a link to a file of root's) is ever chowned.
+pub fn give_records_to(files: &[PathBuf], uid: u32, gid: u32) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
-    for dir in dirs {
+    for file in files {
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str()))
+        else {
+            return Err(format!("{}: not a file in a directory", file.display()));
+        };
         let shown = dir.display();
         if std::fs::symlink_metadata(dir).is_err() {
             std::fs::DirBuilder::new()
@@ -693,22 +698,16 @@ pub fn give_records_to(dirs: &[PathBuf], uid: u32, gid: u32) -> Result<(), Strin
         )
         .and_then(|()| rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o750)))
         .map_err(|e| format!("{shown}: {e}"))?;
-        for name in RECORD_FILES {
-            take_over(&fd, dir, name, uid, gid)?;
+        for suffix in RECORD_SUFFIXES {
+            take_over(&fd, dir, &format!("{name}{suffix}"), uid, gid)?;
         }
     }
     Ok(())
 }
 
-/// The files admission keeps in its directories.
-const RECORD_FILES: [&str; 6] = [
-    "replay.sqlite",
-    "replay.sqlite-wal",
-    "replay.sqlite-shm",
-    "replay.sqlite-journal",
-    "audit.jsonl",
-    "audit.jsonl.lock",
-];
+/// A record file and its companions: SQLite's journals, the audit log's
+/// lock.
+const RECORD_SUFFIXES: [&str; 5] = ["", "-wal", "-shm", "-journal", ".lock"];
 
 /// Give `dir/name` to the account if it is root's regular file with one
 /// link; anything else is left alone (admission then refuses what it
@@ -822,7 +821,12 @@ mod tests {
         let other = top.path().join("other");
         std::fs::write(&other, "root's").unwrap();
         std::os::unix::fs::symlink(&other, dir.join("replay.sqlite-wal")).unwrap();
-        give_records_to(std::slice::from_ref(&dir), 4242, 4243).unwrap();
+        give_records_to(
+            &[dir.join("replay.sqlite"), dir.join("audit.jsonl")],
+            4242,
+            4243,
+        )
+        .unwrap();
         let m = std::fs::metadata(&dir).unwrap();
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (4242, 4243, 0o750));
         assert_eq!(
@@ -849,7 +853,7 @@ mod tests {
         let top = tempfile::tempdir().unwrap();
         // As /var/log/jobseal is: 0750 root:root.
         std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
-        let e = give_records_to(&[top.path().join("launchd")], 4242, 4243).unwrap_err();
+        let e = give_records_to(&[top.path().join("launchd/audit.jsonl")], 4242, 4243).unwrap_err();
         assert!(
             e.contains("the service account cannot enter it (mode 750)"),
             "{e}"
@@ -857,7 +861,7 @@ mod tests {
         // Someone else's directory above: never.
         std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::chown(top.path(), Some(4242), None).unwrap();
-        let e = give_records_to(&[top.path().join("launchd")], 4242, 4243).unwrap_err();
+        let e = give_records_to(&[top.path().join("launchd/audit.jsonl")], 4242, 4243).unwrap_err();
         assert!(e.contains("must be root's"), "{e}");
     }
 }

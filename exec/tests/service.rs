@@ -295,6 +295,22 @@ impl World {
         o
     }
 
+    /// `wait.sh` launched by the pilot, running: its client and the rest of
+    /// its output after `started`.
+    fn start_waiting(&self, name: &str) -> (Child, std::process::ChildStdout) {
+        let bundle = self.seal(name, "wait.sh", &[], "");
+        let mut child = self
+            .client(&self.pilot, &bundle, &["./wait.sh"], &[])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut first = [0u8; 8];
+        out.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"started\n");
+        (child, out)
+    }
+
     fn audit(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.path("state/audit.jsonl"))
             .unwrap_or_default()
@@ -459,15 +475,7 @@ fn verification_runs_as_the_service_account_which_alone_owns_the_records() {
         return;
     }
     let w = World::new("");
-    let bundle = w.seal("p", "wait.sh", &[], "");
-    let mut child = w
-        .client(&w.pilot, &bundle, &["./wait.sh"], &[])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut first = [0u8; 8];
-    out.read_exact(&mut first).unwrap();
+    let (mut child, _out) = w.start_waiting("p");
     let o = Command::new("pgrep")
         .args(["-u", &w.records.uid.to_string()])
         .output()
@@ -745,16 +753,7 @@ fn exit_codes_are_glexec_s_and_signals_are_forwarded() {
         let o = w.launch(&bundle, &["./code.sh", arg]);
         assert_eq!(o.status.code(), Some(want), "exit {arg}: {}", stderr(&o));
     }
-    let bundle = w.seal("t", "wait.sh", &[], "");
-    let mut child = w
-        .client(&w.pilot, &bundle, &["./wait.sh"], &[])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut first = [0u8; 8];
-    out.read_exact(&mut first).unwrap();
-    assert_eq!(&first, b"started\n");
+    let (mut child, mut out) = w.start_waiting("t");
     // The client is the pilot's own process: the pilot signals it.
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),
@@ -774,15 +773,7 @@ fn a_client_that_dies_takes_its_payload_with_it_and_that_is_recorded() {
         return;
     }
     let w = World::new("");
-    let bundle = w.seal("k", "wait.sh", &[], "");
-    let mut child = w
-        .client(&w.pilot, &bundle, &["./wait.sh"], &[])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut first = [0u8; 8];
-    out.read_exact(&mut first).unwrap();
+    let (mut child, _out) = w.start_waiting("k");
     let workdir = std::fs::read_dir(w.path("work"))
         .unwrap()
         .next()

@@ -64,6 +64,32 @@ impl Dirs {
             log: dir.to_path_buf(),
         }
     }
+
+    /// The directories admission uses under `policy`: the policy's own
+    /// `state_dir` and `log_dir` win over these.
+    pub fn under_policy(&self, policy: Option<&Policy>) -> Self {
+        Self {
+            state: policy
+                .and_then(|p| p.state_dir.clone())
+                .unwrap_or_else(|| self.state.clone()),
+            log: policy
+                .and_then(|p| p.log_dir.clone())
+                .unwrap_or_else(|| self.log.clone()),
+        }
+    }
+
+    /// The files admission writes under `policy`: the local replay
+    /// database (used only with the local store) and the audit log.
+    pub fn record_files(&self, policy: Option<&Policy>) -> (PathBuf, PathBuf) {
+        let dirs = self.under_policy(policy);
+        let replay = policy
+            .and_then(|p| p.replay.path.clone())
+            .unwrap_or_else(|| dirs.state.join(REPLAY_DB));
+        let audit = policy
+            .and_then(|p| p.audit.file.clone())
+            .unwrap_or_else(|| dirs.log.join(AUDIT_LOG));
+        (replay, audit)
+    }
 }
 
 /// File names inside the directories.
@@ -92,19 +118,10 @@ impl Admission {
     pub fn open(config: Config, policy: Policy, dirs: &Dirs) -> Result<Self, Error> {
         let checker = Checker::new(config, policy)?;
         let policy = checker.policy();
-        let state = policy
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| dirs.state.clone());
-        let log = policy.log_dir.clone().unwrap_or_else(|| dirs.log.clone());
+        let (replay_path, audit_path) = dirs.record_files(Some(policy));
         let replay: Box<dyn ReplayStore> = match policy.replay.store {
             jobseal_policy::ReplayStore::Local => {
-                let path = policy
-                    .replay
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| state.join(REPLAY_DB));
-                Box::new(SqliteStore::open(path)?.with_skew(policy.clock_skew))
+                Box::new(SqliteStore::open(replay_path)?.with_skew(policy.clock_skew))
             }
             jobseal_policy::ReplayStore::Redis => {
                 let url = policy.replay.redis_url.as_deref().ok_or_else(|| {
@@ -120,11 +137,6 @@ impl Admission {
                 )
             }
         };
-        let audit_path = policy
-            .audit
-            .file
-            .clone()
-            .unwrap_or_else(|| log.join(AUDIT_LOG));
         let syslog = policy.audit.syslog.then(|| SyslogOptions {
             socket: policy.audit.syslog_socket.clone(),
             required: policy.audit.syslog_required,
@@ -276,12 +288,7 @@ pub fn record_outside(
     if record.replay.is_none() {
         record.replay = policy.and_then(replay_note);
     }
-    let log_dir = policy
-        .and_then(|p| p.log_dir.clone())
-        .unwrap_or_else(|| dirs.log.clone());
-    let path = policy
-        .and_then(|p| p.audit.file.clone())
-        .unwrap_or_else(|| log_dir.join(AUDIT_LOG));
+    let (_, path) = dirs.record_files(policy);
     // Anchored in syslog as the policy says, as admission's own records.
     let syslog = policy.and_then(|p| {
         p.audit.syslog.then(|| SyslogOptions {
